@@ -1,0 +1,1 @@
+"""The `cadft` command line: one module per subcommand, each with `main(argv) -> int`."""
