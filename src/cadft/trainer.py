@@ -27,6 +27,7 @@ from .config import CADFTConfig
 from .losses import cadft_loss, compatibility, dft_loss, sft_loss, weight_stats
 from .models import resolve_model_path
 from .normalizer import RunningNormalizer
+from .scoring import mark_fused_lm_head
 from .state_io import STATE_FILE, read_state, write_json_atomic
 
 __all__ = ["CADFTTrainer"]
@@ -95,6 +96,7 @@ class CADFTTrainer(SFTTrainer):
         finally:
             args.loss_type = loss_type
 
+        mark_fused_lm_head(self.model)  # SFTTrainer installed it; scoring must not replace it
         self.data_collator = SampleIdCollator(self.data_collator)
         self.normalizer = RunningNormalizer(args.cadft_ema_decay)
         self._compat_window = {"train": [], "eval": []}

@@ -1,0 +1,276 @@
+"""Accuracy and pass@k of a model on math word problems, checked with math-verify.
+
+    rows = [json.loads(line) for line in open("gsm8k/test.jsonl")][:50]
+    records, summary = evaluate_math(model, tokenizer, rows, max_new_tokens=256)
+    summary["accuracy"], summary["accuracy_ci95"]
+
+Rows are GSM8K (`question`, `answer` = worked solution ending in `#### x`; the reference
+is x without thousands separators) or MATH (`problem` plus `answer`, as in MATH-500, or
+`solution`, whose last `\\boxed{}` is the reference). The prompt asks for step-by-step
+reasoning and, for GSM8K, the final answer after `####`, for MATH in `\\boxed{}`: the
+conventions of the two datasets' own solutions, so a model fine-tuned on them keeps them.
+
+Metrics, for n problems of which c are solved by the first (greedy) sample:
+
+    accuracy  = c / n, with the 95% Wilson score interval
+    pass@k    = mean over problems of 1 - C(s - r, k) / C(s, k)     (Chen et al., 2021)
+
+where s samples were drawn for a problem and r of them are correct; it is the unbiased
+estimate of the chance that at least one of k samples is correct (reported when s > 1).
+
+`model` is a transformers model (or a PEFT model), or a `vllm.LLM` from `load_vllm`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from .data.loading import DataFormatError
+from .generation import encode_prompts, generate
+from .verifiers import check_math, extract_answer
+
+__all__ = [
+    "BACKENDS",
+    "MathProblem",
+    "evaluate_math",
+    "load_vllm",
+    "math_problems",
+    "math_prompt",
+    "pass_at_k",
+    "vllm_available",
+    "wilson_interval",
+]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "transformers", "vllm")
+
+_INSTRUCTIONS = {
+    "gsm8k": "Solve the problem step by step. End with a line of the form '#### <answer>' holding only the "
+    "final numeric answer.",
+    "math": "Solve the problem step by step. Put the final answer in \\boxed{}.",
+}
+
+
+@dataclass(frozen=True)
+class MathProblem:
+    question: str
+    reference: str  # the final answer, e.g. "18" or "\frac{\pi}{2}"
+    kind: str  # "gsm8k" or "math": chooses the answer convention the prompt asks for
+    id: str  # MATH-500's unique_id, else the row number
+
+
+def _text_field(row: dict, field: str, where: str) -> str:
+    value = row.get(field)
+    if not isinstance(value, str) or not value.strip():
+        got = "missing" if field not in row else f"got {type(value).__name__} {str(value)[:40]!r}"
+        raise DataFormatError(f"{where}: field {field!r} must be a non-empty string ({got})")
+    return value
+
+
+def math_problems(rows: list[dict], source: str = "rows") -> list[MathProblem]:
+    """Read GSM8K or MATH rows; a bad row raises a DataFormatError naming `source`, the row
+    number (from 1) and the field."""
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        where = f"{source}: row {number}"
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        if "question" in row:  # GSM8K
+            question = _text_field(row, "question", where)
+            solution = _text_field(row, "answer", where)
+            if "####" not in solution:
+                raise DataFormatError(f"{where}: field 'answer' has no '#### <final answer>' line (GSM8K format)")
+            reference = solution.rsplit("####", 1)[1].strip().replace(",", "")
+            problems.append(MathProblem(question, reference, "gsm8k", str(number)))
+        elif "problem" in row:  # MATH / MATH-500
+            question = _text_field(row, "problem", where)
+            if "answer" in row:
+                reference = _text_field(row, "answer", where)
+            elif "solution" in row:
+                reference = extract_answer(_text_field(row, "solution", where), last_number=False)
+                if reference is None:
+                    raise DataFormatError(f"{where}: no 'answer' field and no \\boxed{{}} answer in field 'solution'")
+            else:
+                raise DataFormatError(f"{where}: missing field 'answer' (MATH rows need problem + answer or solution)")
+            problems.append(MathProblem(question, reference.strip(), "math", str(row.get("unique_id", number))))
+        else:
+            raise DataFormatError(
+                f"{where}: unknown row format with fields {sorted(row)}; expected question + answer (GSM8K) "
+                "or problem + answer (MATH-500)"
+            )
+    return problems
+
+
+def math_prompt(problem: MathProblem) -> str:
+    """The user message for one problem: the question and the answer-format instruction."""
+    return f"{problem.question.strip()}\n\n{_INSTRUCTIONS[problem.kind]}"
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% for the default z):
+
+    (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),   p = successes / n
+    """
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need n > 0 and 0 <= successes <= n, got successes={successes}, n={n}")
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k),
+    computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i) to avoid huge binomials."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def _ks(num_samples: int) -> list[int]:
+    """1, 2, 4, ... up to num_samples, and num_samples itself."""
+    ks = [2**i for i in range(num_samples.bit_length()) if 2**i <= num_samples]
+    return ks if ks[-1] == num_samples else ks + [num_samples]
+
+
+def vllm_available() -> bool:
+    """True when vLLM imports and a CUDA GPU is present (vLLM's GPU path)."""
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def load_vllm(name_or_path: str, *, seed: int = 0):
+    """(vllm.LLM, tokenizer) for `embedded`, a model folder or a hub name. A PEFT
+    adapter folder is merged into its base model, in a temporary folder, first."""
+    import tempfile
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+    from vllm import LLM
+
+    from .models import load_model_and_tokenizer, resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    if (Path(path) / "adapter_config.json").is_file():
+        model, tokenizer = load_model_and_tokenizer(path)
+        path = tempfile.mkdtemp(prefix="cadft-merged-")
+        logger.warning("Merging the LoRA adapter into its base model in %s for vLLM.", path)
+        model.merge_and_unload().save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        del model
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return LLM(model=path, seed=seed), tokenizer
+
+
+def _generate_vllm(llm, tokenizer, prompts, *, max_new_tokens, temperature, top_p, num_return_sequences):
+    from vllm import SamplingParams
+
+    params = SamplingParams(n=num_return_sequences, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
+    # Same token ids as the transformers path: both backends see identical prompts
+    token_prompts = [{"prompt_token_ids": ids} for ids in encode_prompts(tokenizer, prompts)]
+    outputs = llm.generate(token_prompts, params)
+    return [[choice.text for choice in output.outputs] for output in outputs]
+
+
+def _is_vllm(model) -> bool:
+    return type(model).__module__.split(".")[0] == "vllm"
+
+
+def evaluate_math(
+    model,
+    tokenizer,
+    rows: list[dict],
+    *,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 512,
+    batch_size: int = 8,
+    timeout_s: float = 5.0,
+    source: str = "rows",
+    progress: bool = True,
+) -> tuple[list[dict], dict]:
+    """Generate `num_samples` answers per problem, check each against the reference.
+
+    Returns (records, summary). One record per problem: id, prompt, reference, and per
+    sample its generation, extracted answer, correctness and the verdict's reason.
+    The summary holds accuracy (first sample) with its 95% Wilson interval, pass@k for
+    k = 1, 2, 4, ..., num_samples when num_samples > 1, and timings.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if num_samples > 1 and temperature == 0:
+        raise ValueError("num_samples > 1 needs sampling: set temperature > 0 (greedy samples are all the same)")
+    problems = math_problems(rows, source)
+    if not problems:
+        raise ValueError(f"{source}: no rows to evaluate")
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if not has_template:
+        logger.warning("The tokenizer has no chat template: prompting with plain 'Question: ... Answer:' text.")
+    prompts = [
+        [{"role": "user", "content": math_prompt(p)}] if has_template else f"Question: {math_prompt(p)}\nAnswer:"
+        for p in problems
+    ]
+
+    started = time.perf_counter()
+    options = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "num_return_sequences": num_samples,
+    }
+    if _is_vllm(model):
+        generations = _generate_vllm(model, tokenizer, prompts, **options)
+    else:
+        generations = generate(model, tokenizer, prompts, batch_size=batch_size, progress=progress, **options)
+    generated = time.perf_counter()
+
+    records = []
+    for problem, samples in zip(problems, generations):
+        verdicts = [check_math(text, problem.reference, timeout_s=timeout_s) for text in samples]
+        records.append(
+            {
+                "id": problem.id,
+                "prompt": math_prompt(problem),
+                "reference": problem.reference,
+                "generations": samples,
+                "extracted": [v.extracted for v in verdicts],
+                "correct": [v.ok for v in verdicts],
+                "reasons": [v.reason for v in verdicts],
+            }
+        )
+    verified = time.perf_counter()
+
+    n = len(records)
+    solved = sum(r["correct"][0] for r in records)
+    low, high = wilson_interval(solved, n)
+    summary = {
+        "num_problems": n,
+        "num_samples": num_samples,
+        "num_correct": solved,
+        "accuracy": solved / n,
+        "accuracy_ci95": [low, high],
+        "no_answer_rate": sum(r["extracted"][0] is None for r in records) / n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "backend": "vllm" if _is_vllm(model) else "transformers",
+        "generation_s": round(generated - started, 3),
+        "verification_s": round(verified - generated, 3),
+    }
+    if num_samples > 1:
+        summary["pass_at_k"] = {
+            str(k): sum(pass_at_k(num_samples, sum(r["correct"]), k) for r in records) / n for k in _ks(num_samples)
+        }
+    return records, summary

@@ -1,0 +1,159 @@
+"""Answer extraction, math-verify checks, the timeout guard and the verifier factory."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from cadft.verifiers import Verdict, answers_match, check_math, extract_answer, get_verifier
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PATHOLOGICAL = r"The answer is $\boxed{9^{9^{9^{9}}}}$"  # sympy would try to evaluate it for ages
+
+
+def _rows(name: str, n: int) -> list[dict]:
+    with open(DATA / name / "test.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line, _ in zip(f, range(n))]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She has 9 - 3 = <<9-3=6>>6 apples.\n#### 6", "6"),
+        ("#### $1,200 dollars.", "1200"),
+        ("Total 5.\n#### 18\nextra words", "18"),
+        (r"So $x = \boxed{\frac{1}{\sqrt{2}}}$.", r"\frac{1}{\sqrt{2}}"),
+        (r"first \boxed{1}, then \boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)"),
+        ("Adding them up, the answer is 42.", "42"),
+        ("The final answer is: $7$", "7"),
+        ("I have 5 apples, then 1,000 more", "1000"),
+        ("No digits here at all", None),
+        (r"cut off inside \boxed{\frac{1}{", "1"),  # an unclosed box is no answer: the last number
+    ],
+)
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_extract_answer_without_last_number_fallback():
+    assert extract_answer("I have 5 apples", last_number=False) is None
+
+
+def test_gsm8k_solutions_verify_against_their_own_answer_and_not_a_perturbed_one():
+    for i, row in enumerate(_rows("gsm8k", 50)):
+        reference = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+        assert extract_answer(row["answer"]) == reference, i
+        assert answers_match(row["answer"], reference), i
+        assert not answers_match(row["answer"], str(int(reference) + 1)), i
+
+
+def test_math500_solutions_verify_against_their_answer_and_not_another_problems():
+    rows = _rows("math500", 50)
+    for i, row in enumerate(rows):
+        assert answers_match(row["solution"], row["answer"]), (i, row["answer"])
+        other = rows[(i + 1) % len(rows)]["answer"]
+        if not answers_match(other, row["answer"]):  # skip neighbours with equivalent answers ("5", "x=5")
+            assert not answers_match(row["solution"], other), (i, row["answer"], other)
+
+
+@pytest.mark.parametrize(
+    "prediction, reference",
+    [
+        (r"\boxed{\frac{1}{2}}", "0.5"),
+        ("#### 1,000", "1000"),
+        (r"\boxed{\$18}", "18"),
+        (r"\boxed{(3, \frac{\pi}{2})}", r"\left( 3, \frac{\pi}{2} \right)"),
+        (r"\boxed{2(x+1)}", "2x+2"),
+        ("so 3 + 4 = 7", "7"),  # no marked answer: math-verify reads the text's last expression
+    ],
+)
+def test_equivalent_answers_match(prediction, reference):
+    assert answers_match(prediction, reference)
+
+
+@pytest.mark.parametrize(
+    "prediction, reference", [("#### 17", "18"), (r"\boxed{\frac{1}{3}}", "0.5"), ("no answer", "7"), ("", "7")]
+)
+def test_different_answers_do_not_match(prediction, reference):
+    assert not answers_match(prediction, reference)
+
+
+def test_check_math_reports_the_extracted_answer():
+    verdict = check_math("Half of 36 is 18.\n#### 18", "18")
+    assert verdict == Verdict(True, "equivalent to the reference", "18")
+    verdict = check_math("#### 19", "18")
+    assert not verdict.ok and verdict.extracted == "19" and "'18'" in verdict.reason
+    with pytest.raises(ValueError, match="timeout_s"):
+        check_math("#### 1", "1", timeout_s=0)
+
+
+def test_timeout_guard_in_the_main_thread():
+    assert threading.current_thread() is threading.main_thread()
+    started = time.perf_counter()
+    assert not answers_match(PATHOLOGICAL, "1", timeout_s=1)
+    assert time.perf_counter() - started < 8  # parse + compare, each bounded by 1 s
+
+
+def test_timeout_guard_in_worker_threads():
+    """Off the main thread signal.alarm is unavailable: the helper process is killed at
+    the deadline, and is replaced for the next check."""
+
+    def timed(args):
+        candidate, reference, timeout_s = args
+        started = time.perf_counter()
+        return check_math(candidate, reference, timeout_s=timeout_s), time.perf_counter() - started
+
+    with ThreadPoolExecutor(1) as pool:
+        ((warm, _),) = pool.map(timed, [("#### 18", "18", 30.0)])  # starts the helper process
+        (slow, slow_s), (after, _) = pool.map(timed, [(PATHOLOGICAL, "1", 0.5), ("#### 18", "18", 30.0)])
+    assert warm.ok
+    assert not slow.ok and "0.5 s" in slow.reason and slow_s < 3
+    assert after.ok and after.extracted == "18"
+
+
+def test_exact_verifier():
+    verify = get_verifier("exact")
+    assert verify("So\n#### 1,000", "1000").ok
+    assert verify(r"\boxed{\text{Evelyn}}", "evelyn").ok
+    assert verify("work...\n18.00", "18").ok  # no marked answer: the last line
+    assert not verify(r"\boxed{0.5}", r"\frac{1}{2}").ok  # no maths
+    assert not verify("", "1").ok
+
+
+def test_math_verifier_and_none_verifier():
+    assert get_verifier("math")(r"... so \boxed{0.5}", r"\frac{1}{2}").ok
+    with pytest.warns(UserWarning, match="without any check"):
+        accept = get_verifier("none")
+    verdict = accept("#### 5", "6")
+    assert verdict.ok and verdict.extracted == "5"
+
+
+def test_user_verifier(tmp_path, monkeypatch):
+    (tmp_path / "my_checks.py").write_text(
+        "from cadft.verifiers import Verdict\n"
+        "def same_length(candidate, reference):\n    return len(candidate) == len(reference)\n"
+        "def verdict(candidate, reference):\n    return Verdict(False, 'custom', None)\n"
+        "def broken(candidate, reference):\n    return 'yes'\n"
+        "NOT_CALLABLE = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert get_verifier("my_checks:same_length")("abc", "xyz") == Verdict(
+        True, "my_checks:same_length returned True", None
+    )
+    assert get_verifier("my_checks:verdict")("a", "b") == Verdict(False, "custom", None)
+    with pytest.raises(TypeError, match="must return a bool or"):
+        get_verifier("my_checks:broken")("a", "b")
+    with pytest.raises(ValueError, match="has no 'missing'"):
+        get_verifier("my_checks:missing")
+    with pytest.raises(TypeError, match="not a function"):
+        get_verifier("my_checks:NOT_CALLABLE")
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'.*PYTHONPATH"):
+        get_verifier("no_such_module_xyz:check")
+
+
+def test_unknown_verifier_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="math, exact, none, module:function"):
+        get_verifier("fuzzy")
