@@ -14,10 +14,6 @@ from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_inter
 from cadft.generation import generate
 from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-GSM8K = DATA / "gsm8k" / "test.jsonl"
-MATH500 = DATA / "math500" / "test.jsonl"
-
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -26,6 +22,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def gsm8k(shared_data):
+    return shared_data / "gsm8k" / "test.jsonl"
+
+
+@pytest.fixture(scope="session")
+def math500(shared_data):
+    return shared_data / "math500" / "test.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +82,10 @@ def test_wilson_interval():
 # --------------------------------------------------------------------------- rows
 
 
-def test_math_problems_reads_gsm8k_and_math500_rows():
-    gsm8k = math_problems(_rows(GSM8K, 2) + [{"question": "q?", "answer": "so\n#### 1,234"}], "g")
+def test_math_problems_reads_gsm8k_and_math500_rows(gsm8k, math500):
+    gsm8k = math_problems(_rows(gsm8k, 2) + [{"question": "q?", "answer": "so\n#### 1,234"}], "g")
     assert [p.reference for p in gsm8k] == ["18", "3", "1234"] and gsm8k[0].kind == "gsm8k"
-    math500 = math_problems(_rows(MATH500, 1), "m")[0]
+    math500 = math_problems(_rows(math500, 1), "m")[0]
     assert math500.reference == r"\left( 3, \frac{\pi}{2} \right)" and math500.id == "test/precalculus/807.json"
     from_solution = math_problems([{"problem": "p", "solution": r"so \boxed{\frac{1}{2}}."}])[0]
     assert from_solution.reference == r"\frac{1}{2}" and from_solution.kind == "math"
@@ -138,9 +144,9 @@ def test_generate_rejects_greedy_with_several_sequences():
 # --------------------------------------------------------------------------- evaluate_math
 
 
-def test_evaluate_math_scores_and_pass_at_k(monkeypatch):
+def test_evaluate_math_scores_and_pass_at_k(gsm8k, monkeypatch):
     """Canned generations (a reference solution, then a wrong answer) pin down the summary."""
-    rows = _rows(GSM8K, 3)
+    rows = _rows(gsm8k, 3)
     canned = [[row["answer"], "I think\n#### 0.123"] for row in rows]
     canned[2] = ["no idea", "no idea"]
     monkeypatch.setattr(cadft.evaluate, "generate", lambda *args, **kwargs: canned)
@@ -157,10 +163,11 @@ def test_evaluate_math_scores_and_pass_at_k(monkeypatch):
 # --------------------------------------------------------------------------- CLI
 
 
-@pytest.mark.parametrize("dataset", [GSM8K, MATH500], ids=["gsm8k", "math500"])
-def test_cli_end_to_end_on_the_tiny_model(tiny_dir, dataset, tmp_path, capsys):
+@pytest.mark.parametrize("dataset", ["gsm8k", "math500"])
+def test_cli_end_to_end_on_the_tiny_model(tiny_dir, dataset, request, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["--model_name_or_path", tiny_dir, "--dataset_path", str(dataset), "--limit", "4"]
+    path = request.getfixturevalue(dataset)
+    argv = ["--model_name_or_path", tiny_dir, "--dataset_path", str(path), "--limit", "4"]
     argv += ["--max_new_tokens", "8", "--batch_size", "2", "--output_dir", str(out), "--backend", "transformers"]
     assert main(argv) == 0
     records = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
@@ -172,20 +179,20 @@ def test_cli_end_to_end_on_the_tiny_model(tiny_dir, dataset, tmp_path, capsys):
     assert last_line.startswith("accuracy ") and "/4), 95% CI [" in last_line
 
 
-def test_cli_accepts_a_lora_adapter_folder(tiny_dir, tmp_path, capsys):
+def test_cli_accepts_a_lora_adapter_folder(tiny_dir, math500, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     adapter = tmp_path / "adapter"
     base = AutoModelForCausalLM.from_pretrained(tiny_dir)
     get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
-    argv = ["--model_name_or_path", str(adapter), "--dataset_path", str(MATH500), "--limit", "2"]
+    argv = ["--model_name_or_path", str(adapter), "--dataset_path", str(math500), "--limit", "2"]
     assert main(argv + ["--max_new_tokens", "4", "--output_dir", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "eval_summary.json").read_text())["model"] == str(adapter)
 
 
-def test_cli_sampling_reports_pass_at_k(tiny_dir, tmp_path, capsys):
-    argv = ["--model_name_or_path", tiny_dir, "--dataset_path", str(GSM8K), "--limit", "2", "--max_new_tokens", "4"]
+def test_cli_sampling_reports_pass_at_k(tiny_dir, gsm8k, tmp_path, capsys):
+    argv = ["--model_name_or_path", tiny_dir, "--dataset_path", str(gsm8k), "--limit", "2", "--max_new_tokens", "4"]
     argv += ["--num_samples", "3", "--temperature", "1.0", "--output_dir", str(tmp_path)]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "eval_summary.json").read_text())
@@ -193,12 +200,12 @@ def test_cli_sampling_reports_pass_at_k(tiny_dir, tmp_path, capsys):
     assert "pass@3 " in capsys.readouterr().out
 
 
-def test_cli_errors(tiny_dir, tmp_path, capsys):
+def test_cli_errors(tiny_dir, gsm8k, tmp_path, capsys):
     base = ["--model_name_or_path", tiny_dir, "--output_dir", str(tmp_path / "out")]
     with pytest.raises(SystemExit, match="dataset file not found: .*missing.jsonl"):
         main(base + ["--dataset_path", str(tmp_path / "missing.jsonl")])
     with pytest.raises(SystemExit, match="model folder not found"):
-        main(["--model_name_or_path", str(tmp_path / "no_model"), "--dataset_path", str(GSM8K)])
+        main(["--model_name_or_path", str(tmp_path / "no_model"), "--dataset_path", str(gsm8k)])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n" + json.dumps({"prompt": "p"}) + "\n")
     with pytest.raises(SystemExit, match=r"bad\.jsonl: row 2: unknown row format"):
@@ -210,11 +217,11 @@ def test_cli_errors(tiny_dir, tmp_path, capsys):
         (["--backend", "tpu"], "invalid choice"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
-            main(base + ["--dataset_path", str(GSM8K)] + args)
+            main(base + ["--dataset_path", str(gsm8k)] + args)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(base)  # --dataset_path is required
     assert exit_info.value.code == 2 and "--dataset_path" in capsys.readouterr().err
     if not cadft.evaluate.vllm_available():
         with pytest.raises(SystemExit, match="--backend vllm needs"):
-            main(base + ["--dataset_path", str(GSM8K), "--backend", "vllm"])
+            main(base + ["--dataset_path", str(gsm8k), "--backend", "vllm"])

@@ -10,12 +10,11 @@ import pytest
 
 from cadft.verifiers import Verdict, answers_match, check_math, extract_answer, get_verifier
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PATHOLOGICAL = r"The answer is $\boxed{9^{9^{9^{9}}}}$"  # sympy would try to evaluate it for ages
 
 
-def _rows(name: str, n: int) -> list[dict]:
-    with open(DATA / name / "test.jsonl", encoding="utf-8") as f:
+def _rows(path: Path, n: int) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line, _ in zip(f, range(n))]
 
 
@@ -42,16 +41,16 @@ def test_extract_answer_without_last_number_fallback():
     assert extract_answer("I have 5 apples", last_number=False) is None
 
 
-def test_gsm8k_solutions_verify_against_their_own_answer_and_not_a_perturbed_one():
-    for i, row in enumerate(_rows("gsm8k", 50)):
+def test_gsm8k_solutions_verify_against_their_own_answer_and_not_a_perturbed_one(shared_data):
+    for i, row in enumerate(_rows(shared_data / "gsm8k" / "test.jsonl", 50)):
         reference = row["answer"].rsplit("####", 1)[1].strip().replace(",", "")
         assert extract_answer(row["answer"]) == reference, i
         assert answers_match(row["answer"], reference), i
         assert not answers_match(row["answer"], str(int(reference) + 1)), i
 
 
-def test_math500_solutions_verify_against_their_answer_and_not_another_problems():
-    rows = _rows("math500", 50)
+def test_math500_solutions_verify_against_their_answer_and_not_another_problems(shared_data):
+    rows = _rows(shared_data / "math500" / "test.jsonl", 50)
     for i, row in enumerate(rows):
         assert answers_match(row["solution"], row["answer"]), (i, row["answer"])
         other = rows[(i + 1) % len(rows)]["answer"]

@@ -10,7 +10,8 @@ is x without thousands separators) or MATH (`problem` plus `answer`, as in MATH-
 reasoning and, for GSM8K, the final answer after `####`, for MATH in `\\boxed{}`: the
 conventions of the two datasets' own solutions, so a model fine-tuned on them keeps them.
 
-Metrics, for n problems of which c are solved by the first (greedy) sample:
+Metrics, for n problems of which c are solved by their first sample (the greedy answer
+when temperature is 0):
 
     accuracy  = c / n, with the 95% Wilson score interval
     pass@k    = mean over problems of 1 - C(s - r, k) / C(s, k)     (Chen et al., 2021)

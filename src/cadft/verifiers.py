@@ -17,9 +17,10 @@ round uses one to decide whether a rewritten demonstration may replace the origi
   or expression and accepts equivalent forms (`0.5`, `1/2` and `\frac{1}{2}`; `1,000`
   and `1000`; `\$18` and `18`; `(3, \frac{\pi}{2})` written with `\left(`...`\right)`;
   `2(x+1)` and `2x+2`). It does NOT check the reasoning: a wrong derivation that lands
-  on the right answer passes, and so does a bare answer with no solution at all. Text
-  math-verify cannot parse as maths (names, most answers with units) is compared as a
-  string, and a check that runs past its timeout counts as a mismatch.
+  on the right answer passes, and so does a bare answer with no solution at all. It
+  also drops units (`12 \text{ cm}^2` matches `12`). Without a marked answer it reads
+  the text's last expression; text it cannot parse as maths is compared as a string,
+  and a check that runs past its timeout counts as a mismatch.
 - `exact`: the candidate's final answer (`#### x`, `\boxed{x}` or "the answer is x";
   otherwise its last non-empty line) equals the reference after light normalisation:
   case, whitespace, `$`, `\text{}`, `\left`/`\right`, `\dfrac`, thousands separators,
@@ -124,8 +125,7 @@ def extract_answer(text: str, *, last_number: bool = True) -> str | None:
         return _clean(boxed)
     said = _ANSWER_IS.findall(text)
     if said and said[-1].strip(" .$"):
-        inner = _last_boxed(said[-1])
-        return _clean(inner if inner else said[-1])
+        return _clean(said[-1])
     if last_number:
         numbers = _NUMBER.findall(text)
         if numbers:
@@ -154,7 +154,8 @@ class _VerifyWorker:
     math-verify's signal timeouts work there and a stuck call can be killed from here.
 
     It loads this file by path, not as `cadft.verifiers`, so it never imports the
-    `cadft` package (and with it torch and TRL): it starts in about half a second.
+    `cadft` package (and with it torch and TRL): it starts in about a second. Threads
+    take turns with it; each waits at most its own `timeout_s` once its turn comes.
     """
 
     def __init__(self):
@@ -213,8 +214,7 @@ class _VerifyWorker:
             return reply["ok"], reply["extracted"]
 
 
-# The first request also waits for the worker to import math-verify; later ones do not,
-# but a reply always arrives within timeout_s of the worker reading the request.
+# Extra wait for the first request to a fresh worker, which must import math-verify first
 _STARTUP_ALLOWANCE_S = 10.0
 _worker = _VerifyWorker()
 atexit.register(_worker.close)

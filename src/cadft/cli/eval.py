@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from cadft.evaluate import BACKENDS
+
 __all__ = ["build_parser", "main"]
 
 
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cadft eval",
         description="Evaluate a model on math word problems (GSM8K / MATH-500 formats), checked with math-verify.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model_name_or_path",
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "transformers", "vllm"],
+        choices=BACKENDS,
         help="'auto' uses vLLM when it is installed and a CUDA GPU is present, transformers otherwise.",
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed for sampling.")
@@ -101,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import set_seed
 
-    from cadft.data.loading import DataFormatError, _read_rows
+    from cadft.data.loading import DataFormatError, read_rows
     from cadft.evaluate import evaluate_math, math_problems, vllm_available
     from cadft.state_io import write_json_atomic
 
     started = time.perf_counter()
     try:
-        rows = _read_rows(Path(args.dataset_path))[: args.limit]
+        rows = read_rows(Path(args.dataset_path))[: args.limit]
         math_problems(rows, args.dataset_path)  # check every row before loading the model
     except DataFormatError as e:
         raise SystemExit(f"cadft eval: {e}") from e

@@ -15,41 +15,26 @@ Files: `.jsonl`, `.json` (a list of objects, or JSON lines), `.parquet`, `.csv`.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
-__all__ = ["DataFormatError", "final_answer", "load_demonstrations", "to_trl_format"]
+__all__ = ["DataFormatError", "final_answer", "load_demonstrations", "read_rows", "to_trl_format"]
 
 
 class DataFormatError(ValueError):
     """A dataset row that cannot be used, with where it is."""
 
 
-_GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.S)
-
-
 def final_answer(solution: str) -> str | None:
     """The final answer of a GSM8K-style (`#### x`) or MATH-style (`\\boxed{x}`) solution."""
-    match = _GSM8K_ANSWER.search(solution)
-    if match:
-        return match.group(1).replace(",", "").strip()
-    start = solution.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed{")
-    for j in range(i, len(solution)):
-        if solution[j] == "{":
-            depth += 1
-        elif solution[j] == "}":
-            if depth == 0:
-                return solution[i:j].strip()
-            depth -= 1
-    return None
+    from ..verifiers import extract_answer
+
+    return extract_answer(solution, last_number=False)
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a local data file as dicts; a bad line raises DataFormatError naming it."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".csv"):
         return load_dataset(suffix[1:], data_files=str(path), split="train").to_list()
@@ -166,7 +151,7 @@ def load_demonstrations(
         path = Path(dataset_path)
         if not path.is_file():
             raise FileNotFoundError(f"dataset file not found: {path}")
-        rows, source = _read_rows(path), str(path)
+        rows, source = read_rows(path), str(path)
     else:
         rows, source = load_dataset(dataset_name, dataset_config, split=split).to_list(), dataset_name
     if limit is not None:

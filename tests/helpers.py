@@ -1,0 +1,42 @@
+"""Test helpers: a naive full-softmax reference and fast trainer configs."""
+
+from __future__ import annotations
+
+import torch
+
+
+def naive_label_logprobs(model, input_ids, attention_mask, labels):
+    """Reference: full logits, float32 log-softmax, gather the shifted labels. (B, T-1) x2"""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+    logps = torch.log_softmax(logits[:, :-1], dim=-1)
+    target = labels[:, 1:]
+    mask = target != -100
+    picked = logps.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(mask, picked, torch.zeros_like(picked)), mask
+
+
+def trainer_args(output_dir, **overrides):
+    """A CADFTConfig for fast, deterministic CPU tests."""
+    from cadft import CADFTConfig
+
+    kwargs = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        max_steps=2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        max_length=256,
+        cadft_calibration_samples=8,
+        seed=0,
+        data_seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    kwargs.update(overrides)
+    return CADFTConfig(**kwargs)

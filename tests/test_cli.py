@@ -1,0 +1,86 @@
+"""The `cadft` command line: `cadft train` on a tiny model, flags, config files, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cadft.cli.main import main
+from cadft.tiny import save_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+FAST = ["--use_cpu", "true", "--bf16", "false", "--per_device_train_batch_size", "4", "--embedded_num_demos", "16",
+        "--logging_steps", "1", "--disable_tqdm", "true", "--report_to", "none"]
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("train", "score", "eval", "report", "rewrite"):
+        assert command in out
+
+
+def test_console_script_train_help():
+    proc = subprocess.run([sys.executable, "-m", "cadft.cli.main", "train", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "--loss_type" in proc.stdout and "--cadft_beta" in proc.stdout and "--dataset_path" in proc.stdout
+
+
+def test_unknown_command(capsys):
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss_type", ["cadft", "dft"])
+def test_train_two_steps_with_summary(tiny_dir, tmp_path, capsys, loss_type):
+    out = tmp_path / "run"
+    code = main(["train", "--model_name_or_path", tiny_dir, "--output_dir", str(out), "--max_steps", "2",
+                 "--loss_type", loss_type, *FAST])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "per kind of demonstration" in printed and "foreign" in printed and "AutoPeftModelForCausalLM" in printed
+    assert (out / "adapter_model.safetensors").is_file()
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert json.loads((out / "cadft_run.json").read_text())["loss_type"] == loss_type
+    rows = [json.loads(line) for line in (out / "sample_scores.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"start", "end"} and len(rows) == 32
+    assert all(0 < r["compatibility"] <= 1 and "kind" in r for r in rows)
+
+
+def test_train_full_finetune_on_a_file_with_yaml_config(tiny_dir, tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{i}+1=", "completion": str(i + 1)}) + "\n" for i in range(8)))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: {tiny_dir}\nmax_steps: 5\nlearning_rate: 0.01\nuse_peft: false\n")
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--max_steps", "1", "--dataset_path", str(data),
+                 "--output_dir", str(out), *FAST])
+    assert code == 0
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 1  # the flag beat the file
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--loss_type", "sft"], "invalid choice: 'sft'"),
+        (["--cadft_beta", "-1"], "cadft_beta must be >= 0"),
+        (["--cadft_w_min", "2", "--cadft_w_max", "1"], "cadft_w_min"),
+        (["--dataset_path", "/nonexistent/d.jsonl"], "file not found"),
+        (["--max_stepz", "3"], "max_stepz"),
+    ],
+)
+def test_bad_flags_give_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Embedded demonstrations and the loaders, on generated files and the real GSM8K/MATH-500 files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from cadft.data import DEMO_KINDS, DataFormatError, final_answer, load_demonstrations, mixed_quality_demos
+
+
+def test_embedded_demos_are_seeded_and_mixed():
+    a, b = mixed_quality_demos(40, seed=3), mixed_quality_demos(40, seed=3)
+    assert a.to_list() == b.to_list()
+    assert mixed_quality_demos(40, seed=4).to_list() != a.to_list()
+    kinds = a["kind"]
+    assert kinds.count("foreign") == 10 and kinds.count("wrong") == 10 and kinds.count("plain") == 20
+    assert set(kinds) <= set(DEMO_KINDS)
+
+
+def test_embedded_answers_are_true_except_for_wrong_demos():
+    ds = mixed_quality_demos(60, seed=1)
+    for row in ds:
+        text = row["completion"][0]["content"]
+        stated = text.rstrip().split()[-1].rstrip(".")
+        assert (stated == row["answer"]) == (row["kind"] != "wrong"), (row["kind"], text)
+
+
+def test_embedded_rejects_bad_fractions():
+    with pytest.raises(ValueError, match="fractions"):
+        mixed_quality_demos(10, frac_foreign=0.7, frac_wrong=0.5)
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])
+def test_local_file_formats(tmp_path, suffix):
+    rows = [{"prompt": f"p{i}", "completion": f"c{i}", "tag": "x"} for i in range(5)]
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".jsonl":
+        write_jsonl(path, rows)
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows))
+    else:
+        getattr(Dataset.from_list(rows), "to_parquet" if suffix == ".parquet" else "to_csv")(str(path))
+    ds = load_demonstrations(str(path))
+    assert ds.to_list() == rows
+
+
+def test_gsm8k_rows_become_conversational_with_final_answer(shared_data):
+    ds = load_demonstrations(str(shared_data / "gsm8k" / "train.jsonl"), limit=20)
+    assert len(ds) == 20
+    first = ds[0]
+    assert first["prompt"][0]["role"] == "user" and first["prompt"][0]["content"].startswith("Natalia sold clips")
+    assert first["completion"][0]["role"] == "assistant" and "####" in first["completion"][0]["content"]
+    assert first["final_answer"] == "72"
+    assert all(r["final_answer"] for r in ds)
+
+
+def test_math500_rows_keep_their_answer(shared_data):
+    ds = load_demonstrations(str(shared_data / "math500" / "test.jsonl"), limit=10)
+    row = ds[0]
+    assert row["answer"] and row["level"] == 2 and row["unique_id"] == "test/precalculus/807.json"
+    assert final_answer(row["completion"][0]["content"]) is not None
+
+
+def test_bad_json_names_file_and_row(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": "b"}\n{"prompt": oops}\n')
+    with pytest.raises(DataFormatError, match=r"bad\.jsonl: row 3: invalid JSON"):
+        load_demonstrations(str(path))
+
+
+@pytest.mark.parametrize(
+    "row,field",
+    [
+        ({"prompt": "a", "completion": ""}, "completion"),
+        ({"question": "q", "answer": 3}, "answer"),
+        ({"messages": [{"role": "user"}]}, "messages"),
+        ({"prompt": "a", "completion": None}, "completion"),
+    ],
+)
+def test_bad_field_names_row_and_field(tmp_path, row, field):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "ok", "completion": "ok"}, row])
+    with pytest.raises(DataFormatError, match=rf"d\.jsonl: row 2: field '{field}'"):
+        load_demonstrations(str(path))
+
+
+def test_unrecognised_columns_and_missing_file(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "output": "b"}])
+    with pytest.raises(DataFormatError, match="row 1: unrecognised columns"):
+        load_demonstrations(str(path))
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        load_demonstrations(str(tmp_path / "nope.jsonl"))
+
+
+def test_inconsistent_columns_are_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b"}, {"text": "t"}])
+    with pytest.raises(DataFormatError, match="row 2: columns"):
+        load_demonstrations(str(path))

@@ -1,0 +1,40 @@
+"""Invariant 2 across processes: 2 ranks x 4 samples (gloo) == 1 rank x 8 samples."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(nproc: int, per_device: int, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           str(HERE / "dist_train.py"), str(out), str(per_device)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return torch.load(out)
+
+
+def test_two_processes_match_one(tmp_path):
+    one = launch(1, 8, tmp_path / "one.pt")
+    two = launch(2, 4, tmp_path / "two.pt")
+    assert one["world"] == 1 and two["world"] == 2
+    assert abs(two["m"] - one["m"]) <= 1e-6 * abs(one["m"])  # the normaliser is synchronised
+    moved = 0
+    for k, d in one["delta"].items():
+        torch.testing.assert_close(two["delta"][k], d, rtol=1e-4, atol=1e-7, msg=lambda m: f"{k}: {m}")
+        moved += int(d.abs().max() > 0)
+    assert moved > 0

@@ -1,0 +1,70 @@
+"""Invariant 3: compatibility from the fused LM head equals a naive full-softmax reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from cadft import compatibility
+from cadft.scoring import ensure_fused_lm_head, score_rows, tokenize_demonstration
+from cadft.tiny import tiny_llama
+
+from helpers import naive_label_logprobs
+
+
+def batch_from(tok, demos, n=6):
+    rows = [tokenize_demonstration(tok, demos[i]) for i in range(n)]
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((n, width), tok.pad_token_id)
+    labels = torch.full((n, width), -100)
+    attn = torch.zeros((n, width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        k = len(r["input_ids"])
+        ids[i, :k], labels[i, :k], attn[i, :k] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"]), 1
+    labels[-1] = -100  # one fully masked row
+    return rows, ids, attn, labels
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("lora", [False, True])
+def test_fused_compatibility_equals_full_softmax(tok, demos, dtype, tol, tied, lora):
+    model = tiny_llama(tok, tie_word_embeddings=tied, seed=1).to(dtype)
+    ensure_fused_lm_head(model)
+    if lora:
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    _, ids, attn, labels = batch_from(tok, demos)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True)
+        ref_logps, ref_mask = naive_label_logprobs(model, ids, attn, labels)
+    assert torch.equal(out.label_mask, ref_mask)
+    got = compatibility(out.log_probs, out.label_mask)
+    ref = torch.exp(ref_logps.sum(-1) / ref_mask.sum(-1).clamp(min=1)) * ref_mask.any(-1)
+    torch.testing.assert_close(got, ref, rtol=tol, atol=tol)
+    assert got[-1] == 0 and not got.isnan().any()
+
+
+def test_score_rows_matches_reference_and_keeps_input_order(tok, demos):
+    model = tiny_llama(tok, seed=2)
+    rows, ids, attn, labels = batch_from(tok, demos)
+    rows[-1] = {"input_ids": rows[-1]["input_ids"], "labels": [-100] * len(rows[-1]["input_ids"])}
+    scores = score_rows(model, rows, pad_token_id=tok.pad_token_id, batch_size=4, progress=False)
+    with torch.no_grad():
+        ref_logps, ref_mask = naive_label_logprobs(model, ids, attn, labels)
+    for i, s in enumerate(scores):
+        n = int(ref_mask[i].sum())
+        assert s["num_tokens"] == n
+        if n:
+            assert s["compatibility"] == pytest.approx(float(torch.exp(ref_logps[i].sum() / n)), rel=1e-5)
+        else:
+            assert s["compatibility"] == 0.0
+    assert model.training  # restored
+
+
+def test_tokenize_demonstration_masks_the_prompt(tok, demos):
+    row = tokenize_demonstration(tok, demos[0])
+    completion = demos[0]["completion"][0]["content"]
+    trained = tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
+    assert trained.startswith(completion) and "<|im_end|>" in trained
+    assert demos[0]["prompt"][0]["content"] not in trained
