@@ -34,12 +34,18 @@ def with_sample_ids(dataset):
 
 
 class SampleIdCollator:
-    """Wraps a collator and adds the batch's `sample_id` tensor, shape (B,)."""
+    """Wraps a collator and adds the batch's `sample_id` tensor, shape (B,).
 
-    def __init__(self, base: Callable[[list[dict]], dict]):
+    `targets` maps a sample id to replacement `input_ids`/`labels` (an accepted rewrite):
+    such a sample trains on its rewrite while the dataset keeps the original."""
+
+    def __init__(self, base: Callable[[list[dict]], dict], targets: dict[int, dict] | None = None):
         self.base = base
+        self.targets = {} if targets is None else targets
 
     def __call__(self, examples: list[dict]) -> dict:
+        if self.targets and examples and SAMPLE_ID in examples[0]:
+            examples = [{**ex, **self.targets[ex[SAMPLE_ID]]} if ex[SAMPLE_ID] in self.targets else ex for ex in examples]
         batch = self.base(examples)
         if examples and SAMPLE_ID in examples[0]:
             batch[SAMPLE_ID] = torch.tensor([example[SAMPLE_ID] for example in examples], dtype=torch.long)

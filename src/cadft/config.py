@@ -58,6 +58,65 @@ class CADFTConfig(SFTConfig):
         },
     )
 
+    # ---- rewriting (off unless `rewrite=True`; see docs/rewriting.md) ------------------
+    rewrite: bool = field(
+        default=False,
+        metadata={"help": "Enable delayed, low-frequency, compatibility-guided rewriting of persistently "
+                  "incompatible demonstrations (needs loss_type='cadft')."},
+    )
+    rewrite_start_step: int | None = field(
+        default=None, metadata={"help": "First optimizer step after which a round may run (default: one epoch)."}
+    )
+    rewrite_start_fraction: float | None = field(
+        default=None, metadata={"help": "Alternative to rewrite_start_step: a fraction of max steps, in (0, 1]."}
+    )
+    rewrite_interval_steps: int | None = field(
+        default=None, metadata={"help": "Optimizer steps between rounds (default: one epoch)."}
+    )
+    rewrite_persistence: int = field(
+        default=2, metadata={"help": "Consecutive flagged visits that make a sample persistently incompatible."}
+    )
+    rewrite_flag_threshold: float = field(
+        default=0.5, metadata={"help": "A visit is flagged when the weight before clipping, c**beta/m, is below this."}
+    )
+    rewrite_flag_quantile: float | None = field(
+        default=None,
+        metadata={"help": "Also flag a visit whose compatibility is in this bottom quantile of all tracked samples."},
+    )
+    rewrite_budget: float = field(
+        default=0.1,
+        metadata={"help": "Samples per round: below 1, a fraction of the training set; 1 or more, a count."},
+    )
+    rewrite_num_candidates: int = field(default=2, metadata={"help": "Candidates generated per selected sample."})
+    rewrite_min_gain: float = field(
+        default=0.0,
+        metadata={"help": "Margin: a candidate needs c(candidate) >= c(original) + this to be accepted."},
+    )
+    rewrite_max_new_tokens: int = field(default=256, metadata={"help": "Generation length limit for rewrites."})
+    rewrite_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for rewrites."})
+    rewrite_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling for rewrites."})
+    rewrite_generator: str = field(
+        default="policy",
+        metadata={"help": "'policy' (the model being trained), 'local:<path-or-name>', "
+                  "'openai:<model>@<base_url>' (API key from $OPENAI_API_KEY) or 'vllm:<path-or-name>'."},
+    )
+    rewrite_verifier: str = field(
+        default="math",
+        metadata={"help": "'math' (math-verify final-answer equivalence), 'exact' (normalised final answer), "
+                  "'none' (unverified; warns) or 'module:function'."},
+    )
+    rewrite_answer_column: str | None = field(
+        default=None,
+        metadata={"help": "Column holding each sample's reference answer for the verifier (e.g. 'answer'); "
+                  "default: the final answer of the original demonstration."},
+    )
+    rewrite_template: str | None = field(
+        default=None, metadata={"help": "Rewrite prompt template with {question} and {reference} (default: built in)."}
+    )
+    rewrite_tracker_decay: float = field(
+        default=0.5, metadata={"help": "EMA decay of each sample's tracked compatibility over its visits."}
+    )
+
     def __post_init__(self):
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)}")
@@ -77,4 +136,27 @@ class CADFTConfig(SFTConfig):
                 "loss_type='cadft' needs one sequence per row to compute each sample's compatibility; set "
                 "packing=False and padding_free=False (or use loss_type='dft')."
             )
+        if self.rewrite:
+            self._check_rewrite()
         super().__post_init__()
+
+    def _check_rewrite(self) -> None:
+        if self.loss_type != "cadft":
+            raise ValueError("rewrite=True needs loss_type='cadft' (it flags samples by their CADFT weight)")
+        if self.dataloader_num_workers:
+            raise ValueError("rewrite=True needs dataloader_num_workers=0: rewritten targets live in the collator")
+        if self.rewrite_start_fraction is not None and not 0 < self.rewrite_start_fraction <= 1:
+            raise ValueError(f"rewrite_start_fraction must be in (0, 1], got {self.rewrite_start_fraction}")
+        for name in ("rewrite_persistence", "rewrite_num_candidates", "rewrite_max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rewrite_budget <= 0:
+            raise ValueError(f"rewrite_budget must be > 0, got {self.rewrite_budget}")
+        if self.rewrite_flag_quantile is not None and not 0 < self.rewrite_flag_quantile < 1:
+            raise ValueError(f"rewrite_flag_quantile must be in (0, 1), got {self.rewrite_flag_quantile}")
+        if not 0 <= self.rewrite_tracker_decay < 1:
+            raise ValueError(f"rewrite_tracker_decay must be in [0, 1), got {self.rewrite_tracker_decay}")
+        kinds = ("policy", "local:", "openai:", "vllm:")
+        if not (self.rewrite_generator == "policy" or self.rewrite_generator.startswith(kinds[1:])):
+            raise ValueError(f"rewrite_generator={self.rewrite_generator!r}; valid: policy, local:<path>, "
+                             "openai:<model>@<base_url>, vllm:<path>")

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SFTTrainer
 
@@ -102,6 +102,11 @@ class CADFTTrainer(SFTTrainer):
         self._compat_window = {"train": [], "eval": []}
         self.add_callback(_OptimizerStepCallback(self))
         self._warn_dropped(train_dataset, self.train_dataset)
+        self.rewriter = None
+        if args.rewrite:
+            from .rewriting.manager import Rewriter
+
+            self.rewriter = Rewriter(self, train_dataset)
 
     # ---- data -------------------------------------------------------------------------
 
@@ -183,6 +188,8 @@ class CADFTTrainer(SFTTrainer):
     def _after_optimizer_step(self) -> None:
         if self.args.loss_type == "cadft":
             self.normalizer.step(self._all_reduce_sum)
+        if self.rewriter is not None:
+            self.rewriter.after_step(self.state.global_step, self.state.max_steps)
 
     @torch.no_grad()
     def _calibrate(self, model) -> None:
@@ -232,6 +239,10 @@ class CADFTTrainer(SFTTrainer):
         weights = self._gather_rows(stats["sample_weight"])
         raw = self._gather_rows(stats["sample_raw_weight"])
         summary = weight_stats(compat, weights, raw, valid)
+        if mode == "train" and self.rewriter is not None and sample_ids is not None:
+            ids = self.accelerator.pad_across_processes(sample_ids, dim=0, pad_index=-1)
+            ids = self.accelerator.gather(ids) if self.accelerator.num_processes > 1 else ids
+            self.rewriter.observe(ids.cpu(), compat.cpu(), raw.cpu(), valid.cpu())
         if summary["num_samples"] > 0:
             for key in ("weight_mean", "weight_ess", "clip_frac"):
                 metrics[f"cadft/{key}"].append(summary[key].item())
@@ -263,13 +274,25 @@ class CADFTTrainer(SFTTrainer):
             self._metrics[mode]["cadft/normalizer"] = [self.normalizer.value]
         super().log(logs, start_time)
 
+    def log_round(self, metrics: dict[str, float]) -> None:
+        """Log a rewriting round at its own step, without flushing the training-metric
+        window that SFTTrainer.log would merge in."""
+        Trainer.log(self, dict(metrics))
+
     # ---- checkpoints ------------------------------------------------------------------
 
     def cadft_state_dict(self) -> dict:
-        return {"version": 1, "loss_type": self.args.loss_type, "normalizer": self.normalizer.state_dict()}
+        state = {"version": 1, "loss_type": self.args.loss_type, "normalizer": self.normalizer.state_dict()}
+        if self.rewriter is not None:
+            state["rewriting"] = self.rewriter.state_dict()
+        return state
 
     def load_cadft_state_dict(self, state: dict) -> None:
         self.normalizer.load_state_dict(state["normalizer"])
+        if self.rewriter is not None:
+            if "rewriting" not in state:
+                raise ValueError("the checkpoint has no rewriting state; it was saved by a run without rewrite=True")
+            self.rewriter.load_state_dict(state["rewriting"])
 
     def _save_checkpoint(self, model, trial):
         # Written before the model and trainer state, so a checkpoint that has a
@@ -289,4 +312,7 @@ class CADFTTrainer(SFTTrainer):
                 self.load_cadft_state_dict(state)
             elif self.args.loss_type == "cadft":
                 logger.warning("%s has no %s; the CADFT normaliser is recalibrated.", checkpoint, STATE_FILE)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        if self.rewriter is not None and self.accelerator.is_main_process:
+            self.rewriter.save_dataset()
+        return output

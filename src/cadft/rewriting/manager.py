@@ -1,0 +1,208 @@
+"""`Rewriter`: connects the tracker, the schedule, a round and the store to a trainer.
+
+The trainer calls `observe` with every training batch's gathered per-sample values and
+`after_step` after every optimizer step. A round runs on the main process (generation,
+verification, scoring under the current policy); its result is broadcast, so every
+process applies the same accepted rewrites to its collator and the same history to its
+tracker, and trains on identical data afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import torch
+from accelerate.utils import broadcast_object_list
+
+from ..data.loading import final_answer
+from ..scoring import score_rows, tokenize_demonstration
+from ..verifiers import get_verifier
+from .generators import GenerationSettings, make_generator
+from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template
+from .round import RewriteItem, run_round
+from .schedule import budget_count, resolve_steps, round_due, select_samples
+from .store import PROVENANCE_FILE, RewriteStore
+from .tracker import CompatibilityTracker
+
+__all__ = ["Rewriter", "completion_text"]
+
+logger = logging.getLogger(__name__)
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string, or the content of its last message."""
+    return completion[-1]["content"] if isinstance(completion, list) else completion
+
+
+class Rewriter:
+    def __init__(self, trainer, dataset):
+        args = trainer.args
+        if not {"prompt", "completion"} <= set(dataset.column_names):
+            raise ValueError(
+                f"rewriting needs prompt-completion data; the training set has columns {dataset.column_names}"
+            )
+        if args.rewrite_answer_column and args.rewrite_answer_column not in dataset.column_names:
+            raise ValueError(
+                f"rewrite_answer_column={args.rewrite_answer_column!r} is not a column of the training set "
+                f"(columns: {', '.join(dataset.column_names)})"
+            )
+        self.trainer = trainer
+        self.dataset = dataset
+        self.rows = {row["sample_id"]: row for row in dataset}
+        self.template = args.rewrite_template or DEFAULT_REWRITE_TEMPLATE
+        check_template(self.template)
+        self.verifier = get_verifier(args.rewrite_verifier)
+        self.settings = GenerationSettings(
+            max_new_tokens=args.rewrite_max_new_tokens,
+            temperature=args.rewrite_temperature,
+            top_p=args.rewrite_top_p,
+            num_candidates=args.rewrite_num_candidates,
+        )
+        self.tracker = CompatibilityTracker(
+            ema_decay=args.rewrite_tracker_decay,
+            flag_threshold=args.rewrite_flag_threshold,
+            flag_quantile=args.rewrite_flag_quantile,
+        )
+        self.store = RewriteStore()
+        self._generator = None
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            t = self.trainer
+            self._generator = make_generator(
+                t.args.rewrite_generator, policy_model=t.model, tokenizer=t.processing_class
+            )
+        return self._generator
+
+    # ---- called by the trainer ----------------------------------------------------------
+
+    def observe(self, sample_ids: torch.Tensor, compat: torch.Tensor, raw_weights: torch.Tensor, valid: torch.Tensor):
+        """One training batch (gathered over processes): (B,) each."""
+        keep = valid & (sample_ids >= 0)
+        self.tracker.update(sample_ids[keep].tolist(), compat[keep].float().cpu(), raw_weights[keep].float().cpu())
+
+    def after_step(self, step: int, max_steps: int) -> None:
+        args, t = self.trainer.args, self.trainer
+        global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * t.accelerator.num_processes
+        steps_per_epoch = max(1, math.ceil(len(t.train_dataset) / global_batch))
+        start, interval = resolve_steps(
+            start_step=args.rewrite_start_step,
+            start_fraction=args.rewrite_start_fraction,
+            interval_steps=args.rewrite_interval_steps,
+            steps_per_epoch=steps_per_epoch,
+            max_steps=max_steps,
+        )
+        if not round_due(step, start=start, interval=interval, last_round_step=self.store.last_round_step):
+            return
+        selected = select_samples(
+            self.tracker.persistent(args.rewrite_persistence),
+            rewritten=set(self.store.accepted),
+            budget=budget_count(args.rewrite_budget, len(self.rows)),
+        )
+        result = [self._run(selected, step) if t.accelerator.is_main_process else None]
+        if t.accelerator.num_processes > 1:
+            result = broadcast_object_list(result)
+        self.apply(result[0], step)
+        t.log_round(result[0].metrics)
+
+    # ---- a round --------------------------------------------------------------------------
+
+    def reference(self, row) -> str | None:
+        column = self.trainer.args.rewrite_answer_column
+        if column:
+            value = row[column]
+            return None if value is None or str(value).strip() == "" else str(value)
+        return final_answer(completion_text(row["completion"]))
+
+    def tokenize(self, prompt, completion_like, text: str) -> dict:
+        completion = [{**completion_like[-1], "content": text}] if isinstance(completion_like, list) else text
+        return tokenize_demonstration(
+            self.trainer.processing_class,
+            {"prompt": prompt, "completion": completion},
+            max_length=self.trainer.args.max_length,
+        )
+
+    def score(self, pairs: list[tuple]) -> list[float]:
+        """Compatibility under the current policy of (prompt, completion text) pairs."""
+        like = next(iter(self.rows.values()))["completion"]
+        rows = [self.tokenize(prompt, like, text) for prompt, text in pairs]
+        scores = score_rows(
+            self.trainer.model,
+            rows,
+            pad_token_id=self.trainer.processing_class.pad_token_id,
+            batch_size=self.trainer.args.per_device_eval_batch_size,
+            desc="Scoring rewrites",
+        )
+        return [s["compatibility"] for s in scores]
+
+    def _run(self, selected: list[int], step: int):
+        items = [
+            RewriteItem(
+                sample_id=i,
+                prompt=self.rows[i]["prompt"],
+                original=completion_text(self.rows[i]["completion"]),
+                reference=self.reference(self.rows[i]),
+            )
+            for i in selected
+        ]
+        return run_round(
+            items,
+            generator=self.generator,
+            verifier=self.verifier,
+            score=self.score,
+            settings=self.settings,
+            min_gain=self.trainer.args.rewrite_min_gain,
+            round_index=self.store.rounds_done + 1,
+            step=step,
+            template=self.template,
+            verifier_name=self.trainer.args.rewrite_verifier,
+        )
+
+    def apply(self, result, step: int) -> None:
+        """Apply a round's result on this process: store, tracker history, collator targets,
+        and (main process) the provenance file and the rewritten dataset."""
+        self.store.add_round(result.records, step)
+        for r in result.records:
+            self.tracker.note_attempt(
+                r["sample_id"],
+                {"round": r["round"], "step": r["step"], "accepted": r["accepted"], "rejection": r["rejection"],
+                 "compat_before": r["compat_before"], "compat_after": r["compat_after"]},
+            )
+        self._sync_targets()
+        t = self.trainer
+        if t.accelerator.is_main_process:
+            self.store.append_provenance(t.args.output_dir, result.records)
+            if result.accepted:
+                self.save_dataset()
+        logger.info("rewriting round %d at step %d: %s", self.store.rounds_done, step, result.metrics)
+
+    def _sync_targets(self) -> None:
+        targets = self.trainer.data_collator.targets
+        for sample_id, entry in self.store.accepted.items():
+            if sample_id not in targets:
+                row = self.rows[sample_id]
+                targets[sample_id] = self.tokenize(row["prompt"], row["completion"], entry["text"])
+
+    def save_dataset(self) -> str:
+        return self.store.save_dataset(self.rows.values(), self.trainer.args.output_dir)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"tracker": self.tracker.state_dict(), "store": self.store.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tracker.load_state_dict(state["tracker"])
+        self.store.load_state_dict(state["store"])
+        self.trainer.data_collator.targets.clear()
+        self._sync_targets()
+        if self.trainer.accelerator.is_main_process:
+            moved = self.store.reconcile_provenance(self.trainer.args.output_dir)
+            if moved:
+                logger.warning(
+                    "%d rows of %s came from rounds after the checkpoint; moved to rewrites.orphaned.jsonl",
+                    moved, os.path.join(self.trainer.args.output_dir, PROVENANCE_FILE),
+                )

@@ -1,0 +1,81 @@
+"""Per-sample compatibility tracking for rewriting.
+
+Every time a training sample is seen, its record gets the new compatibility c, an EMA
+of c, the visit count, and the number of consecutive visits on which it was *flagged*.
+A visit is flagged when the sample's weight before clipping, c**beta / m, is below
+`flag_threshold`, or (when `flag_quantile` is set) when c is in that bottom quantile of
+the latest compatibilities of all tracked samples. The tracker is fed the gathered
+values of every process, so it is identical everywhere; it is saved with checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+__all__ = ["SampleRecord", "CompatibilityTracker"]
+
+
+@dataclass
+class SampleRecord:
+    last: float = 0.0  # compatibility at the latest visit
+    ema: float = 0.0  # EMA of compatibility over visits
+    visits: int = 0
+    flagged_streak: int = 0  # consecutive flagged visits, reset by an unflagged visit or an attempt
+    history: list[dict] = field(default_factory=list)  # one entry per rewrite attempt
+
+
+class CompatibilityTracker:
+    def __init__(self, *, ema_decay: float = 0.5, flag_threshold: float = 0.5, flag_quantile: float | None = None):
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        if flag_quantile is not None and not 0 < flag_quantile < 1:
+            raise ValueError(f"flag_quantile must be in (0, 1), got {flag_quantile}")
+        self.ema_decay = ema_decay
+        self.flag_threshold = flag_threshold
+        self.flag_quantile = flag_quantile
+        self.records: dict[int, SampleRecord] = {}
+
+    def flagged(self, compat: torch.Tensor, raw_weights: torch.Tensor) -> torch.Tensor:
+        """Which of these visits are flagged. (n,), (n,) -> (n,) bool"""
+        flags = raw_weights < self.flag_threshold
+        if self.flag_quantile is not None:
+            population = torch.tensor([r.last for r in self.records.values()] + compat.tolist())
+            flags |= compat <= torch.quantile(population, self.flag_quantile)
+        return flags
+
+    def update(self, sample_ids: list[int], compat: torch.Tensor, raw_weights: torch.Tensor) -> None:
+        """Record one visit of each sample (valid rows only)."""
+        flags = self.flagged(compat, raw_weights).tolist()
+        for sample_id, c, flag in zip(sample_ids, compat.tolist(), flags):
+            record = self.records.setdefault(int(sample_id), SampleRecord())
+            record.ema = c if record.visits == 0 else self.ema_decay * record.ema + (1 - self.ema_decay) * c
+            record.last = c
+            record.visits += 1
+            record.flagged_streak = record.flagged_streak + 1 if flag else 0
+
+    def persistent(self, persistence: int) -> list[int]:
+        """Ids flagged on at least `persistence` consecutive visits, least compatible first."""
+        ids = [i for i, r in self.records.items() if r.flagged_streak >= persistence]
+        return sorted(ids, key=lambda i: (self.records[i].ema, i))
+
+    def note_attempt(self, sample_id: int, entry: dict) -> None:
+        """Add a rewrite attempt to the sample's history; it must be flagged P times anew."""
+        record = self.records.setdefault(int(sample_id), SampleRecord())
+        record.history.append(entry)
+        record.flagged_streak = 0
+
+    def state_dict(self) -> dict:
+        return {
+            "ema_decay": self.ema_decay,
+            "flag_threshold": self.flag_threshold,
+            "flag_quantile": self.flag_quantile,
+            "records": {str(i): asdict(r) for i, r in self.records.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema_decay = state["ema_decay"]
+        self.flag_threshold = state["flag_threshold"]
+        self.flag_quantile = state["flag_quantile"]
+        self.records = {int(i): SampleRecord(**r) for i, r in state["records"].items()}
