@@ -186,7 +186,8 @@ def test_openai_round_in_order_with_per_item_errors(server, monkeypatch):
     assert server.seen["q1 mode:malformed"] == 1
     assert server.seen["q5 mode:down"] == 3  # max_retries=2: three attempts
     body = next(r["body"] for r in server.requests if r["body"] and r["body"]["messages"] == user("q0"))
-    assert body == {"model": "test-model", "messages": user("q0"), "max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "n": 2}
+    sampling = {"max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "n": 2}
+    assert body == {"model": "test-model", "messages": user("q0"), **sampling}
     assert all(r["authorization"] is None for r in server.requests)  # no key set: no header
 
 
@@ -200,7 +201,9 @@ def test_openai_retries_5xx_and_429_then_succeeds(server):
 
 
 def test_openai_timeout_is_a_per_item_error(server):
-    generator = OpenAIChatGenerator(server.base_url, "test-model", api_key_env=None, timeout_s=0.3, max_retries=1, backoff_s=0.01)
+    generator = OpenAIChatGenerator(
+        server.base_url, "test-model", api_key_env=None, timeout_s=0.3, max_retries=1, backoff_s=0.01
+    )
     start = time.perf_counter()
     results = generator.generate([user("fast"), user("x mode:slow"), user("also fast")], TWO)
     assert time.perf_counter() - start < 3
@@ -256,7 +259,9 @@ def test_openai_check(server, closed_port_url, caplog):
 
 
 def test_openai_unreachable_round_fails_fast(closed_port_url):
-    generator = OpenAIChatGenerator(closed_port_url, "m", api_key_env=None, max_retries=2, backoff_s=0.05, concurrency=2)
+    generator = OpenAIChatGenerator(
+        closed_port_url, "m", api_key_env=None, max_retries=2, backoff_s=0.05, concurrency=2
+    )
     start = time.perf_counter()
     results = generator.generate([user(f"q{i}") for i in range(12)], TWO)
     assert time.perf_counter() - start < 3  # one retry cycle, not twelve
@@ -351,16 +356,18 @@ def test_vllm_generator_without_vllm():
         with pytest.raises(ImportError, match=re.escape("pip install cadft[vllm]")):
             make_generator("vllm:embedded")
     else:
-        assert make_generator("vllm:embedded").name == "vllm:embedded"  # builds no engine yet
-        assert VLLMGenerator
+        generator = make_generator("vllm:embedded")  # builds no engine yet
+        assert isinstance(generator, VLLMGenerator) and generator.name == "vllm:embedded"
 
 
 def test_settings_and_candidate_validation():
     assert GenerationSettings() == GenerationSettings(256, 0.7, 0.95, 2)
     GenerationSettings(temperature=0, num_candidates=1)
-    for bad in [dict(num_candidates=0), dict(max_new_tokens=0), dict(top_p=0), dict(temperature=-1), dict(temperature=0)]:
+    for bad in [dict(num_candidates=0), dict(max_new_tokens=0), dict(top_p=0), dict(temperature=-1)]:
         with pytest.raises(ValueError):
             GenerationSettings(**bad)
+    with pytest.raises(ValueError, match="greedy"):
+        GenerationSettings(temperature=0)  # two identical candidates
     assert Candidate("x").error is None and Candidate(None, "why").text is None
     with pytest.raises(ValueError, match="exactly one"):
         Candidate(None)

@@ -151,9 +151,10 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
-def load_vllm(name_or_path: str, *, seed: int = 0):
+def load_vllm(name_or_path: str, *, seed: int = 0, **llm_kwargs):
     """(vllm.LLM, tokenizer) for `embedded`, a model folder or a hub name. A PEFT
-    adapter folder is merged into its base model, in a temporary folder, first."""
+    adapter folder is merged into its base model, in a temporary folder, first.
+    `llm_kwargs` go to `vllm.LLM` (e.g. gpu_memory_utilization beside a training model)."""
     import tempfile
     from pathlib import Path
 
@@ -171,10 +172,10 @@ def load_vllm(name_or_path: str, *, seed: int = 0):
         tokenizer.save_pretrained(path)
         del model
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return LLM(model=path, seed=seed), tokenizer
+    return LLM(model=path, seed=seed, **llm_kwargs), tokenizer
 
 
-def _generate_vllm(llm, tokenizer, prompts, *, max_new_tokens, temperature, top_p, num_return_sequences):
+def generate_vllm(llm, tokenizer, prompts, *, max_new_tokens, temperature, top_p, num_return_sequences):
     from vllm import SamplingParams
 
     params = SamplingParams(n=num_return_sequences, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
@@ -232,7 +233,7 @@ def evaluate_math(
         "num_return_sequences": num_samples,
     }
     if _is_vllm(model):
-        generations = _generate_vllm(model, tokenizer, prompts, **options)
+        generations = generate_vllm(model, tokenizer, prompts, **options)
     else:
         generations = generate(model, tokenizer, prompts, batch_size=batch_size, progress=progress, **options)
     generated = time.perf_counter()

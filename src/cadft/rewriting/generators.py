@@ -136,7 +136,9 @@ def _free_accelerator_memory() -> None:
 def _log_round(name: str, results: list[list[Candidate]], seconds: float) -> None:
     failed = sum(c.error is not None for candidates in results for c in candidates)
     total = sum(len(candidates) for candidates in results)
-    logger.info("%s: %d candidates for %d conversations in %.1f s, %d failed", name, total, len(results), seconds, failed)
+    logger.info(
+        "%s: %d candidates for %d conversations in %.1f s, %d failed", name, total, len(results), seconds, failed
+    )
 
 
 # --------------------------------------------------------------------------- local models
@@ -195,7 +197,9 @@ class LocalModelGenerator:
 
     def __repr__(self) -> str:
         state = "loaded" if self.model is not None else "not loaded"
-        return f"LocalModelGenerator({self.name_or_path!r}, batch_size={self.batch_size}, device={self.device!r}, {state})"
+        return (
+            f"LocalModelGenerator({self.name_or_path!r}, batch_size={self.batch_size}, device={self.device!r}, {state})"
+        )
 
     def check(self) -> None:
         """Load the model now, so that a bad path or name fails at start-up."""
@@ -283,13 +287,13 @@ class VLLMGenerator:
             self.llm, self.tokenizer = load_vllm(self.name_or_path, seed=self.seed, **self.llm_kwargs)
 
     def generate(self, conversations: list[list[dict]], settings: GenerationSettings) -> list[list[Candidate]]:
-        from ..evaluate import _generate_vllm
+        from ..evaluate import generate_vllm
 
         self._load()
         start = time.perf_counter()
 
         def generate_batch(batch):
-            return _generate_vllm(
+            return generate_vllm(
                 self.llm,
                 self.tokenizer,
                 batch,
@@ -449,9 +453,9 @@ class OpenAIChatGenerator:
                 if error.retry_after is not None:
                     delay = max(delay, min(error.retry_after, 60.0))
                 delay *= 1 + 0.1 * random.random()  # de-synchronise the concurrent retries
-                attempts = self.max_retries + 1
                 logger.warning(
-                    "%s: attempt %d/%d failed (%s); retrying in %.2f s", self.base_url, attempt + 1, attempts, error.reason, delay
+                    "%s: attempt %d/%d failed (%s); retrying in %.2f s",
+                    *(self.base_url, attempt + 1, self.max_retries + 1, error.reason, delay),
                 )
                 time.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises

@@ -26,7 +26,7 @@ from .schedule import budget_count, resolve_steps, round_due, select_samples
 from .store import PROVENANCE_FILE, RewriteStore
 from .tracker import CompatibilityTracker
 
-__all__ = ["Rewriter", "completion_text"]
+__all__ = ["Rewriter", "completion_text", "tokenize_target", "score_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,21 @@ logger = logging.getLogger(__name__)
 def completion_text(completion) -> str:
     """The text of a completion: a string, or the content of its last message."""
     return completion[-1]["content"] if isinstance(completion, list) else completion
+
+
+def tokenize_target(tokenizer, prompt, completion_like, text: str, *, max_length: int | None) -> dict:
+    """Tokens of `text` as the completion of `prompt`, in the format of `completion_like`
+    (a message list keeps its role; a string stays a string)."""
+    completion = [{**completion_like[-1], "content": text}] if isinstance(completion_like, list) else text
+    return tokenize_demonstration(tokenizer, {"prompt": prompt, "completion": completion}, max_length=max_length)
+
+
+def score_pairs(model, tokenizer, pairs: list[tuple], *, like, max_length: int | None, batch_size: int) -> list[float]:
+    """Compatibility under `model` of (prompt, completion text) pairs: the prompt alone,
+    without any reference."""
+    rows = [tokenize_target(tokenizer, prompt, like, text, max_length=max_length) for prompt, text in pairs]
+    scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size, desc="Scoring rewrites")
+    return [s["compatibility"] for s in scores]
 
 
 class Rewriter:
@@ -67,6 +82,11 @@ class Rewriter:
         )
         self.store = RewriteStore()
         self._generator = None
+        if trainer.accelerator.is_main_process:
+            # Fail at start-up, not at the first round, when a server is unreachable or a model will not load
+            check = getattr(self.generator, "check", None)
+            if check is not None:
+                check()
 
     @property
     def generator(self):
@@ -118,25 +138,17 @@ class Rewriter:
         return final_answer(completion_text(row["completion"]))
 
     def tokenize(self, prompt, completion_like, text: str) -> dict:
-        completion = [{**completion_like[-1], "content": text}] if isinstance(completion_like, list) else text
-        return tokenize_demonstration(
-            self.trainer.processing_class,
-            {"prompt": prompt, "completion": completion},
-            max_length=self.trainer.args.max_length,
-        )
+        t = self.trainer
+        return tokenize_target(t.processing_class, prompt, completion_like, text, max_length=t.args.max_length)
 
     def score(self, pairs: list[tuple]) -> list[float]:
         """Compatibility under the current policy of (prompt, completion text) pairs."""
+        t = self.trainer
         like = next(iter(self.rows.values()))["completion"]
-        rows = [self.tokenize(prompt, like, text) for prompt, text in pairs]
-        scores = score_rows(
-            self.trainer.model,
-            rows,
-            pad_token_id=self.trainer.processing_class.pad_token_id,
-            batch_size=self.trainer.args.per_device_eval_batch_size,
-            desc="Scoring rewrites",
+        return score_pairs(
+            t.model, t.processing_class, pairs, like=like, max_length=t.args.max_length,
+            batch_size=t.args.per_device_eval_batch_size,
         )
-        return [s["compatibility"] for s in scores]
 
     def _run(self, selected: list[int], step: int):
         items = [
