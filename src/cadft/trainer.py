@@ -274,6 +274,12 @@ class CADFTTrainer(SFTTrainer):
             self._metrics[mode]["cadft/normalizer"] = [self.normalizer.value]
         super().log(logs, start_time)
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        if self.rewriter is not None:
+            # A batch collated before the latest rewriting round gets the accepted rewrites
+            epoch_iterator = map(self.rewriter.refresh_batch, epoch_iterator)
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
     def log_round(self, metrics: dict[str, float]) -> None:
         """Log a rewriting round at its own step, without flushing the training-metric
         window that SFTTrainer.log would merge in."""

@@ -86,6 +86,18 @@ def _require_messages(row: dict, field: str, where: str) -> None:
             )
 
 
+def _question_solution(row: dict, question_field: str, solution_field: str, where: str) -> dict:
+    """A question/solution row as a conversational prompt-completion pair; other columns kept."""
+    question = _require_text(row, question_field, where)
+    solution = _require_text(row, solution_field, where)
+    extra = {k: v for k, v in row.items() if k not in (question_field, solution_field)}
+    return {
+        **extra,
+        "prompt": [{"role": "user", "content": question}],
+        "completion": [{"role": "assistant", "content": solution}],
+    }
+
+
 def _convert_row(row: dict, where: str) -> dict:
     if "prompt" in row and "completion" in row:
         _require_messages(row, "prompt", where)
@@ -98,25 +110,11 @@ def _convert_row(row: dict, where: str) -> dict:
     if "text" in row:
         _require_text(row, "text", where)
         return row
-    if "question" in row and "answer" in row:  # GSM8K
-        question = _require_text(row, "question", where)
-        solution = _require_text(row, "answer", where)
-        extra = {k: v for k, v in row.items() if k not in ("question", "answer")}
-        return {
-            **extra,
-            "prompt": [{"role": "user", "content": question}],
-            "completion": [{"role": "assistant", "content": solution}],
-            "final_answer": final_answer(solution) or "",
-        }
-    if "problem" in row and "solution" in row:  # MATH
-        problem = _require_text(row, "problem", where)
-        solution = _require_text(row, "solution", where)
-        extra = {k: v for k, v in row.items() if k not in ("problem", "solution")}
-        return {
-            **extra,
-            "prompt": [{"role": "user", "content": problem}],
-            "completion": [{"role": "assistant", "content": solution}],
-        }
+    if "question" in row and "answer" in row:  # GSM8K: the worked solution ends with "#### x"
+        converted = _question_solution(row, "question", "answer", where)
+        return {**converted, "final_answer": final_answer(converted["completion"][0]["content"]) or ""}
+    if "problem" in row and "solution" in row:  # MATH: keeps its own `answer` column
+        return _question_solution(row, "problem", "solution", where)
     raise DataFormatError(
         f"{where}: unrecognised columns {sorted(row)}; expected one of: text | messages | conversations | "
         "prompt+completion | question+answer (GSM8K) | problem+solution (MATH)"

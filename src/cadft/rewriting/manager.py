@@ -16,6 +16,7 @@ import os
 import torch
 from accelerate.utils import broadcast_object_list
 
+from ..collate import SAMPLE_ID
 from ..data.loading import final_answer
 from ..scoring import score_rows, tokenize_demonstration
 from ..verifiers import get_verifier
@@ -82,6 +83,7 @@ class Rewriter:
         )
         self.store = RewriteStore()
         self._generator = None
+        self._row_index = None  # sample id -> row of the trainer's tokenized training set
         if trainer.accelerator.is_main_process:
             # Fail at start-up, not at the first round, when a server is unreachable or a model will not load
             check = getattr(self.generator, "check", None)
@@ -197,6 +199,30 @@ class Rewriter:
             if sample_id not in targets:
                 row = self.rows[sample_id]
                 targets[sample_id] = self.tokenize(row["prompt"], row["completion"], entry["text"])
+
+    def refresh_batch(self, batch: dict) -> dict:
+        """`batch`, collated again if one of its samples lacks its accepted rewrite.
+
+        The data loader collates one batch ahead, so the first batch after a round may
+        predate it: without this, that batch would train on originals in an uninterrupted
+        run but on rewrites in a run resumed from the round's checkpoint."""
+        targets = self.trainer.data_collator.targets
+        if not targets or SAMPLE_ID not in batch:
+            return batch
+        ids = batch[SAMPLE_ID].tolist()
+        lengths = batch["attention_mask"].sum(-1).tolist()
+        stale = any(
+            i in targets and batch["input_ids"][row, : lengths[row]].tolist() != targets[i]["input_ids"]
+            for row, i in enumerate(ids)
+        )
+        if not stale:
+            return batch
+        dataset = self.trainer.train_dataset
+        if self._row_index is None:
+            self._row_index = {sample_id: row for row, sample_id in enumerate(dataset[SAMPLE_ID])}
+        fresh = self.trainer.data_collator([dataset[self._row_index[i]] for i in ids])
+        device = batch["input_ids"].device
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in fresh.items()}
 
     def save_dataset(self) -> str:
         return self.store.save_dataset(self.rows.values(), self.trainer.args.output_dir)
