@@ -27,8 +27,7 @@ from cadft.data import mixed_quality_demos
 from cadft.rewriting import make_generator
 from cadft.tiny import tiny_tokenizer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers import trainer_args  # noqa: E402
+from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
 
 # 16 demonstrations, a global batch of 4: one epoch is 4 optimizer steps
 DATA = dict(n=16, seed=3, frac_foreign=0.25, frac_wrong=0.25)

@@ -16,6 +16,8 @@ class CADFTConfig(SFTConfig):
     """Configuration for `CADFTTrainer`. Every `SFTConfig`/`TrainingArguments` field works
     as usual; the fields below add the CADFT sample weighting (see docs/method.md)."""
 
+    _VALID_DICT_FIELDS = SFTConfig._VALID_DICT_FIELDS + ["rewrite_generator_kwargs"]
+
     loss_type: str = field(
         default="cadft",
         metadata={
@@ -99,6 +101,11 @@ class CADFTConfig(SFTConfig):
         default="policy",
         metadata={"help": "'policy' (the model being trained), 'local:<path-or-name>', "
                   "'openai:<model>@<base_url>' (API key from $OPENAI_API_KEY) or 'vllm:<path-or-name>'."},
+    )
+    rewrite_generator_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "Keyword arguments for the generator, as a dict or a JSON string, e.g. "
+                  "'{\"timeout_s\": 30, \"max_retries\": 5, \"concurrency\": 8}' for an openai: generator."},
     )
     rewrite_verifier: str = field(
         default="math",

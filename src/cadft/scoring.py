@@ -1,14 +1,25 @@
 """Per-sample compatibility of demonstrations under a model, outside training.
 
-Scoring runs the model once per batch under `torch.inference_mode()` through TRL's fused
-LM head (no (B, T, V) logits), on rows sorted by length so that each batch holds rows of
-similar length (length bucketing: little padding, so little wasted compute).
+Scoring runs the model once per batch under `torch.inference_mode()` and projects onto the
+vocabulary only the positions that predict a completion token, never a (B, T, V) tensor of
+logits. Rows are sorted by length and a batch takes only rows of similar length (length
+bucketing), so padding, which costs as much compute as real tokens, stays under 10%.
 
     rows = [tokenize_demonstration(tokenizer, example) for example in dataset]
     scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id)
+
+The LM head differs by device. On CUDA/XPU it is TRL's fused head, which scores only the
+label positions (a Triton kernel). Elsewhere (CPU) TRL's head scores every position, the
+prompt and the padding included, in passes over (4096, 32768) float32 tiles; there the
+model's own forward with a boolean `logits_to_keep` mask computes the logits of the label
+positions only, (N, V), and a float32 log-softmax turns them into log-probabilities. Both
+give the same values to float tolerance (tests/test_score.py checks it); see
+benchmarks/README.md for the speed.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from tqdm.auto import tqdm
@@ -85,6 +96,73 @@ def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None =
     return {"input_ids": list(full_ids), "labels": labels}
 
 
+# A batch closes before a row that would be padded by more than this fraction of the batch's
+# width: padded positions cost the backbone as much as real ones, and on a CPU batching
+# itself saves nothing (the per-token cost of the matrix products does not fall with batch
+# size), while on a GPU rows sorted by length rarely hit the limit.
+MAX_PADDING = 0.1
+
+# TRL's fused head scores only the label positions on these device types (Triton kernels)
+_COMPACT_FUSED_HEAD_DEVICES = ("cuda", "xpu")
+
+
+def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Row indices grouped into batches of similar length, longest first: at most
+    `batch_size` rows each, none padded by more than MAX_PADDING of its batch's width."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        if current and len(current) < batch_size and lengths[i] >= (1 - MAX_PADDING) * lengths[current[0]]:
+            current.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _takes_position_mask(model) -> bool:
+    """Whether `model(..., logits_to_keep=mask)` with a boolean (B, T) mask returns the logits
+    of exactly those positions, (N, V). transformers' decoder LMs slice their hidden states
+    with `slice_logits_to_keep`, which does so in recent versions."""
+    slicer = getattr(sys.modules.get(type(_base(model)).__module__), "slice_logits_to_keep", None)
+    if slicer is None:
+        return False
+    try:
+        return tuple(slicer(torch.zeros(1, 2, 1), torch.tensor([[True, False]])).shape) == (1, 1)
+    except (IndexError, RuntimeError, TypeError):
+        return False
+
+
+def _label_logprobs(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the next-token labels and their mask, both (B, T-1); the
+    log-probs are float and 0 off the mask."""
+    device = input_ids.device
+    if device.type in _COMPACT_FUSED_HEAD_DEVICES or not _takes_position_mask(model):
+        out = model(
+            input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False
+        )
+        return out.log_probs, out.label_mask
+    target = labels[:, 1:]  # (B, T-1)
+    mask = target != -100  # (B, T-1)
+    logps = torch.zeros(mask.shape, dtype=torch.float32, device=device)
+    if not mask.any():
+        return logps, mask
+    keep = torch.nn.functional.pad(mask, (0, 1))  # (B, T): positions whose next token is a label
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
+    picked = target[mask]  # (N,)
+    values = torch.empty(picked.shape, dtype=torch.float32, device=device)  # (N,)
+    for start in range(0, len(picked), _LOG_SOFTMAX_CHUNK):  # a float32 copy of one chunk, not of all N x V
+        end = start + _LOG_SOFTMAX_CHUNK
+        chunk = torch.log_softmax(logits[start:end].float(), dim=-1)  # (n, V)
+        values[start:end] = chunk.gather(-1, picked[start:end, None]).squeeze(-1)
+    logps[mask] = values
+    return logps, mask
+
+
+# Positions per float32 log-softmax: 1024 x a 50k vocabulary is 200 MB
+_LOG_SOFTMAX_CHUNK = 1024
+
+
 @torch.inference_mode()
 def score_rows(
     model,
@@ -102,37 +180,38 @@ def score_rows(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
+    batches = _length_batches([len(row["input_ids"]) for row in rows], batch_size)
     results: list[dict | None] = [None] * len(rows)
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress):
-            idx = order[start : start + batch_size]
-            width = max(len(rows[i]["input_ids"]) for i in idx)
-            input_ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
-            labels = torch.full((len(idx), width), -100, dtype=torch.long)
-            attention_mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for b, i in enumerate(idx):
-                n = len(rows[i]["input_ids"])
-                input_ids[b, :n] = torch.tensor(rows[i]["input_ids"])
-                labels[b, :n] = torch.tensor(rows[i]["labels"])
-                attention_mask[b, :n] = 1
-            out = model(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                labels=labels.to(device),
-                fused_lm_head=True,
-                use_cache=False,
-            )
-            mask = out.label_mask
-            compat = compatibility(out.log_probs, mask).cpu()
-            num_tokens = mask.sum(-1).cpu()
-            mean_logp = (torch.where(mask, out.log_probs.float(), 0.0).sum(-1).cpu() / num_tokens.clamp(min=1))
-            for b, i in enumerate(idx):
-                results[i] = {
-                    "num_tokens": int(num_tokens[b]),
-                    "mean_logprob": float(mean_logp[b]),
-                    "compatibility": float(compat[b]),
-                }
+        with tqdm(total=len(rows), desc=desc, unit="row", disable=not progress) as bar:
+            for idx in batches:
+                width = len(rows[idx[0]]["input_ids"])  # the longest row comes first
+                input_ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
+                labels = torch.full((len(idx), width), -100, dtype=torch.long)
+                attention_mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for b, i in enumerate(idx):
+                    n = len(rows[i]["input_ids"])
+                    input_ids[b, :n] = torch.tensor(rows[i]["input_ids"])
+                    labels[b, :n] = torch.tensor(rows[i]["labels"])
+                    attention_mask[b, :n] = 1
+                # Without padding, no mask: attention takes its causal fast path
+                padded = bool((attention_mask == 0).any())
+                logps, mask = _label_logprobs(
+                    model,
+                    input_ids.to(device),
+                    attention_mask.to(device) if padded else None,
+                    labels.to(device),
+                )
+                compat = compatibility(logps, mask).cpu()
+                num_tokens = mask.sum(-1).cpu()
+                mean_logp = torch.where(mask, logps.float(), 0.0).sum(-1).cpu() / num_tokens.clamp(min=1)
+                for b, i in enumerate(idx):
+                    results[i] = {
+                        "num_tokens": int(num_tokens[b]),
+                        "mean_logprob": float(mean_logp[b]),
+                        "compatibility": float(compat[b]),
+                    }
+                bar.update(len(idx))
     finally:
         model.train(was_training)
     return results

@@ -95,7 +95,8 @@ class Rewriter:
         if self._generator is None:
             t = self.trainer
             self._generator = make_generator(
-                t.args.rewrite_generator, policy_model=t.model, tokenizer=t.processing_class
+                t.args.rewrite_generator, policy_model=t.model, tokenizer=t.processing_class,
+                **(t.args.rewrite_generator_kwargs or {}),
             )
         return self._generator
 
@@ -238,6 +239,7 @@ class Rewriter:
         self.trainer.data_collator.targets.clear()
         self._sync_targets()
         if self.trainer.accelerator.is_main_process:
+            self.save_dataset()  # the file may list rewrites of rounds after the checkpoint
             moved = self.store.reconcile_provenance(self.trainer.args.output_dir)
             if moved:
                 logger.warning(

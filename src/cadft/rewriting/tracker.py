@@ -37,17 +37,21 @@ class CompatibilityTracker:
         self.flag_quantile = flag_quantile
         self.records: dict[int, SampleRecord] = {}
 
-    def flagged(self, compat: torch.Tensor, raw_weights: torch.Tensor) -> torch.Tensor:
-        """Which of these visits are flagged. (n,), (n,) -> (n,) bool"""
+    def flagged(self, compat: torch.Tensor, raw_weights: torch.Tensor, sample_ids: list[int] = ()) -> torch.Tensor:
+        """Which of these visits are flagged. (n,), (n,) -> (n,) bool. The quantile is over
+        the latest compatibility of every tracked sample, this batch's values replacing
+        its samples' older ones."""
         flags = raw_weights < self.flag_threshold
         if self.flag_quantile is not None:
-            population = torch.tensor([r.last for r in self.records.values()] + compat.tolist())
+            current = {int(i) for i in sample_ids}
+            others = [r.last for i, r in self.records.items() if i not in current]
+            population = torch.tensor(others + compat.tolist())
             flags |= compat <= torch.quantile(population, self.flag_quantile)
         return flags
 
     def update(self, sample_ids: list[int], compat: torch.Tensor, raw_weights: torch.Tensor) -> None:
         """Record one visit of each sample (valid rows only)."""
-        flags = self.flagged(compat, raw_weights).tolist()
+        flags = self.flagged(compat, raw_weights, sample_ids).tolist()
         for sample_id, c, flag in zip(sample_ids, compat.tolist(), flags):
             record = self.records.setdefault(int(sample_id), SampleRecord())
             record.ema = c if record.visits == 0 else self.ema_decay * record.ema + (1 - self.ema_decay) * c
