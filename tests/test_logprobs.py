@@ -68,3 +68,9 @@ def test_tokenize_demonstration_masks_the_prompt(tok, demos):
     trained = tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
     assert trained.startswith(completion) and "<|im_end|>" in trained
     assert demos[0]["prompt"][0]["content"] not in trained
+
+
+def test_sharegpt_conversations_tokenize_like_messages(tok):
+    messages = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    sharegpt = [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]
+    assert tokenize_demonstration(tok, {"conversations": sharegpt}) == tokenize_demonstration(tok, {"messages": messages})

@@ -77,6 +77,10 @@ def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None =
         while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
             start += 1
         labels = [-100] * start + full_ids[start:]
+    elif "conversations" in example:  # ShareGPT: from/value turns
+        roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+        messages = [{"role": roles.get(t["from"], t["from"]), "content": t["value"]} for t in example["conversations"]]
+        return tokenize_demonstration(tokenizer, {"messages": messages}, max_length=max_length)
     elif "messages" in example:
         messages = example["messages"]
         if not messages or messages[-1].get("role") != "assistant":
@@ -104,6 +108,9 @@ MAX_PADDING = 0.1
 
 # TRL's fused head scores only the label positions on these device types (Triton kernels)
 _COMPACT_FUSED_HEAD_DEVICES = ("cuda", "xpu")
+
+# Positions per float32 log-softmax on the other devices: 1024 x a 50k vocabulary is 200 MB
+_LOG_SOFTMAX_CHUNK = 1024
 
 
 def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -150,6 +157,8 @@ def _label_logprobs(model, input_ids, attention_mask, labels) -> tuple[torch.Ten
     keep = torch.nn.functional.pad(mask, (0, 1))  # (B, T): positions whose next token is a label
     logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
     picked = target[mask]  # (N,)
+    if logits.shape[:-1] != picked.shape:
+        raise RuntimeError(f"{type(_base(model)).__name__} ignored logits_to_keep: logits {tuple(logits.shape)}")
     values = torch.empty(picked.shape, dtype=torch.float32, device=device)  # (N,)
     for start in range(0, len(picked), _LOG_SOFTMAX_CHUNK):  # a float32 copy of one chunk, not of all N x V
         end = start + _LOG_SOFTMAX_CHUNK
@@ -157,10 +166,6 @@ def _label_logprobs(model, input_ids, attention_mask, labels) -> tuple[torch.Ten
         values[start:end] = chunk.gather(-1, picked[start:end, None]).squeeze(-1)
     logps[mask] = values
     return logps, mask
-
-
-# Positions per float32 log-softmax: 1024 x a 50k vocabulary is 200 MB
-_LOG_SOFTMAX_CHUNK = 1024
 
 
 @torch.inference_mode()

@@ -61,7 +61,7 @@ class DataArguments:
     tag_column: str = field(
         default="kind", metadata={"help": "Column that groups the closing summary (ignored if the data lacks it)."}
     )
-    embedded_num_demos: int = field(default=64, metadata={"help": "Embedded data: number of demonstrations."})
+    embedded_num_demos: int = field(default=48, metadata={"help": "Embedded data: number of demonstrations."})
     embedded_frac_foreign: float = field(default=0.25, metadata={"help": "Embedded data: fraction in a foreign style."})
     embedded_frac_wrong: float = field(default=0.25, metadata={"help": "Embedded data: fraction with a wrong answer."})
     embedded_seed: int = field(default=0, metadata={"help": "Embedded data: generator seed."})

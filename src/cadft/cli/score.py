@@ -1,0 +1,413 @@
+"""`cadft score`: a per-demonstration audit of a dataset before training.
+
+For every demonstration: its trainable tokens, mean token log-probability s and
+compatibility c = exp(s) under the model, and the CADFT weight it would get,
+w = clip(c**beta / m, w_min, w_max), with m the dataset's own mean of c**beta (what the
+trainer's calibration estimates) unless --normalizer is given.
+
+    cadft score --dataset_path ../shared/data/gsm8k/train.jsonl --limit 200 --output gsm8k-scores.jsonl
+    cadft score --model_name_or_path runs/cadft --dataset_path data.parquet --output scores.parquet --beta 2
+
+Writes one row per demonstration (.jsonl or .parquet, chosen by the extension) with its
+tag columns carried through, a histogram PNG beside it, and prints a summary: quantiles,
+a text histogram, the least compatible demonstrations and per-tag means. See docs/score.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["build_parser", "main"]
+
+OUTPUT_FORMATS = (".jsonl", ".parquet")
+QUANTILES = (0, 10, 25, 50, 75, 90, 100)
+# Columns that hold the demonstration itself; every other scalar column is a tag
+_TEXT_COLUMNS = ("prompt", "completion", "messages", "conversations", "text")
+_SCORE_COLUMNS = ("sample_id", "num_tokens", "mean_logprob", "compatibility", "weight", "raw_weight", "clipped")
+# Text histogram: the narrowest of these bin widths that spans the data in at most _MAX_BINS
+# bins, aligned to multiples of the width so two runs' histograms line up
+_BIN_WIDTHS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+_MAX_BINS = 20
+_BAR = 40  # characters of the longest histogram bar
+_SNIPPET = 70  # characters of completion shown per least-compatible row
+_MAX_TAG_VALUES = 20  # per-tag table rows (most frequent first beyond this)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cadft score",
+        description="Score each demonstration's compatibility under a model and the CADFT weight it would get.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--model_name_or_path",
+        default="embedded",
+        help="'embedded' (SmolLM2-135M-Instruct), a model folder, a LoRA adapter folder, or a hub name.",
+    )
+    parser.add_argument(
+        "--dataset_path",
+        required=True,
+        help="Demonstrations (.jsonl/.json/.parquet/.csv): prompt+completion, messages, text, GSM8K or MATH rows.",
+    )
+    parser.add_argument(
+        "--output", required=True, help="Per-sample scores, .jsonl or .parquet; the histogram goes beside it as .png."
+    )
+    parser.add_argument("--limit", type=int, default=None, help="Score only the first N demonstrations.")
+    parser.add_argument("--batch_size", type=int, default=16, help="Rows per forward pass (rows of similar length).")
+    parser.add_argument(
+        "--max_length",
+        type=int,
+        default=1024,
+        help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
+    )
+    parser.add_argument("--beta", type=float, default=1.0, help="Exponent on c in the weight c**beta / m (>= 0).")
+    parser.add_argument(
+        "--normalizer", type=float, default=None, help="m (> 0); default: the scored rows' own mean of c**beta."
+    )
+    parser.add_argument("--w_min", type=float, default=0.1, help="Weight floor, as CADFTConfig.cadft_w_min.")
+    parser.add_argument("--w_max", type=float, default=3.0, help="Weight ceiling, as CADFTConfig.cadft_w_max.")
+    parser.add_argument("--top_k", type=int, default=10, help="Least compatible demonstrations to print (0: none).")
+    parser.add_argument(
+        "--tag_column", default=None, help="Column for per-tag means; default: 'kind' when the data has it."
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+    return parser
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name in ("limit", "batch_size", "max_length", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be >= 1, got {value}")
+    if args.top_k < 0:
+        parser.error(f"--top_k must be >= 0, got {args.top_k}")
+    if args.beta < 0:
+        parser.error(f"--beta must be >= 0, got {args.beta}")
+    if args.normalizer is not None and not args.normalizer > 0:
+        parser.error(f"--normalizer must be > 0, got {args.normalizer}")
+    if not 0 <= args.w_min <= args.w_max:
+        parser.error(f"need 0 <= --w_min <= --w_max, got --w_min {args.w_min} and --w_max {args.w_max}")
+    if Path(args.output).suffix.lower() not in OUTPUT_FORMATS:
+        parser.error(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
+    if not Path(args.dataset_path).is_file():
+        raise SystemExit(f"cadft score: dataset file not found: {args.dataset_path}")
+    name = args.model_name_or_path
+    if name != "embedded" and not os.path.exists(name) and name.startswith((".", "/", "~")):
+        raise SystemExit(f"cadft score: model folder not found: {name}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _tag_columns(dataset) -> list[str]:
+    """Every scalar column that is not the demonstration itself or its id, in dataset order."""
+    from datasets import Value
+
+    skip = (*_TEXT_COLUMNS, "sample_id")
+    return [name for name, feature in dataset.features.items() if name not in skip and isinstance(feature, Value)]
+
+
+def _completion_snippet(example: dict, width: int = _SNIPPET) -> str:
+    """The start of the trained text of a demonstration, on one line."""
+    if "completion" in example:
+        text = example["completion"]
+    elif "messages" in example:
+        text = example["messages"][-1:]
+    else:
+        text = example.get("text", "")
+    if isinstance(text, list):
+        text = " ".join(str(message.get("content", "")) for message in text)
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class Audit(NamedTuple):
+    """The weights every scored row would get. Tensors are (N,), in input order."""
+
+    compat: Any  # float32 compatibilities, 0 where invalid
+    valid: Any  # bool, the row has a trainable token
+    raw: Any  # c**beta / m
+    weights: Any  # clip(raw, w_min, w_max)
+    normalizer: float  # m
+    stats: dict  # cadft.losses.weight_stats over the valid rows, as floats
+
+    def valid_indices(self) -> list[int]:
+        return [i for i, ok in enumerate(self.valid.tolist()) if ok]
+
+
+def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
+    """Weights from `cadft.losses` at the command's beta, normaliser and clip range."""
+    import torch
+
+    from cadft.losses import raw_sample_weights, sample_weights, weight_stats
+
+    compat = torch.tensor([s["compatibility"] for s in scores], dtype=torch.float32)  # (N,)
+    valid = torch.tensor([s["num_tokens"] > 0 for s in scores])  # (N,)
+    if not valid.any():
+        raise SystemExit(
+            "cadft score: no demonstration has a trainable token (completions empty or cut by --max_length)"
+        )
+    if args.normalizer is None:
+        # What the trainer's calibration computes, over every scored row (floored like RunningNormalizer)
+        normalizer = max(float(compat[valid].pow(args.beta).mean()), torch.finfo(torch.float32).tiny)
+    else:
+        normalizer = args.normalizer
+    raw = raw_sample_weights(compat, beta=args.beta, normalizer=normalizer)
+    weights = sample_weights(compat, beta=args.beta, normalizer=normalizer, w_min=args.w_min, w_max=args.w_max)
+    stats = {k: float(v) for k, v in weight_stats(compat, weights, raw, valid).items()}
+    return Audit(compat, valid, raw, weights, normalizer, stats)
+
+
+def _records(ids, scores, audit: Audit, tags: dict[str, list]) -> list[dict]:
+    raw, weights = audit.raw, audit.weights
+    records = []
+    for i, (sample_id, score) in enumerate(zip(ids, scores)):
+        scored = score["num_tokens"] > 0  # a row with no trainable token gets nulls, never a made-up score
+        records.append(
+            {
+                "sample_id": sample_id,
+                "num_tokens": score["num_tokens"],
+                "mean_logprob": score["mean_logprob"] if scored else None,
+                "compatibility": score["compatibility"] if scored else None,
+                "weight": float(weights[i]) if scored else None,
+                "raw_weight": float(raw[i]) if scored else None,
+                "clipped": bool(raw[i] != weights[i]) if scored else None,
+                **{name: values[i] for name, values in tags.items()},
+            }
+        )
+    return records
+
+
+def _write(records: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".parquet":
+        from datasets import Dataset
+
+        Dataset.from_list(records).to_parquet(str(path))
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def _clip_points(normalizer: float, args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """Compatibilities below / above which the weight is clipped to w_min / w_max (None: never)."""
+    if args.beta == 0:
+        return None, None
+    low = (args.w_min * normalizer) ** (1 / args.beta) if args.w_min > 0 else None
+    high = (args.w_max * normalizer) ** (1 / args.beta)
+    return low, (high if high < 1 else None)
+
+
+def _bins(values: list[float]) -> tuple[float, int, int]:
+    """(width, first, last) of histogram bins [k * width, (k + 1) * width) for k = first..last
+    that cover `values` (in [0, 1]); c = 1 falls in the last bin below 1."""
+    lo, hi = min(values), max(values)
+    width = next((w for w in _BIN_WIDTHS if _bin(hi, w) - _bin(lo, w) < _MAX_BINS), _BIN_WIDTHS[-1])
+    return width, _bin(lo, width), _bin(hi, width)
+
+
+def _bin(value: float, width: float) -> int:
+    # The epsilon keeps 0.3 / 0.05 = 5.999... in bin 6, where 0.3 belongs
+    return min(math.floor(value / width + 1e-9), round(1 / width) - 1)
+
+
+def _text_histogram(values: list[float]) -> tuple[float, list[str]]:
+    """(bin width, lines) of a histogram of compatibilities, from the lowest bin to the highest."""
+    width, first, last = _bins(values)
+    counts = [0] * (last - first + 1)
+    for v in values:
+        counts[_bin(v, width) - first] += 1
+    top = max(counts)
+    digits = max(2, -math.floor(math.log10(width) + 1e-9))
+    lines = []
+    for k, count in enumerate(counts):
+        low, high = (first + k) * width, (first + k + 1) * width
+        bar = "#" * max(1, round(_BAR * count / top)) if count else ""
+        close = "]" if first + k == round(1 / width) - 1 else ")"
+        lines.append(f"  [{low:.{digits}f}, {high:.{digits}f}{close}  {bar:<{_BAR}}  {count}")
+    return width, lines
+
+
+def _tag_table(tag_name: str, tag_values: list, audit: Audit) -> list[str]:
+    """Count, mean compatibility, mean weight and clip fraction per tag value, least
+    compatible first."""
+    compat, weights, raw = audit.compat, audit.weights, audit.raw
+    groups: dict = {}
+    for i in audit.valid_indices():
+        groups.setdefault(tag_values[i], []).append(i)
+    shown = sorted(groups, key=lambda v: -len(groups[v]))[:_MAX_TAG_VALUES]
+    rows = []
+    for value in shown:
+        idx = groups[value]
+        c = sum(float(compat[i]) for i in idx) / len(idx)
+        w = sum(float(weights[i]) for i in idx) / len(idx)
+        clipped = sum(bool(raw[i] != weights[i]) for i in idx) / len(idx)
+        rows.append((str(value), len(idx), c, w, clipped))
+    rows.sort(key=lambda r: r[2])  # least compatible tag first
+    width = max(len(tag_name), *(len(r[0]) for r in rows))
+    lines = [f"  {tag_name:<{width}}  {'n':>5}  {'mean c':>7}  {'mean w':>7}  {'clipped':>7}"]
+    lines += [f"  {v:<{width}}  {n:>5}  {c:>7.4f}  {w:>7.3f}  {100 * f:>6.1f}%" for v, n, c, w, f in rows]
+    if len(groups) > len(shown):
+        lines.append(f"  ... {len(groups) - len(shown)} more values (the {_MAX_TAG_VALUES} most frequent shown)")
+    return lines
+
+
+def _plot(path: Path, compat_values: list[float], tag_name, tag_values, clip_points, title: str) -> None:
+    from matplotlib.figure import Figure  # the Agg canvas; no pyplot global state
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    width, first, last = _bins(compat_values)
+    width /= 2  # twice the text histogram's resolution, on the same grid
+    bins = [(2 * first + k) * width for k in range(2 * (last - first + 1) + 1)]
+    groups = sorted(set(tag_values), key=str) if tag_values is not None else []
+    if 1 < len(groups) <= 8:
+        data = [[c for c, t in zip(compat_values, tag_values) if t == g] for g in groups]
+        ax.hist(data, bins=bins, stacked=True, label=[f"{tag_name}={g}" for g in groups])
+    else:
+        ax.hist(compat_values, bins=bins, color="tab:blue")
+    # Shade where the weight is clipped, when that is in view
+    x_min, x_max = bins[0], bins[-1]
+    low, high = clip_points
+    if low is not None and low > x_min:
+        ax.axvspan(x_min, min(low, x_max), color="tab:red", alpha=0.12, label="w = w_min")
+    if high is not None and high < x_max:
+        ax.axvspan(max(high, x_min), x_max, color="tab:green", alpha=0.12, label="w = w_max")
+    ax.set_xlim(x_min, x_max)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.set_xlabel("compatibility c = exp(mean token log-prob)")
+    ax.set_ylabel("demonstrations")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _summary(args, dataset, scores: list[dict], audit: Audit, tag_column: str | None, scoring_s: float) -> list[str]:
+    """The printed report: counts, quantiles, weights, histogram, least compatible, per tag."""
+    import torch
+
+    compat, raw, weights = audit.compat, audit.raw, audit.weights
+    valid_idx = audit.valid_indices()
+    c_valid = [float(compat[i]) for i in valid_idx]
+    n, n_valid = len(scores), len(valid_idx)
+    lines = [
+        f"scored {n} demonstrations of {args.dataset_path} under {args.model_name_or_path} "
+        f"in {scoring_s:.1f}s ({n / scoring_s:.2f} samples/s)"
+    ]
+    if n_valid < n:
+        lines.append(f"{n - n_valid} with no trainable token (empty, or cut by --max_length): left out of statistics")
+    q = torch.tensor(QUANTILES, dtype=torch.float64) / 100
+    quantiles = torch.quantile(torch.tensor(c_valid, dtype=torch.float64), q).tolist()
+    lines.append("compatibility  " + "  ".join(f"p{k} {v:.4f}" for k, v in zip(QUANTILES, quantiles)))
+    source = "given" if args.normalizer is not None else "dataset mean of c**beta"
+    at_min = sum(bool(raw[i] < weights[i]) for i in valid_idx)
+    at_max = sum(bool(raw[i] > weights[i]) for i in valid_idx)
+    lines.append(
+        f"weights at beta={args.beta:g}, m={audit.normalizer:.4g} ({source}), w_min={args.w_min:g}, "
+        f"w_max={args.w_max:g}: mean {audit.stats['weight_mean']:.3f}, ESS {audit.stats['weight_ess']:.1f}/{n_valid}, "
+        f"clipped {100 * audit.stats['clip_frac']:.1f}% ({at_min} at w_min, {at_max} at w_max)"
+    )
+    if args.beta > 0:
+        low, high = _clip_points(audit.normalizer, args)
+        lines.append(
+            (f"  w = w_min for c < {low:.4f}" if low is not None else "  w never reaches w_min")
+            + (f"; w = w_max for c > {high:.4f}" if high is not None else "; w never reaches w_max")
+        )
+    width, histogram = _text_histogram(c_valid)
+    lines += ["", f"compatibility histogram (bins of {width:g})", *histogram]
+
+    tag_values = dataset[tag_column] if tag_column else None
+    if args.top_k:
+        worst = sorted(valid_idx, key=lambda i: float(compat[i]))[: args.top_k]
+        ids = dataset["sample_id"]
+        tag_header = f"  {tag_column[:10]:<10}" if tag_column else ""
+        lines += ["", f"{len(worst)} least compatible"]
+        lines.append(f"  {'sample_id':>9}  {'c':>6}  {'w':>5}  {'tokens':>6}{tag_header}  completion")
+        for i in worst:
+            tag = f"  {str(tag_values[i])[:10]:<10}" if tag_column else ""
+            lines.append(
+                f"  {ids[i]:>9}  {float(compat[i]):.4f}  {float(weights[i]):>5.3f}  {scores[i]['num_tokens']:>6}{tag}  "
+                f"{_completion_snippet(dataset[i])}"
+            )
+    if tag_column:
+        lines += ["", f"by {tag_column}", *_tag_table(tag_column, tag_values, audit)]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+
+    import torch
+
+    from cadft.collate import SAMPLE_ID, with_sample_ids
+    from cadft.data import DataFormatError, load_demonstrations
+    from cadft.models import load_model_and_tokenizer
+    from cadft.scoring import score_rows, tokenize_demonstration
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        dataset = with_sample_ids(load_demonstrations(args.dataset_path, limit=args.limit))
+    except (DataFormatError, ValueError) as e:
+        raise SystemExit(f"cadft score: {e}") from e
+    tag_names = _tag_columns(dataset)
+    tag_column = args.tag_column
+    if tag_column is None:
+        tag_column = "kind" if "kind" in tag_names else None
+    elif tag_column not in tag_names:
+        raise SystemExit(
+            f"cadft score: --tag_column {tag_column!r} is not a scalar column of {args.dataset_path}; "
+            f"its tag columns are: {', '.join(tag_names) or 'none'}"
+        )
+
+    try:
+        model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cadft score: cannot load model {args.model_name_or_path!r}: {e}") from e
+    if torch.cuda.is_available():
+        model.to("cuda")
+    rows = []
+    for i, example in enumerate(dataset):
+        try:
+            rows.append(tokenize_demonstration(tokenizer, example, max_length=args.max_length))
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"cadft score: {args.dataset_path}: row {i + 1}: {e}") from e
+
+    started = time.perf_counter()
+    scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id, batch_size=args.batch_size)
+    scoring_s = time.perf_counter() - started
+    audit = _weights(scores, args)
+
+    # Tag columns keep their names unless one collides with a score column
+    renamed = [name for name in tag_names if name in _SCORE_COLUMNS]
+    tags = {(f"data_{name}" if name in renamed else name): dataset[name] for name in tag_names}
+    output = Path(args.output)
+    _write(_records(dataset[SAMPLE_ID], scores, audit, tags), output)
+    png = output.with_suffix(".png")
+    valid_idx = audit.valid_indices()
+    _plot(
+        png,
+        [float(audit.compat[i]) for i in valid_idx],
+        tag_column,
+        [dataset[tag_column][i] for i in valid_idx] if tag_column else None,
+        _clip_points(audit.normalizer, args),
+        f"{len(valid_idx)} demonstrations of {Path(args.dataset_path).name} under {args.model_name_or_path}",
+    )
+
+    print("\n" + "\n".join(_summary(args, dataset, scores, audit, tag_column, scoring_s)))
+    if renamed:
+        print(f"\nnote: data column(s) {', '.join(renamed)} written as data_<name> (the name is a score column)")
+    print(f"\nwrote {output} ({len(scores)} rows) and {png}")
+    return 0
