@@ -38,7 +38,7 @@ CLI_DEFAULTS = {
     "per_device_train_batch_size": 8,
     "num_train_epochs": 1.0,
     "max_length": 512,
-    "logging_steps": 5,
+    "logging_steps": 1,
     "save_steps": 4,
     "save_total_limit": 2,
     "gradient_checkpointing": False,  # on a 135M model the memory saving is not worth the recompute

@@ -240,7 +240,7 @@ def _generate_with_transformers(model, tokenizer, conversations, settings, batch
             top_p=settings.top_p,
             num_return_sequences=settings.num_candidates,
             batch_size=batch_size,
-            progress=False,
+            progress=len(batch) > 1,  # a bar for the round; none for one-by-one retries
         )
 
     return _batch_then_each(generate_batch, conversations, settings.num_candidates)
