@@ -105,7 +105,8 @@ def summarise(record: dict) -> dict:
                 for key, _ in MAIN_METRICS
             }
     search = [{"method": r["config"]["method"], "lr": r["config"]["lr"], "beta": r["config"]["beta"],
-               "val_acc": r["val_acc"], "grad_noise": run_metrics(r)["grad_noise"]} for r in record["search"]]
+               "seed": r["config"]["seed"], "val_acc": r["val_acc"], "grad_noise": run_metrics(r)["grad_noise"]}
+              for r in record["search"]]
 
     mixture, beta = defaultdict(lambda: defaultdict(dict)), defaultdict(dict)
     for run in record["sweeps"]:
@@ -118,7 +119,10 @@ def summarise(record: dict) -> dict:
     for run in record["main"]:
         if "rewrites_accepted" in run:
             for kind, count in run["rewrites_accepted"].items():
-                rewrites[kind].append(count)
+                rewrites[f"accepted ({kind})"].append(count)
+            rounds = [h for h in run["log"] if "rewrite/round" in h]
+            for key in ("selected", "accepted", "rejected_verifier", "rejected_no_gain", "rejected_error"):
+                rewrites[f"{key} (all rounds)"].append(sum(h.get(f"rewrite/{key}", 0.0) for h in rounds))
     return {
         "per_seed": {m: per[m] for m in methods},
         "main": main,
@@ -296,6 +300,36 @@ def _definitions(args: dict) -> str:
 """
 
 
+# higher is better for these; lower is better for the rest of MAIN_METRICS
+_HIGHER_BETTER = {"test_id_acc", "test_ood_acc", "retention_acc", "grpo_acc", "grpo_reward_last"}
+
+
+def _findings(summary: dict) -> str:
+    """One sentence per paired comparison and metric, derived from the intervals alone."""
+    lines = ["## Findings, read off the paired intervals (generated)\n"]
+    for a, b in PAIRS:
+        key = f"{a}-{b}"
+        if key not in summary["paired"]:
+            continue
+        wins, losses, ties = [], [], []
+        for metric, label in MAIN_METRICS:
+            if metric == "ess":  # neither better nor worse: a lower ESS is what down-weighting means
+                continue
+            ci = summary["paired"][key][metric]
+            if ci["n"] < 2 or not math.isfinite(ci["lo"]) or (ci["lo"] == 0 == ci["hi"]):
+                ties.append(label)
+            elif ci["lo"] > 0 or ci["hi"] < 0:
+                better = (ci["lo"] > 0) == (metric in _HIGHER_BETTER)
+                (wins if better else losses).append(f"{label} ({ci['mean']:+.3g})")
+            else:
+                ties.append(label)
+        lines.append(f"- **{LABELS[a]} vs {LABELS[b]}**: better on {', '.join(wins) or 'nothing'}; "
+                     f"worse on {', '.join(losses) or 'nothing'}; no detectable difference on {', '.join(ties) or 'nothing'}.")
+    lines.append("\nLower is better for gradient variance, spikes and peak/median grad norm; higher for accuracies "
+                 "and reward. ESS is left out: a lower ESS is what down-weighting means, not a loss.\n")
+    return "\n".join(lines)
+
+
 def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     summary = summarise(record)
@@ -323,7 +357,7 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
         f"({base['config']['ops'][0]}-{base['config']['ops'][1]} operations) in the native style; {base['config']['hint_frac']:.0%} of its "
         "rows also teach it to restate a reference solution in its own style (the skill rewriting with "
         f"`rewrite_generator=\"policy\"` needs). Base policy: accuracy {base['acc_easy']:.3f} on easy problems, "
-        f"{base['acc_ft_ops']:.3f} on the harder fine-tuning problems (greedy, 200 problems each).\n")
+        f"{base['acc_ft_ops']:.3f} on 3-4-operation problems (greedy, 200 problems each).\n")
     page.append(
         f"Fine-tuning set: {args['n_train']} problems with {args['ft_ops'][0]}-{args['ft_ops'][1]} operations; "
         f"{args['frac_incompatible']:.0%} correct but in a foreign style (result first, operands swapped, one line, "
@@ -361,9 +395,10 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
     page.append(_table(["method", "sd ID acc", "sd OOD acc", "sd retention", "sd final train NLL"], rows) + "\n")
 
     if summary["rewrites_accepted"]:
-        page.append("### Rewriting: accepted rewrites per demonstration kind (per run, mean [95% CI])\n")
+        page.append("### Rewriting: rounds, candidates' fate and accepted rewrites per demonstration kind "
+                    "(per run, mean [95% CI])\n")
         rows = [[k, _fmt(v, 1)] for k, v in summary["rewrites_accepted"].items()]
-        page.append(_table(["kind", "accepted rewrites"], rows) + "\n")
+        page.append(_table(["count", "per run"], rows) + "\n")
 
     # compatibility per kind, first and last probe
     page.append("### Compatibility per demonstration kind (mean c over the training rows; first -> last probe)\n")
@@ -418,16 +453,21 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
             rows.append([b] + [_fmt(mean_ci([v[k] for v in d])) for k in ("test_id_acc", "test_ood_acc", "retention_acc", "grad_noise", "ess")])
         page.append(_table(["beta", "ID acc", "OOD acc", "retention", "grad noise", "ESS"], rows) + "\n")
 
-    page.append("## Hyper-parameter search (validation split, seed "
-                f"{args['search_seed']}; the test sets are never evaluated here)\n")
-    rows = [[LABELS[s["method"]], f"{s['lr']:g}", f"{s['beta']:g}" if s["method"] == "cadft" else "-",
-             f"{s['val_acc']:.3f}", f"{s['grad_noise']:.3g}"] for s in summary["search"]]
-    page.append(_table(["method", "lr", "beta", "val acc", "grad noise"], rows) + "\n")
-    page.append("Selected (highest validation accuracy; ties go to the first in search order): "
+    page.append("## Hyper-parameter search (validation split, seeds "
+                f"{', '.join(map(str, args['search_seeds']))}; the test sets are never evaluated here)\n")
+    grouped = defaultdict(list)
+    for s in summary["search"]:
+        grouped[(s["method"], s["lr"], s["beta"])].append(s)
+    rows = [[LABELS[m], f"{lr:g}", f"{b:g}" if m == "cadft" else "-",
+             _fmt(mean_ci([s["val_acc"] for s in runs])), ", ".join(f"{s['val_acc']:.3f}" for s in runs),
+             f"{sum(s['grad_noise'] for s in runs) / len(runs):.3g}"] for (m, lr, b), runs in grouped.items()]
+    page.append(_table(["method", "lr", "beta", "val acc (mean [CI])", "val acc per seed", "grad noise (final)"], rows) + "\n")
+    page.append("Selected (highest mean validation accuracy; ties go to the first in search order): "
                 + "; ".join(f"{LABELS[m]} lr={c['lr']:g}" + (f", beta={c['beta']:g}" if m.startswith("cadft") else "")
                             for m, c in record["chosen"].items())
                 + ". CADFT+rewriting reuses CADFT's values.\n")
 
+    page.append(_findings(summary))
     discussion = os.path.join(HERE, "discussion.md")
     if os.path.exists(discussion):
         page.append(open(discussion).read())
