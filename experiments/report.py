@@ -343,12 +343,14 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
     page = []
     page.append("# Evidence: SFT vs DFT vs CADFT vs CADFT+rewriting on a controlled testbed\n")
     page.append("This page is written by `experiments/run.py` (every number, table and plot); do not edit it by hand.\n")
-    page.append(f"- **Command**: `{_command(record)}`")
+    page.append(f"- **Command**: `{_command(record)}` (and `python experiments/run.py --report-only` rewrites this page "
+                "from `experiments/results/record.json` without rerunning)")
     page.append(f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes "
                 f"(1 thread each). Training the base policy takes {base['seconds'] / 60:.1f} min; "
                 f"{'this run found it in the cache, so the wall time excludes it' if base['cached'] else 'this run trained it (included)'}.")
     page.append(f"- **Machine**: {_machine()}")
-    page.append(f"- **Date**: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} (commit {_commit()})\n")
+    finished = record.get("finished", datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+    page.append(f"- **Date**: run finished {finished} (page written at commit {_commit()})\n")
 
     page.append("## The testbed\n")
     page.append(

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import replace
 from multiprocessing import get_context
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -258,10 +258,14 @@ def main(argv=None) -> dict:
         "sweeps": sweeps,
         "grpo": grpo,
         "wall_seconds": wall,
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
     }
     with open(os.path.join(out, "record.json"), "w") as f:
         json.dump(record, f)
     summary = write_report(record, out_dir=out, docs_dir=docs)
+    with open(os.path.join(docs, "results.md")) as f:
+        page = f.read()
+    print(page[page.index("## Main results") : page.index("### Spread across seeds")])  # the closing note's table
     logger.info("done in %.1f min; results page %s", wall / 60, os.path.join(docs, "results.md"))
     return summary
 

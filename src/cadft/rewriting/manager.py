@@ -108,6 +108,8 @@ class Rewriter:
         self.tracker.update(sample_ids[keep].tolist(), compat[keep].float().cpu(), raw_weights[keep].float().cpu())
 
     def after_step(self, step: int, max_steps: int) -> None:
+        if step >= max_steps:  # rewrites made now would never be trained on
+            return
         args, t = self.trainer.args, self.trainer
         global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * t.accelerator.num_processes
         steps_per_epoch = max(1, math.ceil(len(t.train_dataset) / global_batch))
