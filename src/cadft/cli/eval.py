@@ -17,6 +17,7 @@ import os
 import time
 from pathlib import Path
 
+from cadft.cli.common import add_model_argument
 from cadft.evaluate import BACKENDS
 
 __all__ = ["build_parser", "main"]
@@ -28,11 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a model on math word problems (GSM8K / MATH-500 formats), checked with math-verify.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--model_name_or_path",
-        default="embedded",
-        help="'embedded' (SmolLM2-135M-Instruct), a model folder, a LoRA adapter folder, or a hub name.",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--dataset_path",
         required=True,

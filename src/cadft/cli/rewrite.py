@@ -17,6 +17,8 @@ import argparse
 import os
 import sys
 
+from .common import add_model_argument
+
 __all__ = ["build_parser", "main"]
 
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cadft rewrite", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Writes OUTPUT_DIR/rewrites.jsonl (provenance) and OUTPUT_DIR/rewritten_dataset.jsonl.",
     )
-    p.add_argument("--model_name_or_path", default="embedded", help="Model that scores (and, by default, rewrites).")
+    add_model_argument(p)  # the model that scores (and, with --generator policy, rewrites)
     p.add_argument("--dataset_path", required=True, help="Local .jsonl/.json/.parquet/.csv prompt-completion data.")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--limit", type=int, default=None, help="Use only the first N rows.")

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cadft.cli.common import add_model_argument
+
 __all__ = ["build_parser", "main"]
 
 OUTPUT_FORMATS = (".jsonl", ".parquet")
@@ -45,11 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score each demonstration's compatibility under a model and the CADFT weight it would get.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--model_name_or_path",
-        default="embedded",
-        help="'embedded' (SmolLM2-135M-Instruct), a model folder, a LoRA adapter folder, or a hub name.",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--dataset_path",
         required=True,
