@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 import cadft.evaluate
 from cadft.cli.eval import main
@@ -13,15 +12,6 @@ from cadft.data.loading import DataFormatError
 from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_interval
 from cadft.generation import generate
 from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tiny model is too small to gain from threads; on a shared CPU they only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

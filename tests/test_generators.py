@@ -16,7 +16,6 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 
 from cadft.rewriting import (
     DEFAULT_REWRITE_TEMPLATE,
@@ -31,8 +30,6 @@ from cadft.rewriting import (
     rewrite_messages,
 )
 from cadft.tiny import save_tiny, tiny_llama
-
-torch.set_num_threads(1)
 
 SECRET = "sk-test-7f3a9c1e5b0d"  # must never show up in errors, logs or reprs
 FAST = dict(max_retries=2, backoff_s=0.01, timeout_s=5.0)  # quick retries for the loopback server

@@ -21,15 +21,6 @@ from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 from helpers import naive_label_logprobs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The tiny model is too small to gain from threads; on a shared CPU they only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     # Character-level tokens: a GSM8K demonstration is several hundred of them
