@@ -28,6 +28,7 @@ def main(out_path: str, per_device: int) -> None:
         after = dict(trainer.model.named_parameters())
         delta = {k: after[k].detach() - before[k] for k in before}
         torch.save({"delta": delta, "m": trainer.normalizer.value, "world": trainer.accelerator.num_processes}, out_path)
+    trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ def main(config_path: str) -> None:
     if config.get("dump"):
         path = config["dump"].format(rank=trainer.accelerator.process_index)
         Path(path).write_text(json.dumps(rewriting_state(trainer)))
+    trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
 
 
 if __name__ == "__main__":

@@ -185,8 +185,18 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     trainer.save_state()
 
     result = {"output_dir": args.output_dir}
-    if not main_process:
-        return result
+    if main_process:
+        result.update(_finish_on_main(trainer, args, data_args, model_args, model_path, start, tags))
+    # Every process, once no collective is left: without this, gloo's worker threads can
+    # abort the interpreter at exit ("terminate called without an active exception")
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
+    return result
+
+
+def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_args, model_path: str,
+                    start: list[dict], tags: dict) -> dict:
+    """Write cadft_run.json; with a start summary, score the end and write sample_scores.jsonl."""
     run_info = {
         "loss_type": args.loss_type,
         "model": model_args.model_name_or_path,
@@ -203,23 +213,21 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     }
     with open(os.path.join(args.output_dir, "cadft_run.json"), "w") as f:
         json.dump(run_info, f, indent=2)
-    if summarise:
-        end = _score(trainer, "end")
-        _add_weights(end, args, trainer.normalizer.value)
-        texts = {r["sample_id"]: r for r in trainer.train_dataset}
-        with open(os.path.join(args.output_dir, "sample_scores.jsonl"), "w") as f:
-            for s in start + end:
-                row = texts[s["sample_id"]]
-                extra = {"kind": tags[s["sample_id"]]} if tags else {}
-                text = trainer.processing_class.decode(
-                    [t for t, lab in zip(row["input_ids"], row["labels"]) if lab != -100]
-                )
-                prompt = trainer.processing_class.decode(
-                    [t for t, lab in zip(row["input_ids"], row["labels"]) if lab == -100]
-                )
-                f.write(json.dumps({**s, **extra, "prompt": prompt, "completion": text}, ensure_ascii=False) + "\n")
-        result["table"] = _summary_table(start, end, tags)
-    return result
+    if not start:
+        return {}
+    end = _score(trainer, "end")
+    _add_weights(end, args, trainer.normalizer.value)
+    texts = {r["sample_id"]: r for r in trainer.train_dataset}
+    decode = trainer.processing_class.decode
+    with open(os.path.join(args.output_dir, "sample_scores.jsonl"), "w") as f:
+        for s in start + end:
+            row = texts[s["sample_id"]]
+            extra = {"kind": tags[s["sample_id"]]} if tags else {}
+            pairs = list(zip(row["input_ids"], row["labels"]))
+            prompt = decode([t for t, lab in pairs if lab == -100])
+            completion = decode([t for t, lab in pairs if lab != -100])
+            f.write(json.dumps({**s, **extra, "prompt": prompt, "completion": completion}, ensure_ascii=False) + "\n")
+    return {"table": _summary_table(start, end, tags)}
 
 
 def _load_hint(output_dir: str, peft: bool) -> str:
