@@ -1,6 +1,9 @@
-"""Test helpers: a naive full-softmax reference and fast trainer configs."""
+"""Test helpers: a naive full-softmax reference, fast trainer configs, a torchrun command."""
 
 from __future__ import annotations
+
+import socket
+import sys
 
 import torch
 
@@ -40,3 +43,12 @@ def trainer_args(output_dir, **overrides):
     )
     kwargs.update(overrides)
     return CADFTConfig(**kwargs)
+
+
+def torchrun(nproc: int) -> list[str]:
+    """The start of a `torchrun --nproc_per_node nproc` command on a free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+            "--master_addr", "127.0.0.1", "--master_port", str(port)]

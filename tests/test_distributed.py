@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from helpers import torchrun
+
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(nproc: int, per_device: int, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           str(HERE / "dist_train.py"), str(out), str(per_device)]
+    cmd = [*torchrun(nproc), str(HERE / "dist_train.py"), str(out), str(per_device)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(out)
@@ -48,8 +41,7 @@ def test_cli_train_under_torchrun(tmp_path):
     model = save_tiny(tmp_path / "model")
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "cadft.cli.main", "train", "--model_name_or_path", str(model),
+    cmd = [*torchrun(2), "-m", "cadft.cli.main", "train", "--model_name_or_path", str(model),
            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
            "--embedded_num_demos", "8", "--ddp_backend", "gloo", "--use_cpu", "true", "--bf16", "false",
            "--disable_tqdm", "true", "--report_to", "none"]

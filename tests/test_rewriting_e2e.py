@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from cadft.rewriting.store import DATASET_FILE, ORPHANED_FILE, PROVENANCE_FILE
 from cadft.scoring import tokenize_demonstration
 from cadft.tiny import tiny_llama, tiny_tokenizer
 
+from helpers import torchrun
 from rewrite_train import RESUMABLE, demos, make_trainer, rewriting_state
 
 HERE = Path(__file__).parent
@@ -514,12 +514,6 @@ def test_kill_during_a_round_then_resume(plain_model, server, tmp_path, uninterr
 # ------------------------------------------------------------------------------ 2 processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_round(plain_model, server, tmp_path, uninterrupted, processes):
     """torchrun, 2 x 2 samples per step (gloo): the round runs on rank 0 and its result
     reaches rank 1, so both train on the same targets with the same tracker."""
@@ -529,8 +523,7 @@ def test_two_process_round(plain_model, server, tmp_path, uninterrupted, process
                   dump=str(tmp_path / "rank-{rank}.json"))
     (tmp_path / "ddp.json").write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(HERE / "rewrite_train.py"), str(tmp_path / "ddp.json")]
+    cmd = [*torchrun(2), str(HERE / "rewrite_train.py"), str(tmp_path / "ddp.json")]
     with open(tmp_path / "ddp.log", "w") as log:
         processes.append(proc := subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path),
                                                   start_new_session=True))
