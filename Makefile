@@ -25,4 +25,4 @@ test: install
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) cadft-output cadft-eval .pytest_cache
+	rm -rf $(VENV) cadft-output cadft-eval report.html .pytest_cache

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="torch threads; more than the idle cores makes both paths crawl."
     )
     parser.add_argument("--repeats", type=int, default=3, help="Timed rounds of both paths; the median is reported.")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: the 3x target is a GPU's (benchmarks/gpu.sh).")
     parser.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     return parser
 
@@ -57,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 def naive_compatibility(model, rows: list[dict]) -> list[float]:
     """One row at a time: full logits, float32 log-softmax, exp(mean label log-prob)."""
     out = []
+    device = next(model.parameters()).device
     for row in rows:
-        input_ids = torch.tensor([row["input_ids"]])  # (1, T)
-        target = torch.tensor([row["labels"]])[:, 1:]  # (1, T-1)
+        input_ids = torch.tensor([row["input_ids"]], device=device)  # (1, T)
+        target = torch.tensor([row["labels"]], device=device)[:, 1:]  # (1, T-1)
         logits = model(input_ids=input_ids).logits[:, :-1].float()  # (1, T-1, V)
         logps = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         mask = target != -100
@@ -71,8 +73,11 @@ def naive_compatibility(model, rows: list[dict]) -> list[float]:
 @torch.inference_mode()
 def backbone_only(model, rows: list[dict]) -> None:
     """The floor: the transformer body over every token, one row at a time, no LM head."""
+    device = next(model.parameters()).device
     for row in rows:
-        model.get_decoder()(input_ids=torch.tensor([row["input_ids"]]))
+        model.get_decoder()(input_ids=torch.tensor([row["input_ids"]], device=device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the other paths end with values on the host
 
 
 def timed(fn):
@@ -82,10 +87,13 @@ def timed(fn):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not Path(args.dataset_path).is_file():  # the default exists only where ../shared/data does
+        parser.error(f"--dataset_path: file not found: {args.dataset_path}")
     torch.set_num_threads(args.threads)
     model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
-    model.eval()
+    model.to(args.device).eval()
     dataset = load_demonstrations(args.dataset_path, limit=args.rows)
     rows = [tokenize_demonstration(tokenizer, example, max_length=args.max_length) for example in dataset]
     num_tokens = sum(len(row["input_ids"]) for row in rows)
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s) of nproc={_nproc()}",
+        "machine": f"{platform.machine()}, device {args.device}, {torch.get_num_threads()} torch thread(s) of nproc={_nproc()}",
         "torch": torch.__version__,
         "model": args.model_name_or_path,
         "dataset": args.dataset_path,

@@ -1,11 +1,14 @@
 """Run by tests/test_distributed.py under `torchrun`: two CADFT steps on 8 fixed samples,
-then rank 0 saves the parameter update and the normaliser to the path in argv[1]."""
+then rank 0 saves the parameter update, the calibrated normaliser and the final one to the
+path in argv[1]. argv: OUT_PATH PER_DEVICE_BATCH [CALIBRATION_SAMPLES (default 8)
+[NORMALIZATION (default ema) [TOKEN_POWER (default 1)]]]."""
 
 from __future__ import annotations
 
 import sys
 
 import torch
+from transformers import TrainerCallback
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
@@ -14,22 +17,39 @@ from cadft.tiny import tiny_llama, tiny_tokenizer
 from helpers import trainer_args
 
 
-def main(out_path: str, per_device: int) -> None:
+class CalibratedNormalizer(TrainerCallback):
+    """Keeps log m as calibration left it: read at the first optimizer step, before the
+    step's observations move it."""
+
+    def __init__(self, trainer):
+        self.trainer, self.log_m = trainer, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.log_m is None:
+            self.log_m = self.trainer.normalizer.log_value
+
+
+def main(out_path: str, per_device: int, calibration_samples: int, normalization: str, token_power: float) -> None:
     tok = tiny_tokenizer()
     model = tiny_llama(tok, seed=0)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, max_steps=2, optim="sgd", learning_rate=0.5,
-        cadft_beta=2.0, cadft_w_max=1.5, ddp_backend="gloo",
+        cadft_beta=2.0, cadft_w_max=1.5, ddp_backend="gloo", cadft_calibration_samples=calibration_samples,
+        cadft_normalization=normalization, cadft_token_power=token_power, max_grad_norm=0.5,
     )
     trainer = CADFTTrainer(model, args=args, train_dataset=mixed_quality_demos(8, seed=0), processing_class=tok)
+    calibrated = CalibratedNormalizer(trainer)
+    trainer.add_callback(calibrated)
     trainer.train()
     if trainer.accelerator.is_main_process:
         after = dict(trainer.model.named_parameters())
         delta = {k: after[k].detach() - before[k] for k in before}
-        torch.save({"delta": delta, "m": trainer.normalizer.value, "world": trainer.accelerator.num_processes}, out_path)
+        torch.save({"delta": delta, "m": trainer.normalizer.value, "calibrated_log_m": calibrated.log_m,
+                    "world": trainer.accelerator.num_processes}, out_path)
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    argv = sys.argv[1:] + ["8", "ema", "1"][len(sys.argv) - 3 :]
+    main(argv[0], int(argv[1]), int(argv[2]), argv[3], float(argv[4]))

@@ -65,6 +65,5 @@ def test_bad_arguments(setup, tmp_path, capsys, extra, message):
 
 
 def test_missing_file(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["rewrite", "--dataset_path", str(tmp_path / "none.jsonl"), "--output_dir", str(tmp_path)])
-    assert "file not found" in capsys.readouterr().err
+    assert main(["rewrite", "--dataset_path", str(tmp_path / "none.jsonl"), "--output_dir", str(tmp_path)]) == 2
+    assert "none.jsonl: file not found" in capsys.readouterr().err

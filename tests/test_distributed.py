@@ -1,11 +1,16 @@
-"""Invariant 2 across processes: 2 ranks x 4 samples (gloo) == 1 rank x 8 samples."""
+"""Invariant 2 across processes: 2 ranks x 4 samples (gloo) == 1 rank x 8 samples, with a
+calibration sample the ranks do not divide (7) or smaller than the ranks (1); and `cadft
+train` on 2 processes gives the summary of 1 process."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from helpers import torchrun
@@ -13,18 +18,23 @@ from helpers import torchrun
 HERE = Path(__file__).parent
 
 
-def launch(nproc: int, per_device: int, out: Path) -> dict:
+def launch(nproc: int, per_device: int, out: Path, *variant) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [*torchrun(nproc), str(HERE / "dist_train.py"), str(out), str(per_device)]
+    cmd = [*torchrun(nproc), str(HERE / "dist_train.py"), str(out), str(per_device), *map(str, variant)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return torch.load(out)
 
 
-def test_two_processes_match_one(tmp_path):
-    one = launch(1, 8, tmp_path / "one.pt")
-    two = launch(2, 4, tmp_path / "two.pt")
+# calibration samples 7: not divisible by 2 ranks; 1: fewer rows than ranks. Each case
+# also runs one estimator variant (normalisation, token power), with gradient clipping on
+@pytest.mark.parametrize("variant", [(7, "batch", 0.5), (1, "ema", 1.0)], ids=["7-batch-alpha0.5", "1-ema-alpha1"])
+def test_two_processes_match_one(tmp_path, variant):
+    one = launch(1, 8, tmp_path / "one.pt", *variant)
+    two = launch(2, 4, tmp_path / "two.pt", *variant)
     assert one["world"] == 1 and two["world"] == 2
+    # Calibration scores each of its samples once, however many ranks share them
+    assert math.isclose(two["calibrated_log_m"], one["calibrated_log_m"], rel_tol=0, abs_tol=1e-6)
     assert abs(two["m"] - one["m"]) <= 1e-6 * abs(one["m"])  # the normaliser is synchronised
     moved = 0
     for k, d in one["delta"].items():
@@ -33,22 +43,46 @@ def test_two_processes_match_one(tmp_path):
     assert moved > 0
 
 
+def train_cli(nproc: int, per_device: int, model: str, out: Path) -> subprocess.CompletedProcess:
+    """`cadft train` under torchrun: one step on 7 embedded demonstrations (2 ranks do not
+    divide them), with the start/end summary."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [*torchrun(nproc), "-m", "cadft.cli.main", "train", "--model_name_or_path", model,
+           "--output_dir", str(out), "--max_steps", "1", "--per_device_train_batch_size", str(per_device),
+           "--embedded_num_demos", "7", "--ddp_backend", "gloo", "--use_cpu", "true", "--bf16", "false",
+           "--disable_tqdm", "true", "--report_to", "none"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(out.parent))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def summary_scores(out: Path) -> dict:
+    rows = [json.loads(line) for line in (out / "sample_scores.jsonl").read_text().splitlines()]
+    return {(r["stage"], r["sample_id"]): (r["compatibility"], r["weight"]) for r in rows}
+
+
 def test_cli_train_under_torchrun(tmp_path):
     """`cadft train` on 2 processes (gloo) ends cleanly on both: the model and the start/end
-    summary are written once, and no rank aborts at exit (each destroys its process group)."""
+    summary are written once, and no rank aborts at exit (each destroys its process group).
+    Both ranks score equal shards of the summary, and it equals the one of 1 process."""
     from cadft.tiny import save_tiny
 
     model = save_tiny(tmp_path / "model")
-    out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [*torchrun(2), "-m", "cadft.cli.main", "train", "--model_name_or_path", str(model),
-           "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "2",
-           "--embedded_num_demos", "8", "--ddp_backend", "gloo", "--use_cpu", "true", "--bf16", "false",
-           "--disable_tqdm", "true", "--report_to", "none"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    one = tmp_path / "one"
+    train_cli(1, 4, model, one)
+    proc = train_cli(2, 2, model, tmp_path / "two")
     assert "terminate called" not in proc.stderr
     assert proc.stdout.count("per kind of demonstration") == 1  # the summary comes from rank 0 only
-    assert (out / "adapter_model.safetensors").is_file()
-    rows = (out / "sample_scores.jsonl").read_text().splitlines()
-    assert len(rows) == 16  # 8 demonstrations, scored at the start and at the end
+    two = tmp_path / "two"
+    assert (two / "adapter_model.safetensors").is_file()
+    # The checkpoint was staged by both ranks and published whole (cadft.checkpoints)
+    [checkpoint] = two.glob("checkpoint-*")
+    names = {p.name for p in checkpoint.iterdir()}
+    assert {"rng_state_0.pth", "rng_state_1.pth", "cadft_state.json", "trainer_state.json"} <= names
+    assert not list(two.glob(".staging-*"))
+    expected, got = summary_scores(one), summary_scores(two)
+    assert len(got) == 14 and got.keys() == expected.keys()  # 7 demonstrations, at the start and the end
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values, rel=1e-4), key
+    m_one, m_two = (json.loads((out / "cadft_run.json").read_text())["cadft_normalizer"] for out in (one, two))
+    assert m_two == pytest.approx(m_one, rel=1e-5)

@@ -7,21 +7,24 @@ from pathlib import Path
 import pytest
 
 import cadft.evaluate
-from cadft.cli.eval import main
+from cadft.cli.common import CommandError
+from cadft.cli.eval import BACKENDS, main
 from cadft.data.loading import DataFormatError
 from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_interval
 from cadft.generation import generate
 from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
-
-@pytest.fixture(scope="session")
-def gsm8k(shared_data):
-    return shared_data / "gsm8k" / "test.jsonl"
+from math_rows import MATH_ROWS, gsm8k_answer, gsm8k_rows, write_jsonl
 
 
-@pytest.fixture(scope="session")
-def math500(shared_data):
-    return shared_data / "math500" / "test.jsonl"
+@pytest.fixture(scope="module")
+def gsm8k(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("gsm8k") / "test.jsonl", gsm8k_rows(4))
+
+
+@pytest.fixture(scope="module")
+def math500(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("math500") / "test.jsonl", MATH_ROWS)
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +77,29 @@ def test_wilson_interval():
 
 def test_math_problems_reads_gsm8k_and_math500_rows(gsm8k, math500):
     gsm8k = math_problems(_rows(gsm8k, 2) + [{"question": "q?", "answer": "so\n#### 1,234"}], "g")
-    assert [p.reference for p in gsm8k] == ["18", "3", "1234"] and gsm8k[0].kind == "gsm8k"
+    assert [p.reference for p in gsm8k] == [gsm8k_answer(0), gsm8k_answer(1), "1234"] and gsm8k[0].kind == "gsm8k"
     math500 = math_problems(_rows(math500, 1), "m")[0]
-    assert math500.reference == r"\left( 3, \frac{\pi}{2} \right)" and math500.id == "test/precalculus/807.json"
+    assert math500.reference == r"\left( 2, \frac{\pi}{2} \right)" and math500.id == "test/precalculus/1.json"
     from_solution = math_problems([{"problem": "p", "solution": r"so \boxed{\frac{1}{2}}."}])[0]
     assert from_solution.reference == r"\frac{1}{2}" and from_solution.kind == "math"
+
+
+def test_math_problems_reads_every_real_gsm8k_and_math500_row(shared_data):
+    for name, kind in (("gsm8k", "gsm8k"), ("math500", "math")):
+        path = shared_data / name / "test.jsonl"
+        rows = _rows(path, 10**6)
+        problems = math_problems(rows, str(path))
+        assert len(problems) == len(rows) > 100 and {p.kind for p in problems} == {kind}
+        assert all(p.question and p.reference for p in problems)
 
 
 @pytest.mark.parametrize(
     "bad_row, message",
     [
         ({"text": "hello"}, r"data\.jsonl: row 2: unknown row format with fields \['text'\]"),
-        ({"question": "q?"}, r"data\.jsonl: row 2: field 'answer' must be a non-empty string \(missing\)"),
-        ({"question": "q?", "answer": "no marker"}, r"row 2: field 'answer' has no '####"),
-        ({"problem": "p"}, r"row 2: missing field 'answer'"),
+        ({"question": "q?"}, r"data\.jsonl: row 2: field 'answer': missing"),
+        ({"question": "q?", "answer": "no marker"}, r"row 2: field 'answer': has no '####"),
+        ({"problem": "p"}, r"row 2: field 'answer': missing \(MATH rows"),
     ],
 )
 def test_math_problems_names_the_file_row_and_field(bad_row, message):
@@ -143,8 +155,8 @@ def test_evaluate_math_scores_and_pass_at_k(gsm8k, monkeypatch):
     tok = tiny_tokenizer()
     records, summary = evaluate_math(tiny_llama(tok), tok, rows, num_samples=2, temperature=1.0)
     assert [r["correct"] for r in records] == [[True, False], [True, False], [False, False]]
-    assert records[0]["extracted"] == ["18", "0.123"] and records[0]["reference"] == "18"
-    assert records[0]["prompt"].startswith("Janet") and "####" in records[0]["prompt"]
+    assert records[0]["extracted"] == [gsm8k_answer(0), "0.123"] and records[0]["reference"] == gsm8k_answer(0)
+    assert records[0]["prompt"].startswith("Ravi picks") and "####" in records[0]["prompt"]
     assert summary["accuracy"] == pytest.approx(2 / 3) and summary["num_correct"] == 2
     assert summary["pass_at_k"] == pytest.approx({"1": (0.5 + 0.5 + 0) / 3, "2": 2 / 3})
     assert summary["accuracy_ci95"] == pytest.approx(list(wilson_interval(2, 3)))
@@ -190,15 +202,19 @@ def test_cli_sampling_reports_pass_at_k(tiny_dir, gsm8k, tmp_path, capsys):
     assert "pass@3 " in capsys.readouterr().out
 
 
+def test_cli_backend_choices_are_the_evaluators():
+    assert BACKENDS == cadft.evaluate.BACKENDS  # written out in the CLI so that --help needs no torch
+
+
 def test_cli_errors(tiny_dir, gsm8k, tmp_path, capsys):
     base = ["--model_name_or_path", tiny_dir, "--output_dir", str(tmp_path / "out")]
-    with pytest.raises(SystemExit, match="dataset file not found: .*missing.jsonl"):
+    with pytest.raises(DataFormatError, match=r"missing\.jsonl: file not found"):
         main(base + ["--dataset_path", str(tmp_path / "missing.jsonl")])
-    with pytest.raises(SystemExit, match="model folder not found"):
+    with pytest.raises(CommandError, match="model folder not found"):
         main(["--model_name_or_path", str(tmp_path / "no_model"), "--dataset_path", str(gsm8k)])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n" + json.dumps({"prompt": "p"}) + "\n")
-    with pytest.raises(SystemExit, match=r"bad\.jsonl: row 2: unknown row format"):
+    with pytest.raises(DataFormatError, match=r"bad\.jsonl: line 2: unknown row format"):
         main(base + ["--dataset_path", str(bad)])
     for args, message in [
         (["--limit", "0"], "--limit must be >= 1"),
@@ -213,5 +229,5 @@ def test_cli_errors(tiny_dir, gsm8k, tmp_path, capsys):
         main(base)  # --dataset_path is required
     assert exit_info.value.code == 2 and "--dataset_path" in capsys.readouterr().err
     if not cadft.evaluate.vllm_available():
-        with pytest.raises(SystemExit, match="--backend vllm needs"):
+        with pytest.raises(CommandError, match="--backend vllm needs"):
             main(base + ["--dataset_path", str(gsm8k), "--backend", "vllm"])

@@ -29,7 +29,8 @@ from cadft.rewriting import (
     make_generator,
     rewrite_messages,
 )
-from cadft.tiny import save_tiny, tiny_llama
+from cadft.rewriting.generators import redact_key
+from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
 SECRET = "sk-test-7f3a9c1e5b0d"  # must never show up in errors, logs or reprs
 FAST = dict(max_retries=2, backoff_s=0.01, timeout_s=5.0)  # quick retries for the loopback server
@@ -52,6 +53,8 @@ class ChatServer:
     badrequest        HTTP 400, echoing the request's Authorization header in the body
     malformed         HTTP 200 with a body that is not JSON
     nochoices         HTTP 200 with JSON that has no `choices`
+    echo_auth         n choices quoting the request's Authorization header (a server that echoes its input)
+    huge              n choices of 5 MB each (a server that ignores max_tokens)
     """
 
     def __init__(self):
@@ -112,6 +115,10 @@ class ChatServer:
                     return self.reply(200, {"id": "chatcmpl-1", "object": "chat.completion"})
                 if mode == "one_choice":
                     texts = [f"re:{content}#req{count}"]
+                elif mode == "echo_auth":
+                    texts = [f"you sent {authorization}; #### 5 #{i}" for i in range(body["n"])]
+                elif mode == "huge":
+                    texts = [f"#### 5 #{i} " + "blah " * 1_000_000 for i in range(body["n"])]
                 else:
                     texts = [f"re:{content}#{i}" for i in range(body["n"])]
                 choices = [
@@ -227,7 +234,7 @@ def test_openai_api_key_is_sent_but_never_shown(server, closed_port_url, monkeyp
 
     assert {r["authorization"] for r in server.requests} == {f"Bearer {SECRET}"}
     assert results[0][0].text == "re:ok#0"
-    assert "HTTP 400" in results[1][0].error and "***" in results[1][0].error  # the server echoed it: redacted
+    assert "HTTP 400" in results[1][0].error and "[REDACTED]" in results[1][0].error  # the server echoed it
     assert "retrying" in caplog.text  # the 500s were logged ...
     shown = [c.error for r in results for c in r if c.error] + [caplog.text, repr(generator), generator.name]
     shown.append(repr(vars(generator)))
@@ -240,6 +247,23 @@ def test_openai_api_key_is_sent_but_never_shown(server, closed_port_url, monkeyp
         generator.check()
     shown.append(str(error.value))
     assert all(SECRET not in text for text in shown)  # ... but the key never was
+
+
+def test_openai_replies_that_echo_the_key_are_redacted(server, monkeypatch):
+    """A server that echoes the request hands the key back, in a reply or in an error;
+    neither may carry it on (into rewrites.jsonl, a log, an exception)."""
+    monkeypatch.setenv("CADFT_TEST_KEY", SECRET)
+    generator = OpenAIChatGenerator(server.base_url, "test-model", api_key_env="CADFT_TEST_KEY", **FAST)
+    echoed, rejected = generator.generate([user("e mode:echo_auth"), user("b mode:badrequest")], TWO)
+    assert [c.text for c in echoed] == [f"you sent Bearer [REDACTED]; #### 5 #{i}" for i in range(2)]
+    assert all(c.text is None and "Bearer [REDACTED]" in c.error for c in rejected)
+    assert all(SECRET not in (c.text or c.error) for c in echoed + rejected)
+
+
+def test_redaction_also_covers_a_key_cut_by_an_excerpt():
+    assert redact_key(f"a {SECRET} b {SECRET}", SECRET) == "a [REDACTED] b [REDACTED]"
+    assert redact_key(f"error body ... Bearer {SECRET[:9]}", SECRET) == "error body ... Bearer [REDACTED]"
+    assert redact_key("nothing to hide", SECRET) == "nothing to hide"
 
 
 def test_openai_check(server, closed_port_url, caplog):
@@ -314,6 +338,19 @@ def test_local_model_generator_loads_lazily(tmp_path):
     results = generator.generate([user("a"), user("bb"), user("ccc")], settings)
     assert generator.model is not None and not generator.model.training
     assert [len(r) for r in results] == [3, 3, 3] and all(isinstance(c.text, str) for r in results for c in r)
+
+
+def test_generators_without_a_chat_template_fail_at_check(tok, tmp_path):
+    plain = tiny_tokenizer()
+    plain.chat_template = None
+    with pytest.raises(ValueError, match=r"policy model .* has no chat template"):
+        PolicyGenerator(tiny_llama(plain), plain).check()
+    PolicyGenerator(tiny_llama(tok), tok).check()  # the tiny tokenizer has one
+    path = tmp_path / "plain"
+    tiny_llama(plain).save_pretrained(path)
+    plain.save_pretrained(path)
+    with pytest.raises(ValueError, match=f"model '{path}' cannot write rewrites: its tokenizer .* no chat template"):
+        LocalModelGenerator(str(path), device="cpu").check()
 
 
 def test_local_model_generator_bad_path_raises_at_check(tmp_path, monkeypatch):

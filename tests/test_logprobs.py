@@ -74,3 +74,38 @@ def test_sharegpt_conversations_tokenize_like_messages(tok):
     messages = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
     sharegpt = [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}]
     assert tokenize_demonstration(tok, {"conversations": sharegpt}) == tokenize_demonstration(tok, {"messages": messages})
+
+
+def test_fused_head_equals_full_softmax_at_a_128k_vocabulary():
+    """A 131,072-token vocabulary spans four of the fused head's 32,768-wide vocabulary tiles:
+    the label log-probs, the CADFT loss and its gradients equal those of a float32 log-softmax
+    over the full logits (benchmarks/loss_memory.py measures the memory this saves)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cadft import cadft_loss
+
+    config = LlamaConfig(vocab_size=131_072, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    ensure_fused_lm_head(model)
+    ids = torch.randint(0, config.vocab_size, (2, 12))
+    labels = ids.clone()
+    labels[:, :4] = -100  # a prompt
+    labels[1, -1] = config.vocab_size - 1  # the last id of the last tile
+    params = [model.lm_head.weight, model.model.embed_tokens.weight]
+
+    def loss_and_grads(logps, mask):
+        loss, stats = cadft_loss(logps, mask, beta=1.0, normalizer=1e-5, w_min=0.1, w_max=3.0)
+        return loss, stats["sample_weight"], torch.autograd.grad(loss, params)
+
+    out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+    ref_logps, ref_mask = naive_label_logprobs(model, ids, None, labels)
+    assert torch.equal(out.label_mask, ref_mask)
+    torch.testing.assert_close(out.log_probs.float(), ref_logps, rtol=0, atol=1e-5)
+    loss, weights, grads = loss_and_grads(out.log_probs, out.label_mask)
+    ref_loss, ref_weights, ref_grads = loss_and_grads(ref_logps, ref_mask)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=0)
+    torch.testing.assert_close(weights, ref_weights, rtol=1e-5, atol=0)
+    for g, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-9)

@@ -165,3 +165,18 @@ def test_bf16_matches_fp32_within_bf16_tolerance():
 def test_docstring_examples_run():
     failures, _ = doctest.testmod(cadft.losses, extraglobs={"torch": torch})
     assert failures == 0
+
+
+@pytest.mark.parametrize("loss_fn", [sft_loss, dft_loss, lambda *a, **k: cadft_loss(*a, beta=1.0, normalizer=0.3, **k)])
+def test_summary_false_leaves_out_only_the_batch_statistics(loss_fn):
+    """The trainer aggregates weight statistics per optimizer step itself and asks the loss
+    not to compute them per micro-batch (~30 small ops each): same loss, same per-sample values."""
+    logps, mask = random_batch()
+    full_loss, full = loss_fn(logps, mask, num_items_in_batch=40)
+    loss, lean = loss_fn(logps, mask, num_items_in_batch=40, summary=False)
+    assert torch.equal(loss, full_loss)
+    summary_keys = set(weight_stats(full["sample_compat"], full["sample_weight"], full["sample_raw_weight"],
+                                    full["sample_valid"], full["sample_mass"]))
+    assert set(lean) == set(full) - summary_keys and summary_keys <= set(full)
+    for key, value in lean.items():
+        assert torch.equal(value, full[key]), key

@@ -17,7 +17,8 @@ import torch
 from datasets import load_dataset
 
 from cadft.rewriting import Candidate, GenerationSettings, rewrite_messages
-from cadft.rewriting.round import REJECTION_REASONS, RewriteItem, run_round
+from cadft.rewriting.manager import target_length
+from cadft.rewriting.round import REJECTION_REASONS, STORED_REPLY_CHARS, RewriteItem, run_round
 from cadft.rewriting.schedule import budget_count, resolve_steps, round_due, select_samples
 from cadft.rewriting.store import DATASET_FILE, ORPHANED_FILE, PROVENANCE_FILE, RewriteStore
 from cadft.rewriting.tracker import CompatibilityTracker
@@ -331,8 +332,104 @@ def test_round_prompts_with_the_reference_and_scores_without_it():
     assert {k: r[k] for k in expected} == expected
     json.dumps(result.records)  # provenance rows are JSON
     assert set(result.metrics) >= {"rewrite/selected", "rewrite/attempted", "rewrite/accepted", "rewrite/mean_gain",
-                                   *(f"rewrite/rejected_{k}" for k in ("verifier", "no_gain", "error", "no_reference"))}
-    assert REJECTION_REASONS == ("verifier", "no_gain", "generation_error", "no_reference")
+                                   *(f"rewrite/rejected_{k}" for k in ("verifier", "no_gain", "error", "no_reference",
+                                                                       "too_long", "reply_too_large", "bad_prompt"))}
+    assert REJECTION_REASONS == ("verifier", "no_gain", "generation_error", "no_reference", "too_long",
+                                 "reply_too_large", "bad_prompt")
+
+
+class CountingVerifier:
+    """The real `math` verifier, counting its calls."""
+
+    def __init__(self):
+        self.checked: list[str] = []
+
+    def __call__(self, candidate, reference):
+        self.checked.append(candidate)
+        return MATH(candidate, reference)
+
+
+def test_oversized_replies_are_rejected_unverified_and_stored_cut():
+    settings = GenerationSettings(max_new_tokens=4, temperature=1.0, num_candidates=2)
+    assert settings.reply_char_limit == 32 * 4  # the default: REPLY_CHARS_PER_TOKEN per token
+    at_limit = "x" * (128 - len(" #### 5")) + " #### 5"
+    flood = "#### 5 " + "blah " * 1_000_000  # 5 MB
+    verifier = CountingVerifier()
+    result = run_round([item(1, "Q1", "O1")], generator=ScriptedGenerator({"Q1": [flood, at_limit]}),
+                       verifier=verifier, score=TableScore({"O1": 0.1, at_limit: 0.2}), settings=settings,
+                       min_gain=0.0, round_index=1, step=1)
+    r = result.records[0]
+    assert r["accepted"] and r["rewrite"] == at_limit  # exactly at the limit is allowed
+    big = r["candidates"][0]
+    assert big["reason"] == f"reply_too_large: {len(flood)} characters > 128" and big["verdict"] is None
+    assert big["text"].startswith(flood[:STORED_REPLY_CHARS]) and len(big["text"]) < STORED_REPLY_CHARS + 50
+    assert verifier.checked == [at_limit]  # the flood never reached the verifier
+    # An explicit limit; all candidates too large: the item's reason
+    tight = GenerationSettings(max_new_tokens=4, temperature=1.0, num_candidates=2, max_reply_chars=10)
+    result = run_round([item(1, "Q1", "O1")], generator=ScriptedGenerator({"Q1": [flood, at_limit]}),
+                       verifier=verifier, score=TableScore({"O1": 0.1}), settings=tight, min_gain=0.0,
+                       round_index=1, step=1)
+    assert result.records[0]["rejection"] == "reply_too_large"
+    assert result.metrics["rewrite/rejected_reply_too_large"] == 1
+    with pytest.raises(ValueError, match="max_reply_chars"):
+        GenerationSettings(max_reply_chars=0)
+
+
+def test_a_rewrite_whose_training_row_exceeds_max_length_is_rejected(tok):
+    """The length is the whole training row's (prompt, rewrite, end of turn), as TRL
+    tokenizes it: one token per character with the tiny tokenizer."""
+    prompt = [{"role": "user", "content": "Q1"}]
+    like = [{"role": "assistant", "content": "O1"}]
+    short, long = "2 + 3 = 5. #### 5", "2 + 3 = 5, " * 20 + "#### 5"
+    length = lambda p, text: target_length(tok, p, like, text)
+    max_length = length(prompt, short)  # the short one fits exactly, end of turn included
+    assert length(prompt, short + "!") == max_length + 1
+    verifier = CountingVerifier()
+    result = run_round([item(1, "Q1", "O1")], generator=ScriptedGenerator({"Q1": [long, short]}), verifier=verifier,
+                       score=TableScore({"O1": 0.1, short: 0.2}), settings=SETTINGS, min_gain=0.0, round_index=1,
+                       step=1, length=length, max_length=max_length)
+    r = result.records[0]
+    assert r["accepted"] and r["rewrite"] == short
+    reason = f"too_long: {length(prompt, long)} tokens with the prompt > max_length {max_length}"
+    assert r["candidates"][0]["reason"] == reason and r["candidates"][0]["verdict"] is None
+    assert verifier.checked == [short]
+    only_long = run_round([item(1, "Q1", "O1")], generator=ScriptedGenerator({"Q1": [long]}), verifier=verifier,
+                          score=TableScore({"O1": 0.1}), settings=SETTINGS, min_gain=0.0, round_index=1, step=1,
+                          length=length, max_length=max_length)
+    assert only_long.records[0]["rejection"] == "too_long" and only_long.metrics["rewrite/rejected_too_long"] == 1
+
+
+def test_without_a_needed_reference_the_gain_alone_gates():
+    items = [item(1, "Q1", "O1", reference=None), item(2, "Q2", "O2", reference=None)]
+    replies = {"Q1": ["anything at all"], "Q2": ["less compatible"]}
+    table = {"O1": 0.1, "O2": 0.5, "anything at all": 0.3, "less compatible": 0.4}
+    with pytest.warns(UserWarning, match="without any check"):
+        accept_all = get_verifier("none")
+    result = run_round(items, generator=ScriptedGenerator(replies), verifier=accept_all, score=TableScore(table),
+                       settings=GenerationSettings(max_new_tokens=64, num_candidates=1, temperature=1.0), min_gain=0.0,
+                       round_index=1, step=1, needs_reference=False)
+    r1, r2 = by_id(result)[1], by_id(result)[2]
+    assert r1["accepted"] and r1["reference"] is None and r1["rewrite"] == "anything at all"
+    assert r2["rejection"] == "no_gain"
+    assert result.metrics["rewrite/rejected_no_reference"] == 0 and result.metrics["rewrite/attempted"] == 2
+
+
+def test_a_prompt_that_cannot_be_rewritten_is_rejected_not_raised():
+    bad = [
+        RewriteItem(1, [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "hm"}], "O1", "5"),
+        RewriteItem(2, [{"role": "system", "content": "Be brief."}], "O2", "5"),
+        RewriteItem(3, 42, "O3", "5"),
+    ]
+    result, generator, score = round_of([*bad, item(4, "Q4", "O4")], {"Q4": ["fine #### 5"]},
+                                        {"O4": 0.1, "fine #### 5": 0.2}, num_candidates=1)
+    records = by_id(result)
+    assert [records[i]["rejection"] for i in (1, 2, 3, 4)] == ["bad_prompt", "bad_prompt", "bad_prompt", None]
+    assert "must end with a user turn" in records[1]["rejection_detail"]
+    assert "no user turn" in records[2]["rejection_detail"]
+    assert records[4]["accepted"] and records[4]["rejection_detail"] is None
+    assert len(generator.asked) == 1 and [text for _, text in score.scored] == ["O4", "fine #### 5"]
+    assert [r["sample_id"] for r in result.records] == [1, 2, 3, 4]  # in the order selected
+    assert result.metrics["rewrite/rejected_bad_prompt"] == 3 and result.metrics["rewrite/attempted"] == 1
 
 
 def test_empty_round():

@@ -1,4 +1,5 @@
-"""`cadft score` and the bucketed scorer behind it, on a tiny model and real GSM8K rows."""
+"""`cadft score` and the bucketed scorer behind it, on a tiny model and GSM8K-format rows
+(real GSM8K rows for the embedded model, skipped where the real data is absent)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from datasets import load_dataset
 
+from cadft.cli.main import main as cli_main
 from cadft.cli.score import main
 from cadft.data import load_demonstrations, mixed_quality_demos
 from cadft.losses import raw_sample_weights, sample_weights
@@ -19,6 +21,7 @@ from cadft.scoring import MAX_PADDING, _length_batches, score_rows, tokenize_dem
 from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
 from helpers import naive_label_logprobs
+from math_rows import gsm8k_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +30,14 @@ def tiny_dir(tmp_path_factory):
     return save_tiny(tmp_path_factory.mktemp("tiny"), max_position_embeddings=2048)
 
 
+@pytest.fixture(scope="module")
+def gsm8k(tmp_path_factory):
+    """Twelve GSM8K-format rows written for the test."""
+    return write_jsonl(tmp_path_factory.mktemp("gsm8k") / "train.jsonl", gsm8k_rows(12))
+
+
 @pytest.fixture(scope="session")
-def gsm8k(shared_data):
+def real_gsm8k(shared_data):
     return shared_data / "gsm8k" / "train.jsonl"
 
 
@@ -151,11 +160,13 @@ def test_dataset_sample_ids_and_rows_without_trainable_tokens(tiny_dir, tmp_path
 
 
 def _exit(argv, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    err = capsys.readouterr().err
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), (err if isinstance(code, int) else str(code))
+    """Exit status and stderr of `cadft score ARGV`: argparse exits on a bad flag, the entry
+    point prints a data or model-path error as one line and returns 2."""
+    try:
+        code = cli_main(["score", *argv])
+    except SystemExit as info:
+        code = info.code
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -177,7 +188,7 @@ def test_bad_arguments_exit_2_with_the_reason(demos_file, extra, message, capsys
 def test_missing_files_bad_rows_and_unknown_tag_column(tiny_dir, demos_file, tmp_path, capsys):
     out = str(tmp_path / "s.jsonl")
     code, err = _exit(["--dataset_path", str(tmp_path / "nope.jsonl"), "--output", out], capsys)
-    assert code != 0 and "dataset file not found" in err and "nope.jsonl" in err
+    assert code == 2 and "nope.jsonl: file not found" in err
 
     code, err = _exit(["--model_name_or_path", str(tmp_path / "no-model"), "--dataset_path", str(demos_file),
                        "--output", out], capsys)  # fmt: skip
@@ -186,7 +197,7 @@ def test_missing_files_bad_rows_and_unknown_tag_column(tiny_dir, demos_file, tmp
     bad_rows = [{"question": "q", "answer": "so\n#### 1"}, {"question": "q2", "answer": ""}]
     bad = _write_jsonl(tmp_path / "bad.jsonl", bad_rows)
     code, err = _exit(["--model_name_or_path", tiny_dir, "--dataset_path", str(bad), "--output", out], capsys)
-    assert code != 0 and "bad.jsonl: row 2: field 'answer' must be a non-empty string" in err
+    assert code == 2 and "bad.jsonl: line 2: field 'answer': is empty" in err
 
     code, err = _exit(["--model_name_or_path", tiny_dir, "--dataset_path", str(demos_file), "--output", out,
                        "--tag_column", "level"], capsys)  # fmt: skip
@@ -239,16 +250,16 @@ def test_cpu_head_equals_trl_fused_head(monkeypatch, demos):
 # --------------------------------------------------------------------------- the embedded model
 
 
-def test_embedded_model_on_eight_gsm8k_rows(gsm8k, tmp_path, capsys):
+def test_embedded_model_on_eight_gsm8k_rows(real_gsm8k, tmp_path, capsys):
     out = tmp_path / "embedded.jsonl"
-    assert main(["--dataset_path", str(gsm8k), "--limit", "8", "--output", str(out), "--top_k", "2"]) == 0
+    assert main(["--dataset_path", str(real_gsm8k), "--limit", "8", "--output", str(out), "--top_k", "2"]) == 0
     scores = _read(out)
     assert scores["sample_id"] == list(range(8))
     # A 135M instruct model finds GSM8K solutions plausible but far from its own style
     assert all(0.05 < c < 0.95 for c in scores["compatibility"])
     assert min(scores["num_tokens"]) > 20
     model, tok = load_model_and_tokenizer("embedded")
-    demos = load_demonstrations(str(gsm8k), limit=8)
+    demos = load_demonstrations(str(real_gsm8k), limit=8)
     shortest = min(range(8), key=lambda i: scores["num_tokens"][i])
     row = tokenize_demonstration(tok, demos[shortest], max_length=1024)
     assert scores["compatibility"][shortest] == pytest.approx(_naive_compat(model, row), abs=1e-4)

@@ -173,7 +173,8 @@ def test_truncated_samples_are_reported(tok, demos, tmp_path, caplog):
         trainer = CADFTTrainer(
             tiny_llama(tok), args=trainer_args(tmp_path, max_length=200), train_dataset=Dataset.from_list(rows), processing_class=tok
         )
-    assert "sample ids: 3" in caplog.text
+    # Both the 1-based row a data error would name and the 0-based sample id
+    assert "row 4 of the training data (counted from 1; sample id 3)" in caplog.text
     assert len(trainer.train_dataset) == 5
 
 

@@ -1,6 +1,9 @@
 """Answer extraction, math-verify checks, the timeout guard and the verifier factory."""
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cadft.verifiers import Verdict, answers_match, check_math, extract_answer, get_verifier
+from cadft.verifiers import Verdict, answers_match, check_exact, check_math, extract_answer, get_verifier
 
 PATHOLOGICAL = r"The answer is $\boxed{9^{9^{9^{9}}}}$"  # sympy would try to evaluate it for ages
 
@@ -31,6 +34,8 @@ def _rows(path: Path, n: int) -> list[dict]:
         ("I have 5 apples, then 1,000 more", "1000"),
         ("No digits here at all", None),
         (r"cut off inside \boxed{\frac{1}{", "1"),  # an unclosed box is no answer: the last number
+        ("#### $\n", None),  # a mark with nothing after trimming is no answer, not ""
+        ("The answer is 4.\n#### .", "4"),
     ],
 )
 def test_extract_answer(text, expected):
@@ -156,3 +161,81 @@ def test_user_verifier(tmp_path, monkeypatch):
 def test_unknown_verifier_lists_the_valid_ones():
     with pytest.raises(ValueError, match="math, exact, none, module:function"):
         get_verifier("fuzzy")
+
+
+# ------------------------------------------------------------------------------ linear time, quiet timeouts
+
+# Texts on which a backtracking pattern would be quadratic (each was, or could have been)
+ADVERSARIAL = {
+    "unit word that never ends": lambda n: "#### 1 " + "a" * n + "!",
+    "unit words that never end": lambda n: "#### 1 " + "ab " * (n // 3) + "!",
+    "newlines after 'answer is'": lambda n: "the answer is" + "\n" * n,
+    "spaces after 'answer'": lambda n: "answer" + " " * n + "x",
+    "spaces and colons after 'answer:'": lambda n: "answer:" + " :" * (n // 2),
+    "digits and commas": lambda n: "1,12" * (n // 4),
+    "unclosed boxes": lambda n: "\\boxed{" * (n // 7),
+    "unclosed text": lambda n: "#### \\text{" + "a" * n,
+    "dollar then spaces": lambda n: "#### $" + " " * n + "x",
+}
+
+
+def _seconds(text: str, limit_s: int = 10) -> float:
+    """Time to extract and exact-check `text`; fails (SIGALRM interrupts the regex) past `limit_s`."""
+
+    def interrupt(signum, frame):
+        raise TimeoutError(f"answer extraction ran past {limit_s} s on {len(text)} characters")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(limit_s)
+    try:
+        start = time.perf_counter()
+        extract_answer(text)
+        extract_answer(text, last_number=False)
+        check_exact(text, "1")
+        return time.perf_counter() - start
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_answer_extraction_is_linear_time(name):
+    make = ADVERSARIAL[name]
+    # The best of three: the machine is shared, and a linear 10x is far from a quadratic 100x
+    small, large = (min(_seconds(text) for _ in range(3)) for text in (make(20_000), make(200_000)))
+    # Quadratic would take minutes at 200k characters (3 s at 10k, 61 s at 40k before the fix)
+    assert large < 2.0, (name, large)
+    assert large / max(small, 0.005) < 30, (name, small, large)
+
+
+QUIET_SCRIPT = """
+import threading
+from cadft.verifiers import check_math
+huge = "$" + "+".join(["x^{2}"] * 20000) + "$"  # math-verify's parsing times out on it
+print("main", check_math(huge, "1", timeout_s=1).ok)
+result = []
+thread = threading.Thread(target=lambda: result.append(check_math(huge, "1", timeout_s=1).ok))
+thread.start()
+thread.join()
+print("thread", result[0])
+"""
+
+
+def test_a_timed_out_check_prints_nothing_but_a_short_line():
+    """math-verify's timeout warning carries the whole input; in a plain process (no
+    logging set up) it reached the terminal, 100 kB for this input. Now at most a line."""
+    done = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["main", "False", "thread", "False"]
+    lines = done.stderr.splitlines()
+    assert len(lines) <= 4 and all(len(line) < 200 for line in lines), done.stderr[:1000]
+
+
+def test_a_huge_reply_is_checked_within_the_timeout_bound():
+    """Extraction runs under the timeout too: a 50 MB reply (a linear scan alone takes
+    about 2.5 s on the 2-core test machine) is a mismatch within 4 x ceil(timeout_s)."""
+    huge = "#### 1 " + "a" * 50_000_000 + "!"
+    started = time.perf_counter()
+    verdict = check_math(huge, "1", timeout_s=1)
+    assert not verdict.ok
+    assert time.perf_counter() - started < 4 + 1

@@ -4,18 +4,22 @@
     trainer = CADFTTrainer(model="embedded", args=CADFTConfig("out"), train_dataset=dataset)
     trainer.train()
 
-The trainer and config (which import transformers and TRL) load on first use, so light
-commands such as `cadft report` start fast.
+Everything loads on first use (the losses import torch, the trainer and config
+transformers and TRL), so that `cadft --help` and checking a data file start fast.
 """
 
 from importlib import import_module
 
-from .losses import cadft_loss, compatibility, dft_loss, raw_sample_weights, sample_weights, sft_loss, weight_stats
-from .normalizer import RunningNormalizer
-
 __version__ = "0.1.0"
 
-_LAZY = {"CADFTConfig": "config", "LOSS_TYPES": "config", "CADFTTrainer": "trainer"}
+_LAZY = {
+    "CADFTConfig": "config",
+    "LOSS_TYPES": "config",
+    "CADFTTrainer": "trainer",
+    "RunningNormalizer": "normalizer",
+    **{name: "losses" for name in ("cadft_loss", "compatibility", "dft_loss", "raw_sample_weights",
+                                   "sample_weights", "sft_loss", "weight_stats")},
+}
 
 __all__ = [
     "CADFTConfig",

@@ -7,9 +7,12 @@ from collections.abc import Callable
 import torch
 from datasets import Dataset, IterableDataset
 
-__all__ = ["SAMPLE_ID", "with_sample_ids", "SampleIdCollator"]
+__all__ = ["SAMPLE_ID", "COMPAT_MASK", "with_sample_ids", "SampleIdCollator"]
 
 SAMPLE_ID = "sample_id"
+# Per-token 0/1 column: the tokens compatibility is measured on, where they are not the
+# trainable ones (the assistant turns of a conversation trained whole)
+COMPAT_MASK = "compat_mask"
 
 
 def with_sample_ids(dataset):
@@ -43,10 +46,34 @@ class SampleIdCollator:
         self.base = base
         self.targets = {} if targets is None else targets
 
+    def without_targets(self) -> SampleIdCollator:
+        """The same collation with no substitution: for evaluation and test rows, whose
+        sample ids number another dataset's rows and must never pick up a training rewrite."""
+        return SampleIdCollator(self.base)
+
     def __call__(self, examples: list[dict]) -> dict:
         if self.targets and examples and SAMPLE_ID in examples[0]:
-            examples = [{**ex, **self.targets[ex[SAMPLE_ID]]} if ex[SAMPLE_ID] in self.targets else ex for ex in examples]
+            # A rewrite is a prompt-completion row: c covers its completion, not the original's mask
+            examples = [{**ex, **self.targets[ex[SAMPLE_ID]], COMPAT_MASK: None} if ex[SAMPLE_ID] in self.targets else ex
+                        for ex in examples]
+        masks = [ex.get(COMPAT_MASK) for ex in examples]
+        if any(COMPAT_MASK in ex for ex in examples):
+            examples = [{k: v for k, v in ex.items() if k != COMPAT_MASK} for ex in examples]
         batch = self.base(examples)
+        if any(m is not None for m in masks):
+            batch[COMPAT_MASK] = _pad_right(masks, batch["input_ids"])
         if examples and SAMPLE_ID in examples[0]:
             batch[SAMPLE_ID] = torch.tensor([example[SAMPLE_ID] for example in examples], dtype=torch.long)
         return batch
+
+
+def _pad_right(masks: list, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool from per-row 0/1 lists, right-padded with 0 like TRL pads input_ids. A
+    row without a mask (None) counts every position."""
+    out = torch.zeros(input_ids.shape, dtype=torch.bool)
+    for i, mask in enumerate(masks):
+        if mask is None:
+            out[i] = True
+        else:
+            out[i, : len(mask)] = torch.tensor(mask[: input_ids.shape[1]], dtype=torch.bool)
+    return out

@@ -6,9 +6,18 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
-__all__ = ["CADFTConfig", "LOSS_TYPES"]
+__all__ = ["CADFTConfig", "LOSS_TYPES", "NORMALIZATIONS"]
 
 LOSS_TYPES = ("nll", "dft", "cadft")
+NORMALIZATIONS = ("ema", "batch")
+
+
+def _bf16_accelerator(use_cpu: bool) -> bool:
+    """Whether training runs on an accelerator with native bf16 (the devices on which
+    transformers accepts bf16 without use_cpu)."""
+    from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+    return not use_cpu and (is_torch_bf16_gpu_available() or is_torch_xla_available())
 
 
 @dataclass
@@ -17,6 +26,16 @@ class CADFTConfig(SFTConfig):
     as usual; the fields below add the CADFT sample weighting (see docs/method.md)."""
 
     _VALID_DICT_FIELDS = SFTConfig._VALID_DICT_FIELDS + ["rewrite_generator_kwargs"]
+
+    # TRL's unset bf16 becomes True (unless fp16), which stops a CPU-only machine with
+    # "Your setup doesn't support bf16/gpu"; unset here means bf16 where it runs natively
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Whether to use bf16 (mixed) precision instead of 32-bit. If not set: True when training runs on "
+            "an accelerator with bf16 support (Ampere+ GPU, XPU, NPU, TPU) and fp16 is not set, else False (float32)."
+        },
+    )
 
     loss_type: str = field(
         default="cadft",
@@ -44,6 +63,23 @@ class CADFTConfig(SFTConfig):
     cadft_w_max: float = field(
         default=3.0,
         metadata={"help": "Ceiling of the sample weight: bounds the variance of the estimator (>= cadft_w_min)."},
+    )
+    cadft_token_power: float = field(
+        default=1.0,
+        metadata={
+            "help": "alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 is DFT's token weighting; 0 the plain "
+            "NLL (CADFT with beta=0 is then SFT); values between trade DFT's stability against learning tokens the "
+            "model finds unlikely."
+        },
+    )
+    cadft_normalization: str = field(
+        default="ema",
+        metadata={
+            "help": "How the weights keep the step size: 'ema' divides c**beta by m, a running mean over steps; "
+            "'batch' also rescales each optimizer step's gradient so that sum_i w_i M_i = sum_i M_i over the global "
+            "batch (M_i = the sample's base-loss mass), whatever the batch's composition.",
+            "choices": list(NORMALIZATIONS),
+        },
     )
     cadft_ema_decay: float = field(
         default=0.9,
@@ -97,6 +133,11 @@ class CADFTConfig(SFTConfig):
     rewrite_max_new_tokens: int = field(default=256, metadata={"help": "Generation length limit for rewrites."})
     rewrite_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for rewrites."})
     rewrite_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling for rewrites."})
+    rewrite_max_reply_chars: int | None = field(
+        default=None,
+        metadata={"help": "A generator reply longer than this many characters is rejected unverified "
+                  "('reply_too_large') and stored cut short (default: 32 x rewrite_max_new_tokens)."},
+    )
     rewrite_generator: str = field(
         default="policy",
         metadata={"help": "'policy' (the model being trained), 'local:<path-or-name>', "
@@ -134,6 +175,12 @@ class CADFTConfig(SFTConfig):
                 f"need 0 <= cadft_w_min <= cadft_w_max, got cadft_w_min={self.cadft_w_min}, "
                 f"cadft_w_max={self.cadft_w_max}"
             )
+        if not 0 <= self.cadft_token_power <= 1:
+            raise ValueError(f"cadft_token_power must be in [0, 1], got {self.cadft_token_power}")
+        if self.cadft_normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"cadft_normalization={self.cadft_normalization!r} is not valid; choose one of {', '.join(NORMALIZATIONS)}"
+            )
         if not 0 <= self.cadft_ema_decay < 1:
             raise ValueError(f"cadft_ema_decay must be in [0, 1), got {self.cadft_ema_decay}")
         if self.cadft_calibration_samples < 1:
@@ -145,6 +192,8 @@ class CADFTConfig(SFTConfig):
             )
         if self.rewrite:
             self._check_rewrite()
+        if self.bf16 is None:
+            self.bf16 = not self.fp16 and _bf16_accelerator(self.use_cpu)
         super().__post_init__()
 
     def _check_rewrite(self) -> None:
@@ -159,6 +208,8 @@ class CADFTConfig(SFTConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rewrite_budget <= 0:
             raise ValueError(f"rewrite_budget must be > 0, got {self.rewrite_budget}")
+        if self.rewrite_max_reply_chars is not None and self.rewrite_max_reply_chars < 1:
+            raise ValueError(f"rewrite_max_reply_chars must be >= 1 (or unset), got {self.rewrite_max_reply_chars}")
         if self.rewrite_flag_quantile is not None and not 0 < self.rewrite_flag_quantile < 1:
             raise ValueError(f"rewrite_flag_quantile must be in (0, 1), got {self.rewrite_flag_quantile}")
         if not 0 <= self.rewrite_tracker_decay < 1:

@@ -27,11 +27,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
-from .data.loading import DataFormatError
+from .data.problems import MathProblem, math_problems
 from .generation import encode_prompts, generate
-from .verifiers import check_math, extract_answer
+from .verifiers import check_math
 
 __all__ = [
     "BACKENDS",
@@ -54,56 +53,6 @@ _INSTRUCTIONS = {
     "final numeric answer.",
     "math": "Solve the problem step by step. Put the final answer in \\boxed{}.",
 }
-
-
-@dataclass(frozen=True)
-class MathProblem:
-    question: str
-    reference: str  # the final answer, e.g. "18" or "\frac{\pi}{2}"
-    kind: str  # "gsm8k" or "math": chooses the answer convention the prompt asks for
-    id: str  # MATH-500's unique_id, else the row number
-
-
-def _text_field(row: dict, field: str, where: str) -> str:
-    value = row.get(field)
-    if not isinstance(value, str) or not value.strip():
-        got = "missing" if field not in row else f"got {type(value).__name__} {str(value)[:40]!r}"
-        raise DataFormatError(f"{where}: field {field!r} must be a non-empty string ({got})")
-    return value
-
-
-def math_problems(rows: list[dict], source: str = "rows") -> list[MathProblem]:
-    """Read GSM8K or MATH rows; a bad row raises a DataFormatError naming `source`, the row
-    number (from 1) and the field."""
-    problems = []
-    for number, row in enumerate(rows, start=1):
-        where = f"{source}: row {number}"
-        if not isinstance(row, dict):
-            raise DataFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        if "question" in row:  # GSM8K
-            question = _text_field(row, "question", where)
-            solution = _text_field(row, "answer", where)
-            if "####" not in solution:
-                raise DataFormatError(f"{where}: field 'answer' has no '#### <final answer>' line (GSM8K format)")
-            reference = solution.rsplit("####", 1)[1].strip().replace(",", "")
-            problems.append(MathProblem(question, reference, "gsm8k", str(number)))
-        elif "problem" in row:  # MATH / MATH-500
-            question = _text_field(row, "problem", where)
-            if "answer" in row:
-                reference = _text_field(row, "answer", where)
-            elif "solution" in row:
-                reference = extract_answer(_text_field(row, "solution", where), last_number=False)
-                if reference is None:
-                    raise DataFormatError(f"{where}: no 'answer' field and no \\boxed{{}} answer in field 'solution'")
-            else:
-                raise DataFormatError(f"{where}: missing field 'answer' (MATH rows need problem + answer or solution)")
-            problems.append(MathProblem(question, reference.strip(), "math", str(row.get("unique_id", number))))
-        else:
-            raise DataFormatError(
-                f"{where}: unknown row format with fields {sorted(row)}; expected question + answer (GSM8K) "
-                "or problem + answer (MATH-500)"
-            )
-    return problems
 
 
 def math_prompt(problem: MathProblem) -> str:

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 from trl.trainer.utils import add_fused_lm_head
 
+from .conversation import assistant_token_mask, chat_ids
 from .losses import compatibility
 
 __all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "score_rows"]
@@ -51,11 +52,6 @@ def ensure_fused_lm_head(model) -> None:
         setattr(base, _MARK, True)
 
 
-def _chat_ids(tokenizer, messages, **kwargs) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)
-    return list(out["input_ids"])
-
-
 def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None = None) -> dict:
     """input_ids and labels (-100 off the completion) of one demonstration, built the way
     TRL's SFTTrainer builds them (completion-only loss for prompt-completion data).
@@ -66,8 +62,8 @@ def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None =
     if "prompt" in example and "completion" in example:
         prompt, completion = example["prompt"], example["completion"]
         if isinstance(prompt, list):
-            prompt_ids = _chat_ids(tokenizer, prompt, add_generation_prompt=True)
-            full_ids = _chat_ids(tokenizer, prompt + completion)
+            prompt_ids = chat_ids(tokenizer, prompt, add_generation_prompt=True)
+            full_ids = chat_ids(tokenizer, prompt + completion)
         else:
             eos = tokenizer.eos_token or ""
             completion = completion if completion.endswith(eos) else completion + eos
@@ -82,12 +78,12 @@ def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None =
         messages = [{"role": roles.get(t["from"], t["from"]), "content": t["value"]} for t in example["conversations"]]
         return tokenize_demonstration(tokenizer, {"messages": messages}, max_length=max_length)
     elif "messages" in example:
+        # The assistant turns, as the trainer measures c on a conversation (cadft.conversation)
         messages = example["messages"]
         if not messages or messages[-1].get("role") != "assistant":
             raise ValueError("a `messages` demonstration must end with an assistant message")
-        return tokenize_demonstration(
-            tokenizer, {"prompt": messages[:-1], "completion": messages[-1:]}, max_length=max_length
-        )
+        full_ids, mask = assistant_token_mask(tokenizer, messages)
+        labels = [t if m else -100 for t, m in zip(full_ids, mask)]
     elif "text" in example:
         eos = tokenizer.eos_token or ""
         text = example["text"] if example["text"].endswith(eos) else example["text"] + eos

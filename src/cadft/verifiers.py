@@ -32,12 +32,15 @@ round uses one to decide whether a rewritten demonstration may replace the origi
   bool or a `Verdict`; it catches whatever it checks. The module must be importable
   (for a file in the current directory, run with `PYTHONPATH=.`).
 
-Timeouts, so that one pathological answer (`9^{9^{9^{9}}}`) cannot hang a run:
-math-verify bounds each of its steps (parsing each side, comparing) with `signal.alarm`,
-which works only in the main thread and in whole seconds; there a check takes at most
-about 3 x ceil(timeout_s). From any other thread the check goes to a helper process
-(one per Python process, started on first use in about a second), which is killed and
-replaced when `timeout_s` runs out. Either way a timed-out check counts as a mismatch.
+Timeouts, so that one pathological answer (`9^{9^{9^{9}}}`) cannot hang a run: each
+step of a `math` check (extracting the final answers, math-verify parsing each side,
+comparing) is bounded with `signal.alarm`, which works only in the main thread and in
+whole seconds; there a check takes at most about 4 x ceil(timeout_s). From any other
+thread the whole check goes to a helper process (one per Python process, started on
+first use in about a second), which is killed and replaced when `timeout_s` runs out.
+Either way a timed-out check counts as a mismatch, and math-verify's timeout warning is
+cut to one short line (it would otherwise carry the whole input). Answer extraction
+itself runs in time linear in the text's length.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import logging
 import math
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -71,11 +76,17 @@ class Verdict:
 
 # --------------------------------------------------------------------------- extraction
 
+# Every pattern here runs in linear time: no two adjacent quantifiers can match the same
+# characters, so a failed match backtracks over each character at most once. A pattern
+# like `[A-Za-z]{2,}[A-Za-z ]*` would split a long word in every way before failing, which
+# is quadratic (a 40k-character reply took a minute).
 _GSM8K_MARK = re.compile(r"####[ \t]*([^\n]*)")
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*([^\n]+)", re.IGNORECASE)
+# After "answer is"/"answer:", whitespace and at most one more colon; the capture may start
+# with a space, which `_clean` strips
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*(?::\s*)?([^\n]+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+")
 # A number followed by a unit word of two letters or more: `18 dollars`, not `3 x`
-_LEADING_NUMBER = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?:\s+[A-Za-z]{2,}[A-Za-z ]*)?\.?$")
+_LEADING_NUMBER = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?:\s+[A-Za-z]{2}[A-Za-z ]*)?\.?$")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 
 
@@ -115,43 +126,96 @@ def extract_answer(text: str, *, last_number: bool = True) -> str | None:
     Tried in order: the last `#### x` (GSM8K), the last `\\boxed{x}` (nested braces
     kept), the last "the answer is x", and, when `last_number`, the last number in the
     text. The answer is trimmed: `$`, a trailing period, a unit after a number and
-    thousands separators go (`#### $1,200 dollars.` -> `1200`).
+    thousands separators go (`#### $1,200 dollars.` -> `1200`). A mark with nothing left
+    after trimming (`#### $`) counts as no mark: the answer is never an empty string.
     """
-    marks = _GSM8K_MARK.findall(text)
-    if marks and marks[-1].strip():
-        return _clean(marks[-1])
-    boxed = _last_boxed(text)
-    if boxed:
-        return _clean(boxed)
-    said = _ANSWER_IS.findall(text)
-    if said and said[-1].strip(" .$"):
-        return _clean(said[-1])
-    if last_number:
-        numbers = _NUMBER.findall(text)
-        if numbers:
-            return _clean(numbers[-1])
+    finders = (_last_match(_GSM8K_MARK), _last_boxed, _last_match(_ANSWER_IS))
+    for find in (*finders, _last_match(_NUMBER)) if last_number else finders:
+        found = find(text)
+        answer = _clean(found) if found else ""
+        if answer:
+            return answer
     return None
+
+
+def _last_match(pattern: re.Pattern):
+    """A function returning the last match of `pattern` in a text (its group 1, if it has one), or None."""
+
+    def last(text: str) -> str | None:
+        found = pattern.findall(text)
+        return found[-1] if found else None
+
+    return last
 
 
 # --------------------------------------------------------------------------- math-verify
 
 
-def _parse_and_verify(gold_text: str, target_text: str, timeout_s: int) -> tuple[bool, str | None]:
-    """math-verify on two texts: (equivalent?, the target's extracted answer). Each
-    math-verify step is bounded by `timeout_s` whole seconds (main thread only)."""
+class _ShortLogLines(logging.Filter):
+    """Cuts math-verify's log records to one short line: its timeout warning
+    ("Timeout during parsing: <input>") carries the whole input, megabytes for a runaway reply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > _LOG_LINE_CHARS or "\n" in message:
+            first = message.splitlines()[0] if message.strip() else ""
+            record.msg, record.args = f"{first[:_LOG_LINE_CHARS]}... ({len(message)} characters)", ()
+        return True
+
+
+_LOG_LINE_CHARS = 120
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_ShortLogLines())
+
+
+class _Timeout(Exception):
+    """A step ran past its `signal.alarm` deadline."""
+
+
+def _bounded(seconds: int, function, *args):
+    """`function(*args)`, interrupted after `seconds` whole seconds by SIGALRM (the main
+    thread only; where there is no SIGALRM it runs unbounded)."""
+    if not hasattr(signal, "SIGALRM"):
+        return function(*args)
+
+    def interrupt(signum, frame):
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(seconds)
+    try:
+        return function(*args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _answers(candidate: str, reference: str) -> tuple[str | None, str]:
+    """(the candidate's marked final answer or None, the reference's answer)."""
+    return extract_answer(candidate, last_number=False), extract_answer(reference, last_number=False) or reference.strip()
+
+
+def _check_texts(candidate: str, reference: str, timeout_s: int) -> tuple[bool, str | None, str] | None:
+    """Extraction, then math-verify, in the main thread: (equivalent?, the candidate's
+    answer, the reference's answer), or None when extraction ran past `timeout_s`. Each
+    step (extraction, parsing each side, comparing) is bounded by `timeout_s` whole seconds."""
     from math_verify import parse, verify
 
-    gold = parse(gold_text, parsing_timeout=timeout_s)
-    target = parse(target_text, parsing_timeout=timeout_s)
-    extracted = target[-1] if target and isinstance(target[-1], str) else None
+    try:
+        answer, reference_answer = _bounded(timeout_s, _answers, candidate, reference)
+    except _Timeout:
+        return None
+    gold = parse(f"\\boxed{{{reference_answer}}}", parsing_timeout=timeout_s)
+    target = parse(f"\\boxed{{{answer}}}" if answer else candidate, parsing_timeout=timeout_s)
+    extracted = answer or (target[-1] if target and isinstance(target[-1], str) else None)
     if not gold or not target:
-        return False, extracted
-    return bool(verify(gold, target, timeout_seconds=timeout_s)), extracted
+        return False, extracted, reference_answer
+    return bool(verify(gold, target, timeout_seconds=timeout_s)), extracted, reference_answer
 
 
 class _VerifyWorker:
-    """A helper process running `_parse_and_verify` in its own main thread, so that
-    math-verify's signal timeouts work there and a stuck call can be killed from here.
+    """A helper process running `_check_texts` in its own main thread, so that the
+    signal timeouts work there and a stuck call can be killed from here.
 
     It loads this file by path, not as `cadft.verifiers`, so it never imports the
     `cadft` package (and with it torch and TRL): it starts in about a second. Threads
@@ -194,9 +258,9 @@ class _VerifyWorker:
             self._proc.wait()
             self._proc = None
 
-    def __call__(self, gold_text: str, target_text: str, timeout_s: float) -> tuple[bool, str | None] | None:
-        """(equivalent?, extracted), or None when `timeout_s` ran out (worker killed)."""
-        request = json.dumps({"gold": gold_text, "target": target_text, "timeout": max(1, math.ceil(timeout_s))})
+    def __call__(self, candidate: str, reference: str, timeout_s: float) -> tuple[bool, str | None, str] | None:
+        """What `_check_texts` returns, or None when `timeout_s` ran out (worker killed)."""
+        request = json.dumps({"candidate": candidate, "reference": reference, "timeout": max(1, math.ceil(timeout_s))})
         with self._lock:
             starting = self._proc is None or self._proc.poll() is not None
             if starting:
@@ -211,7 +275,7 @@ class _VerifyWorker:
                 self.close()
                 return None
             reply = json.loads(line)
-            return reply["ok"], reply["extracted"]
+            return None if reply is None else tuple(reply)
 
 
 # Extra wait for the first request to a fresh worker, which must import math-verify first
@@ -223,8 +287,8 @@ atexit.register(_worker.close)
 def _serve() -> None:  # the worker's loop: one JSON request per stdin line, one reply per stdout line
     for line in sys.stdin:
         request = json.loads(line)
-        ok, extracted = _parse_and_verify(request["gold"], request["target"], request["timeout"])
-        print(json.dumps({"ok": ok, "extracted": extracted}), flush=True)
+        result = _check_texts(request["candidate"], request["reference"], request["timeout"])
+        print(json.dumps(result), flush=True)
 
 
 def check_math(candidate: str, reference: str, *, timeout_s: float = 5.0) -> Verdict:
@@ -233,25 +297,21 @@ def check_math(candidate: str, reference: str, *, timeout_s: float = 5.0) -> Ver
 
     The candidate's answer is its `####`/`\\boxed{}`/"the answer is" answer; without
     one, math-verify reads the whole text (its last expression). The reference is
-    read as an answer: its marked answer if it has one, else the whole text.
+    read as an answer: its marked answer if it has one, else the whole text. Extraction
+    runs inside the timeout too.
     """
     if timeout_s is None or timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-    reference_answer = extract_answer(reference, last_number=False) or reference.strip()
-    if not reference_answer:
+    if not reference.strip():
         raise ValueError("the reference answer is empty")
-    answer = extract_answer(candidate, last_number=False)
-    gold_text = f"\\boxed{{{reference_answer}}}"
-    target_text = f"\\boxed{{{answer}}}" if answer else candidate
     # The thread decides which timeout works: signal.alarm only exists for the main thread
     if threading.current_thread() is threading.main_thread():
-        ok, extracted = _parse_and_verify(gold_text, target_text, max(1, math.ceil(timeout_s)))
+        result = _check_texts(candidate, reference, max(1, math.ceil(timeout_s)))
     else:
-        result = _worker(gold_text, target_text, timeout_s)
-        if result is None:
-            return Verdict(False, f"math-verify ran past {timeout_s:g} s; counted as a mismatch", answer)
-        ok, extracted = result
-    extracted = answer or extracted
+        result = _worker(candidate, reference, timeout_s)
+    if result is None:
+        return Verdict(False, f"the check ran past {timeout_s:g} s; counted as a mismatch", None)
+    ok, extracted, reference_answer = result
     if ok:
         return Verdict(True, "equivalent to the reference", extracted)
     if extracted is None:

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from cadft.cli.common import add_model_argument
-from cadft.evaluate import BACKENDS
+from cadft.cli.common import CommandError, CommandParser, add_model_argument, check_model_path
 
 __all__ = ["build_parser", "main"]
 
+# cadft.evaluate.BACKENDS, written out so that parsing needs no torch (a test checks they agree)
+BACKENDS = ("auto", "transformers", "vllm")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="cadft eval",
         description="Evaluate a model on math word problems (GSM8K / MATH-500 formats), checked with math-verify.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -72,11 +73,6 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--timeout_s must be > 0, got {args.timeout_s}")
     if args.num_samples > 1 and args.temperature == 0:
         parser.error("--num_samples > 1 needs --temperature > 0 (greedy decoding gives the same answer every time)")
-    if not Path(args.dataset_path).is_file():
-        raise SystemExit(f"cadft eval: dataset file not found: {args.dataset_path}")
-    name = args.model_name_or_path
-    if name != "embedded" and not os.path.exists(name) and name.startswith((".", "/", "~")):
-        raise SystemExit(f"cadft eval: model folder not found: {name}")
 
 
 def _load(args: argparse.Namespace, backend: str):
@@ -98,30 +94,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    started = time.perf_counter()
+    # Every row and the model path first, light: a bad file is reported before torch is imported
+    from cadft.data.files import read_table
+    from cadft.data.problems import check_problems
+
+    table = read_table(args.dataset_path).head(args.limit)
+    check_problems(table)
+    rows = table.rows
+    check_model_path(args.model_name_or_path)
 
     from transformers import set_seed
 
-    from cadft.data.loading import DataFormatError, read_rows
-    from cadft.evaluate import evaluate_math, math_problems, vllm_available
+    from cadft.evaluate import evaluate_math, vllm_available
     from cadft.state_io import write_json_atomic
 
-    started = time.perf_counter()
-    try:
-        rows = read_rows(Path(args.dataset_path))[: args.limit]
-        math_problems(rows, args.dataset_path)  # check every row before loading the model
-    except DataFormatError as e:
-        raise SystemExit(f"cadft eval: {e}") from e
     backend = args.backend
     if backend == "auto":
         backend = "vllm" if vllm_available() else "transformers"
     elif backend == "vllm" and not vllm_available():
-        raise SystemExit("cadft eval: --backend vllm needs the `vllm` package and a CUDA GPU")
+        raise CommandError("--backend vllm needs the `vllm` package and a CUDA GPU")
 
     set_seed(args.seed)
     try:
         model, tokenizer = _load(args, backend)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"cadft eval: cannot load model {args.model_name_or_path!r}: {e}") from e
+        raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
     records, summary = evaluate_math(
         model,
         tokenizer,

@@ -1,6 +1,12 @@
 """`cadft` entry point: dispatches `cadft <command> ...` to `cadft.cli.<command>.main`.
 
-Subcommand modules are imported only when used, so `cadft --help` is instant.
+Subcommand modules are imported only when used, and import torch and friends only once
+their arguments and data are checked, so `cadft --help`, `cadft <command> --help` and
+errors in flags or data answer at once.
+
+A user error (bad data: `cadft.data.DataError`; a missing model folder: `CommandError`)
+is printed here as one line, `cadft <command>: error: ...`, with exit status 2.
+`cadft --debug <command> ...` (or CADFT_DEBUG=1) shows its traceback instead.
 """
 
 from __future__ import annotations
@@ -27,13 +33,18 @@ def _usage() -> str:
         "commands:",
         *(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()),
         "",
-        "Run `cadft <command> --help` for a command's options.",
+        "Run `cadft <command> --help` for a command's options;",
+        "`cadft --debug <command> ...` shows the traceback of an error.",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .common import CommandError, debug_requested
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = argv[:1] == ["--debug"] or debug_requested()  # before the command: `train` has its own --debug
+    argv = argv[1:] if argv[:1] == ["--debug"] else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -44,11 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"cadft: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}\n", file=sys.stderr)
-        print(_usage(), file=sys.stderr)
+        print(f"cadft: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}. "
+              "Run `cadft --help` for what each does.", file=sys.stderr)
         return 2
+    from ..data.validate import DataError
+
     module = importlib.import_module(f"cadft.cli.{command}")
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except (DataError, CommandError) as error:
+        if debug:
+            raise
+        print(f"cadft {command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from .common import add_model_argument
+from .common import CommandParser, add_model_argument, check_model_path
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="cadft rewrite", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Writes OUTPUT_DIR/rewrites.jsonl (provenance) and OUTPUT_DIR/rewritten_dataset.jsonl.",
     )
@@ -45,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_new_tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top_p", type=float, default=0.95)
+    p.add_argument("--max_reply_chars", type=int, default=None,
+                   help="Reject longer replies unverified (reply_too_large); default: 32 x --max_new_tokens.")
     p.add_argument("--template_file", default=None, help="Text file with a template using {question} and {reference}.")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--max_length", type=int, default=1024)
@@ -55,8 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not os.path.isfile(args.dataset_path):
-        parser.error(f"--dataset_path: file not found: {args.dataset_path}")
     if os.path.exists(os.path.join(args.output_dir, "rewrites.jsonl")):
         parser.error(f"{args.output_dir} already holds a rewrites.jsonl; choose a new --output_dir")
     if args.template_file and not os.path.isfile(args.template_file):
@@ -66,31 +65,30 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be >= 1")
     if args.budget <= 0 or args.beta < 0:
         parser.error("--budget must be > 0 and --beta >= 0")
+    # Data first, light: every row must be one a round can rewrite (prompt + completion,
+    # a conversational prompt ending with a user turn), checked before torch is imported
+    from ..data.loading import as_dataset, final_answer, read_demonstrations
+
+    table = read_demonstrations(args.dataset_path, limit=args.limit, rewriting=True)
+    columns = list(table.rows[0])
+    if args.answer_column and args.answer_column not in columns:
+        parser.error(f"--answer_column {args.answer_column!r} is not a column of {args.dataset_path} "
+                     f"(columns: {', '.join(columns)})")
+    check_model_path(args.model_name_or_path)
 
     import torch
 
-    from ..data import DataFormatError, load_demonstrations
     from ..losses import raw_sample_weights
     from ..models import load_model_and_tokenizer
     from ..rewriting.generators import GenerationSettings, make_generator
-    from ..rewriting.manager import completion_text, score_pairs
+    from ..rewriting.manager import completion_text, score_pairs, target_length
     from ..rewriting.prompt import DEFAULT_REWRITE_TEMPLATE, check_template
     from ..rewriting.round import RewriteItem, run_round
     from ..rewriting.schedule import budget_count
     from ..rewriting.store import RewriteStore
     from ..verifiers import get_verifier
-    from ..data.loading import final_answer
 
-    try:
-        dataset = load_demonstrations(args.dataset_path, limit=args.limit)
-    except DataFormatError as e:
-        print(f"cadft rewrite: error: {e}", file=sys.stderr)
-        return 2
-    if not {"prompt", "completion"} <= set(dataset.column_names):
-        parser.error(f"{args.dataset_path}: rewriting needs prompt-completion rows, got columns {dataset.column_names}")
-    if args.answer_column and args.answer_column not in dataset.column_names:
-        parser.error(f"--answer_column {args.answer_column!r} is not a column of {args.dataset_path} "
-                     f"(columns: {', '.join(dataset.column_names)})")
+    dataset = as_dataset(table.rows, table.source)
     template = DEFAULT_REWRITE_TEMPLATE
     if args.template_file:
         template = open(args.template_file, encoding="utf-8").read()
@@ -102,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
+    generator = make_generator(args.generator, policy_model=model, tokenizer=tokenizer)
+    try:  # before scoring: a tokenizer without a chat template, an unreachable server
+        getattr(generator, "check", lambda: None)()
+    except (ValueError, ConnectionError, PermissionError) as e:
+        parser.error(str(e))
     rows = [{**row, "sample_id": row.get("sample_id", i)} for i, row in enumerate(dataset)]
     like = rows[0]["completion"]
     score = lambda pairs: score_pairs(  # noqa: E731
@@ -122,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
 
     items = [RewriteItem(rows[i]["sample_id"], rows[i]["prompt"], completion_text(rows[i]["completion"]),
                          reference(rows[i])) for i in selected]
-    generator = make_generator(args.generator, policy_model=model, tokenizer=tokenizer)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                  top_p=args.top_p, num_candidates=args.num_candidates)
+                                  top_p=args.top_p, num_candidates=args.num_candidates,
+                                  max_reply_chars=args.max_reply_chars)
     result = run_round(items, generator=generator, verifier=verifier, score=score, settings=settings,
-                       min_gain=args.min_gain, round_index=1, step=0, template=template, verifier_name=args.verifier)
+                       min_gain=args.min_gain, round_index=1, step=0, template=template, verifier_name=args.verifier,
+                       length=lambda prompt, text: target_length(tokenizer, prompt, like, text),
+                       max_length=args.max_length, needs_reference=args.verifier != "none")
     store = RewriteStore()
     store.add_round(result.records, step=0)
     store.append_provenance(args.output_dir, result.records)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cadft.cli.common import add_model_argument
+from cadft.cli.common import CommandError, CommandParser, add_model_argument, check_model_path
 
 __all__ = ["build_parser", "main"]
 
@@ -42,7 +41,7 @@ _MAX_TAG_VALUES = 20  # per-tag table rows (most frequent first beyond this)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="cadft score",
         description="Score each demonstration's compatibility under a model and the CADFT weight it would get.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -93,22 +92,28 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"need 0 <= --w_min <= --w_max, got --w_min {args.w_min} and --w_max {args.w_max}")
     if Path(args.output).suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
-    if not Path(args.dataset_path).is_file():
-        raise SystemExit(f"cadft score: dataset file not found: {args.dataset_path}")
-    name = args.model_name_or_path
-    if name != "embedded" and not os.path.exists(name) and name.startswith((".", "/", "~")):
-        raise SystemExit(f"cadft score: model folder not found: {name}")
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _tag_columns(dataset) -> list[str]:
-    """Every scalar column that is not the demonstration itself or its id, in dataset order."""
-    from datasets import Value
-
+def _tag_columns(rows: list[dict]) -> list[str]:
+    """Every scalar column that is not the demonstration itself or its id, in column order."""
     skip = (*_TEXT_COLUMNS, "sample_id")
-    return [name for name, feature in dataset.features.items() if name not in skip and isinstance(feature, Value)]
+    scalar = (str, int, float, bool, type(None))
+    return [name for name in rows[0] if name not in skip and all(isinstance(r[name], scalar) for r in rows)]
+
+
+def _tag_column(args: argparse.Namespace, tag_names: list[str]) -> str | None:
+    """The column to group by: --tag_column, else 'kind' when the data has it."""
+    if args.tag_column is None:
+        return "kind" if "kind" in tag_names else None
+    if args.tag_column not in tag_names:
+        raise CommandError(
+            f"--tag_column {args.tag_column!r} is not a scalar column of {args.dataset_path}; "
+            f"its tag columns are: {', '.join(tag_names) or 'none'}"
+        )
+    return args.tag_column
 
 
 def _completion_snippet(example: dict, width: int = _SNIPPET) -> str:
@@ -148,9 +153,7 @@ def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
     compat = torch.tensor([s["compatibility"] for s in scores], dtype=torch.float32)  # (N,)
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])  # (N,)
     if not valid.any():
-        raise SystemExit(
-            "cadft score: no demonstration has a trainable token (completions empty or cut by --max_length)"
-        )
+        raise CommandError("no demonstration has a trainable token (completions empty or cut by --max_length)")
     if args.normalizer is None:
         # What the trainer's calibration computes, over every scored row (floored like RunningNormalizer)
         normalizer = max(float(compat[valid].pow(args.beta).mean()), torch.finfo(torch.float32).tiny)
@@ -346,42 +349,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
+    # Data and model path first, light: a bad file is reported before torch is imported
+    from cadft.data.loading import as_dataset, read_demonstrations
+
+    table = read_demonstrations(args.dataset_path, limit=args.limit)
+    tag_names = _tag_columns(table.rows)
+    tag_column = _tag_column(args, tag_names)
+    check_model_path(args.model_name_or_path)
 
     import torch
+    from jinja2 import TemplateError
 
     from cadft.collate import SAMPLE_ID, with_sample_ids
-    from cadft.data import DataFormatError, load_demonstrations
     from cadft.models import load_model_and_tokenizer
     from cadft.scoring import score_rows, tokenize_demonstration
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    try:
-        dataset = with_sample_ids(load_demonstrations(args.dataset_path, limit=args.limit))
-    except (DataFormatError, ValueError) as e:
-        raise SystemExit(f"cadft score: {e}") from e
-    tag_names = _tag_columns(dataset)
-    tag_column = args.tag_column
-    if tag_column is None:
-        tag_column = "kind" if "kind" in tag_names else None
-    elif tag_column not in tag_names:
-        raise SystemExit(
-            f"cadft score: --tag_column {tag_column!r} is not a scalar column of {args.dataset_path}; "
-            f"its tag columns are: {', '.join(tag_names) or 'none'}"
-        )
-
+    dataset = with_sample_ids(as_dataset(table.rows, table.source))
     try:
         model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"cadft score: cannot load model {args.model_name_or_path!r}: {e}") from e
+        raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
     if torch.cuda.is_available():
         model.to("cuda")
     rows = []
     for i, example in enumerate(dataset):
         try:
             rows.append(tokenize_demonstration(tokenizer, example, max_length=args.max_length))
-        except (ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"cadft score: {args.dataset_path}: row {i + 1}: {e}") from e
+        except (ValueError, KeyError, TypeError, TemplateError) as e:
+            # The model's chat template can refuse a conversation the checks let through
+            raise table.error(i, f"cannot be tokenized by the model's chat template: {e}") from e
 
     started = time.perf_counter()
     scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id, batch_size=args.batch_size)

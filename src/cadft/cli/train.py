@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-import torch
-
-from ..config import CADFTConfig
-from ..losses import raw_sample_weights, sample_weights
+# torch, transformers and TRL load inside the functions that use them: `main` first
+# answers --help, bad flags and bad data from a snapshot of the parser (train_flags.py)
 
 __all__ = ["DataArguments", "make_parser", "main"]
 
@@ -43,7 +42,8 @@ CLI_DEFAULTS = {
     "save_total_limit": 2,
     "gradient_checkpointing": False,  # on a 135M model the memory saving is not worth the recompute
     "report_to": "none",
-    "warmup_steps": 2,
+    "log_level_replica": "error",  # under torchrun, rank 0 logs; the others would repeat it
+    # No warmup_steps: any warmup makes transformers' linear schedule train step 1 at learning rate 0
 }
 
 
@@ -73,22 +73,30 @@ class DataArguments:
 def make_parser():
     from trl import ModelConfig, TrlParser
 
-    parser = TrlParser((DataArguments, CADFTConfig, ModelConfig), prog="cadft train")
+    from ..config import CADFTConfig
+    from .common import USAGE, ShortErrors
+
+    class TrainParser(ShortErrors, TrlParser):
+        """TRL's parser with a short usage line and short errors."""
+
+    parser = TrainParser((DataArguments, CADFTConfig, ModelConfig), prog="cadft train", usage=USAGE)
     parser.description = __doc__.split("\n\n")[0]
-    parser.set_defaults(**CLI_DEFAULTS, bf16=torch.cuda.is_available())
+    parser.epilog = "--config FILE.yaml takes flag values from a YAML file; flags given on the command line override it."
+    parser.set_defaults(**CLI_DEFAULTS)  # bf16 unset: CADFTConfig turns it on where an accelerator supports it
     return parser
 
 
-def _load_data(data_args: DataArguments):
+def _load_data(data_args: DataArguments, rewriting: bool = False):
     from ..data import load_demonstrations, mixed_quality_demos
 
     if data_args.dataset_path or data_args.dataset_name:
         return load_demonstrations(
-            data_args.dataset_path,
-            dataset_name=data_args.dataset_name,
+            data_args.dataset_path or None,
+            dataset_name=data_args.dataset_name or None,  # '' clears a --config file's hub name
             dataset_config=data_args.dataset_config,
             split=data_args.dataset_train_split,
             limit=data_args.max_train_samples,
+            rewriting=rewriting,
         )
     dataset = mixed_quality_demos(
         data_args.embedded_num_demos,
@@ -99,24 +107,46 @@ def _load_data(data_args: DataArguments):
     return dataset if data_args.max_train_samples is None else dataset.select(range(data_args.max_train_samples))
 
 
-def _score(trainer, stage: str) -> list[dict]:
-    from ..scoring import score_rows
+def _scored_row(row: dict) -> dict:
+    """input_ids and the labels compatibility is measured on: the trainable tokens, within
+    the trainer's COMPAT_MASK (the assistant turns) where the dataset has one."""
+    from ..collate import COMPAT_MASK
 
+    labels = row["labels"]
+    if row.get(COMPAT_MASK) is not None:
+        labels = [label if keep else -100 for label, keep in zip(labels, row[COMPAT_MASK])]
+    return {"input_ids": row["input_ids"], "labels": labels}
+
+
+def _score(trainer, stage: str) -> list[dict]:
+    """Every training row's score, in dataset order, on every process. Each process scores
+    an equal shard (the same number of forwards everywhere) and the shards are gathered."""
+    from accelerate.utils import gather_object
+
+    from ..scoring import score_rows
+    from ..sharding import rank_shard
+
+    accelerator = trainer.accelerator
     rows = trainer.train_dataset
+    shard, real = rank_shard(list(range(len(rows))), accelerator.num_processes, accelerator.process_index)
     scores = score_rows(
         trainer.model,
-        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows],
+        [_scored_row(rows[i]) for i in shard],
         pad_token_id=trainer.processing_class.pad_token_id,
         batch_size=trainer.args.per_device_eval_batch_size,
+        progress=accelerator.is_main_process,
         desc=f"Scoring training set ({stage})",
     )
-    for row, score in zip(rows, scores):
-        score["sample_id"] = row["sample_id"]
-        score["stage"] = stage
-    return scores
+    mine = [{**score, "sample_id": rows[i]["sample_id"], "stage": stage}
+            for i, score, is_real in zip(shard, scores, real) if is_real]
+    return gather_object(mine) if accelerator.num_processes > 1 else mine
 
 
 def _add_weights(scores: list[dict], args: CADFTConfig, normalizer: float | None) -> None:
+    import torch
+
+    from ..losses import raw_sample_weights, sample_weights
+
     compat = torch.tensor([s["compatibility"] for s in scores])
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])
     if args.loss_type != "cadft":
@@ -158,7 +188,7 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     from ..models import resolve_model_path
     from ..trainer import CADFTTrainer
 
-    dataset = _load_data(data_args)
+    dataset = _load_data(data_args, rewriting=args.rewrite)
     model_path = resolve_model_path(model_args.model_name_or_path)
     init_kwargs = dict(args.model_init_kwargs or {})
     if model_args.dtype not in (None, "auto"):
@@ -166,27 +196,24 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     args.model_init_kwargs = init_kwargs or None
     trainer = CADFTTrainer(model=model_path, args=args, train_dataset=dataset, peft_config=get_peft_config(model_args))
     main_process = trainer.accelerator.is_main_process
-    summarise = data_args.summary and main_process
 
     tags = {}
     if data_args.tag_column in dataset.column_names:
         tags = dict(zip(trainer.train_dataset["sample_id"], trainer.train_dataset[data_args.tag_column]))
-    start = _score(trainer, "start") if summarise else []
+    start = _score(trainer, "start") if data_args.summary else []  # on every process: sharded
     if start:
         _add_weights(start, args, None)
-        if args.loss_type == "cadft" and trainer.accelerator.num_processes == 1:
-            # The whole training set was just scored in eval mode: that is the calibration
-            # sample, so the trainer need not score one again (a resumed run loads its own m)
-            valid = [s["compatibility"] ** args.cadft_beta for s in start if s["num_tokens"] > 0]
-            trainer.normalizer.calibrate(sum(valid), len(valid))
+        if args.loss_type == "cadft" and args.cadft_calibration_samples >= len(trainer.train_dataset):
+            _calibrate_from(trainer, start)
 
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
     trainer.save_state()
 
-    result = {"output_dir": args.output_dir}
+    end = _score(trainer, "end") if start else []
+    result = {"output_dir": args.output_dir, "main_process": main_process}
     if main_process:
-        result.update(_finish_on_main(trainer, args, data_args, model_args, model_path, start, tags))
+        result.update(_finish_on_main(trainer, args, data_args, model_args, model_path, start, end, tags))
     # Every process, once no collective is left: without this, gloo's worker threads can
     # abort the interpreter at exit ("terminate called without an active exception")
     trainer.accelerator.wait_for_everyone()
@@ -194,9 +221,21 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     return result
 
 
+def _calibrate_from(trainer, scores: list[dict]) -> None:
+    """Calibrate m from scores of the whole training set, which is then the trainer's own
+    calibration sample: it need not be scored twice (a resumed run loads its own m)."""
+    import torch
+
+    from ..normalizer import log_mean_exp
+
+    beta = trainer.args.cadft_beta
+    tempered = torch.tensor([beta * s["mean_logprob"] for s in scores if s["num_tokens"] > 0], dtype=torch.float64)
+    trainer.normalizer.calibrate(*log_mean_exp(tempered))  # every process holds every score: no collective
+
+
 def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_args, model_path: str,
-                    start: list[dict], tags: dict) -> dict:
-    """Write cadft_run.json; with a start summary, score the end and write sample_scores.jsonl."""
+                    start: list[dict], end: list[dict], tags: dict) -> dict:
+    """Write cadft_run.json; with a summary, write sample_scores.jsonl and return the table."""
     run_info = {
         "loss_type": args.loss_type,
         "model": model_args.model_name_or_path,
@@ -215,7 +254,6 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         json.dump(run_info, f, indent=2)
     if not start:
         return {}
-    end = _score(trainer, "end")
     _add_weights(end, args, trainer.normalizer.value)
     texts = {r["sample_id"]: r for r in trainer.train_dataset}
     decode = trainer.processing_class.decode
@@ -239,7 +277,32 @@ def _load_hint(output_dir: str, peft: bool) -> str:
     return f"  from transformers import AutoModelForCausalLM\n  model = AutoModelForCausalLM.from_pretrained({output_dir!r})"
 
 
+def _quiet_unless_rank_zero() -> None:
+    """Under torchrun every process runs `cadft train`: rank 0 alone shows progress bars,
+    warnings and logs, which the other ranks would only repeat (errors still show). Set
+    before torch and the Hugging Face libraries are imported, which read these at import."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        return
+    import logging
+    import warnings
+
+    os.environ["TORCH_CPP_LOG_LEVEL"] = "ERROR"  # c10's warnings, e.g. DDP's reducer
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers' progress bars follow huggingface_hub's
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"  # until the Trainer applies log_level_replica
+    warnings.simplefilter("ignore")
+    logging.getLogger("cadft").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .train_flags import precheck
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    precheck(argv)  # --help, bad flags, bad data: answered before torch is imported
+    _quiet_unless_rank_zero()
+
+    from ..checkpoints import resume_argument
+
     parser = make_parser()
     try:
         data_args, args, model_args = parser.parse_args_and_config(argv)
@@ -249,7 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --dataset_path or --dataset_name, not both")
     if data_args.dataset_path and not os.path.isfile(data_args.dataset_path):
         parser.error(f"--dataset_path: file not found: {data_args.dataset_path}")
+    try:  # true/latest: the newest complete checkpoint in output_dir (TrainingArguments types it as a str)
+        args.resume_from_checkpoint = resume_argument(args.resume_from_checkpoint, args.output_dir)
+    except ValueError as e:
+        parser.error(str(e))
     result = run(data_args, args, model_args)
+    if not result["main_process"]:  # under torchrun, rank 0 alone reports
+        return 0
     if "table" in result:
         print(f"\nCompatibility c and sample weight w ({args.loss_type}) per kind of demonstration:")
         print(result["table"])

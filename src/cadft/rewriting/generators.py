@@ -39,6 +39,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "GENERATOR_SPECS",
+    "REPLY_CHARS_PER_TOKEN",
     "Candidate",
     "GenerationSettings",
     "LocalModelGenerator",
@@ -47,11 +48,20 @@ __all__ = [
     "RewriteGenerator",
     "VLLMGenerator",
     "make_generator",
+    "redact_key",
 ]
 
 logger = logging.getLogger(__name__)
 
+REDACTED = "[REDACTED]"  # stands in for the API key wherever a server echoed it
+
 GENERATOR_SPECS = ("policy", "local:<path-or-name>", "openai:<model>@<base_url>", "vllm:<path-or-name>")
+
+
+# The longest tokens of common vocabularies (runs of spaces, dashes) are 16 to 32
+# characters, and a typical token is about 4: a reply of more than 32 characters per
+# allowed token did not come from `max_new_tokens` tokens of generation
+REPLY_CHARS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,27 @@ class GenerationSettings:
     temperature: float = 0.7  # diverse candidates that still read like the model's own
     top_p: float = 0.95  # trims the unreliable tail of the distribution
     num_candidates: int = 2  # more candidates raise the acceptance rate, at linear cost
+    # Longer replies are rejected unread (None: REPLY_CHARS_PER_TOKEN x max_new_tokens): a
+    # server that ignores max_tokens, or echoes its input, cannot flood the round or the files
+    max_reply_chars: int | None = None
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.num_candidates < 1:
             raise ValueError(
                 f"max_new_tokens and num_candidates must be >= 1, got {self.max_new_tokens} and {self.num_candidates}"
             )
+        if self.max_reply_chars is not None and self.max_reply_chars < 1:
+            raise ValueError(f"max_reply_chars must be >= 1 (or None), got {self.max_reply_chars}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature} and {self.top_p}")
         if self.temperature == 0 and self.num_candidates > 1:
             raise ValueError("temperature 0 (greedy) gives identical candidates; use temperature > 0 for several")
+
+    @property
+    def reply_char_limit(self) -> int:
+        """The most characters a reply may have: `max_reply_chars`, else
+        REPLY_CHARS_PER_TOKEN per token of `max_new_tokens`."""
+        return self.max_reply_chars or REPLY_CHARS_PER_TOKEN * self.max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -165,7 +186,10 @@ class PolicyGenerator:
         return f"PolicyGenerator(model={type(self.model).__name__}, batch_size={self.batch_size})"
 
     def check(self) -> None:
-        """Nothing to check: the policy is already in memory."""
+        """The policy is already in memory; its tokenizer must have a chat template, since
+        every rewrite prompt is a chat conversation."""
+        name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
+        _require_chat_template(self.tokenizer, f"the policy model {name!r} (rewrite_generator='policy')")
 
     def generate(self, conversations: list[list[dict]], settings: GenerationSettings) -> list[list[Candidate]]:
         start = time.perf_counter()
@@ -202,8 +226,10 @@ class LocalModelGenerator:
         )
 
     def check(self) -> None:
-        """Load the model now, so that a bad path or name fails at start-up."""
+        """Load the model now, so that a bad path or name, or a tokenizer without a chat
+        template, fails at start-up."""
         self._load()
+        _require_chat_template(self.tokenizer, f"the rewrite generator model {self.name_or_path!r}")
 
     def _load(self) -> None:
         if self.model is not None:
@@ -225,6 +251,19 @@ class LocalModelGenerator:
         results = _generate_with_transformers(self.model, self.tokenizer, conversations, settings, self.batch_size)
         _log_round(self.name, results, time.perf_counter() - start)
         return results
+
+
+def _require_chat_template(tokenizer, owner: str) -> None:
+    """Raise a ValueError naming `owner` and its tokenizer unless the tokenizer has a chat
+    template: without one every candidate of every round would fail, one by one."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    raise ValueError(
+        f"{owner} cannot write rewrites: its tokenizer ({name}) has no chat template, and the rewrite prompt "
+        "is a chat conversation. Use a chat (instruct) model, set tokenizer.chat_template, or choose another "
+        "generator (local:<path>, openai:<model>@<url>)."
+    )
 
 
 def _generate_with_transformers(model, tokenizer, conversations, settings, batch_size):
@@ -277,8 +316,10 @@ class VLLMGenerator:
         return f"VLLMGenerator({self.name_or_path!r}, seed={self.seed}, {'loaded' if self.llm else 'not loaded'})"
 
     def check(self) -> None:
-        """Build the engine now, so that a bad model or too little GPU memory fails at start-up."""
+        """Build the engine now, so that a bad model, too little GPU memory or a tokenizer
+        without a chat template fails at start-up."""
         self._load()
+        _require_chat_template(self.tokenizer, f"the rewrite generator model {self.name_or_path!r}")
 
     def _load(self) -> None:
         if self.llm is None:
@@ -350,7 +391,9 @@ class OpenAIChatGenerator:
     fail at once, so a dead server costs one retry cycle, not one per conversation.
 
     The API key is read from the environment variable `api_key_env` at each request (unset
-    or None: no Authorization header) and is never logged, stored, or put in an error.
+    or None: no Authorization header) and is never logged, stored, or put in an error:
+    every reply text and error message has each occurrence of the key replaced with
+    `[REDACTED]` (a server that echoes the request would otherwise hand it back).
     Redirects are not followed (they would carry the key elsewhere).
     """
 
@@ -405,7 +448,13 @@ class OpenAIChatGenerator:
 
     def _redact(self, text: str) -> str:
         key = self._api_key()
-        return text.replace(key, "***") if key else text
+        return redact_key(text, key) if key else text
+
+    def _redact_candidate(self, candidate: Candidate) -> Candidate:
+        # A server may echo the request (its Authorization header included) in a reply or an error
+        if candidate.text is not None:
+            return Candidate(self._redact(candidate.text))
+        return Candidate(None, error=self._redact(candidate.error))
 
     def _request(self, method: str, path: str, payload: dict | None, timeout: float) -> bytes:
         """One HTTP exchange; returns the body of a 2xx answer, raises _RetryableError or _FinalError."""
@@ -461,7 +510,10 @@ class OpenAIChatGenerator:
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     def _complete(self, conversation: list[dict], settings: GenerationSettings, server_down) -> list[Candidate]:
-        """The candidates of one conversation; never raises."""
+        """The candidates of one conversation, with the API key redacted; never raises."""
+        return [self._redact_candidate(c) for c in self._request_candidates(conversation, settings, server_down)]
+
+    def _request_candidates(self, conversation, settings: GenerationSettings, server_down) -> list[Candidate]:
         candidates: list[Candidate] = []
         for _ in range(settings.num_candidates):  # each request yields >= 1 choice, or ends the loop
             missing = settings.num_candidates - len(candidates)
@@ -480,7 +532,7 @@ class OpenAIChatGenerator:
             except _FinalError as error:
                 return candidates + _failed(missing, str(error))
             except Exception as error:  # noqa: BLE001 - e.g. an unserialisable message: this conversation only
-                return candidates + _failed(missing, self._redact(_describe(error)))
+                return candidates + _failed(missing, _describe(error))
             candidates += [Candidate(text) for text in texts[:missing]]
         return candidates
 
@@ -518,6 +570,16 @@ class OpenAIChatGenerator:
             results = list(pool.map(lambda c: self._complete(c, settings, server_down), conversations))
         _log_round(self.name, results, time.perf_counter() - start)
         return results
+
+
+def redact_key(text: str, key: str) -> str:
+    """`text` with every occurrence of `key` replaced by REDACTED, and also a start of the
+    key (4 characters or more) at the very end, where an excerpt was cut inside it."""
+    text = text.replace(key, REDACTED)
+    for n in range(min(len(key) - 1, len(text)), 3, -1):
+        if text.endswith(key[:n]):
+            return text[:-n] + REDACTED
+    return text
 
 
 def _retry_after(headers) -> float | None:

@@ -27,7 +27,7 @@ from .schedule import budget_count, resolve_steps, round_due, select_samples
 from .store import PROVENANCE_FILE, RewriteStore
 from .tracker import CompatibilityTracker
 
-__all__ = ["Rewriter", "completion_text", "tokenize_target", "score_pairs"]
+__all__ = ["Rewriter", "completion_text", "score_pairs", "target_length", "tokenize_target", "truncate_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +37,47 @@ def completion_text(completion) -> str:
     return completion[-1]["content"] if isinstance(completion, list) else completion
 
 
-def tokenize_target(tokenizer, prompt, completion_like, text: str, *, max_length: int | None) -> dict:
+def truncate_row(row: dict, max_length: int | None, truncation_mode: str = "keep_start") -> dict:
+    """A tokenized row ({"input_ids", "labels"}) cut to `max_length` tokens the way TRL's
+    SFTTrainer cuts training rows: `keep_start` keeps the first tokens, `keep_end` the last."""
+    if max_length is None or len(row["input_ids"]) <= max_length:
+        return row
+    if truncation_mode == "keep_start":
+        kept = slice(None, max_length)
+    elif truncation_mode == "keep_end":
+        kept = slice(-max_length, None)
+    else:
+        raise ValueError(f"truncation_mode={truncation_mode!r}; valid: keep_start, keep_end")
+    return {key: values[kept] for key, values in row.items()}
+
+
+def tokenize_target(
+    tokenizer, prompt, completion_like, text: str, *, max_length: int | None, truncation_mode: str = "keep_start"
+) -> dict:
     """Tokens of `text` as the completion of `prompt`, in the format of `completion_like`
-    (a message list keeps its role; a string stays a string)."""
+    (a message list keeps its role; a string stays a string), built and truncated as TRL
+    builds and truncates a training row."""
     completion = [{**completion_like[-1], "content": text}] if isinstance(completion_like, list) else text
-    return tokenize_demonstration(tokenizer, {"prompt": prompt, "completion": completion}, max_length=max_length)
+    row = tokenize_demonstration(tokenizer, {"prompt": prompt, "completion": completion})
+    return truncate_row(row, max_length, truncation_mode)
 
 
-def score_pairs(model, tokenizer, pairs: list[tuple], *, like, max_length: int | None, batch_size: int) -> list[float]:
+def target_length(tokenizer, prompt, completion_like, text: str) -> int:
+    """Tokens of the whole training row of `text` as the completion of `prompt` (prompt,
+    completion and end of turn), untruncated: it fits when this is at most max_length."""
+    return len(tokenize_target(tokenizer, prompt, completion_like, text, max_length=None)["input_ids"])
+
+
+def score_pairs(
+    model, tokenizer, pairs: list[tuple], *, like, max_length: int | None, batch_size: int,
+    truncation_mode: str = "keep_start",
+) -> list[float]:
     """Compatibility under `model` of (prompt, completion text) pairs: the prompt alone,
-    without any reference."""
-    rows = [tokenize_target(tokenizer, prompt, like, text, max_length=max_length) for prompt, text in pairs]
+    without any reference, each row truncated as training truncates it."""
+    rows = [
+        tokenize_target(tokenizer, prompt, like, text, max_length=max_length, truncation_mode=truncation_mode)
+        for prompt, text in pairs
+    ]
     scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size, desc="Scoring rewrites")
     return [s["compatibility"] for s in scores]
 
@@ -75,6 +105,7 @@ class Rewriter:
             temperature=args.rewrite_temperature,
             top_p=args.rewrite_top_p,
             num_candidates=args.rewrite_num_candidates,
+            max_reply_chars=args.rewrite_max_reply_chars,
         )
         self.tracker = CompatibilityTracker(
             ema_decay=args.rewrite_tracker_decay,
@@ -144,15 +175,25 @@ class Rewriter:
 
     def tokenize(self, prompt, completion_like, text: str) -> dict:
         t = self.trainer
-        return tokenize_target(t.processing_class, prompt, completion_like, text, max_length=t.args.max_length)
+        return tokenize_target(
+            t.processing_class, prompt, completion_like, text, max_length=t.args.max_length,
+            truncation_mode=t.args.truncation_mode,
+        )
+
+    @property
+    def _like(self):
+        return next(iter(self.rows.values()))["completion"]
+
+    def length(self, prompt, text: str) -> int:
+        """Tokens of the training row of `text` as the completion of `prompt`, untruncated."""
+        return target_length(self.trainer.processing_class, prompt, self._like, text)
 
     def score(self, pairs: list[tuple]) -> list[float]:
         """Compatibility under the current policy of (prompt, completion text) pairs."""
         t = self.trainer
-        like = next(iter(self.rows.values()))["completion"]
         return score_pairs(
-            t.model, t.processing_class, pairs, like=like, max_length=t.args.max_length,
-            batch_size=t.args.per_device_eval_batch_size,
+            t.model, t.processing_class, pairs, like=self._like, max_length=t.args.max_length,
+            batch_size=t.args.per_device_eval_batch_size, truncation_mode=t.args.truncation_mode,
         )
 
     def _run(self, selected: list[int], step: int):
@@ -176,6 +217,9 @@ class Rewriter:
             step=step,
             template=self.template,
             verifier_name=self.trainer.args.rewrite_verifier,
+            length=self.length,
+            max_length=self.trainer.args.max_length,
+            needs_reference=self.trainer.args.rewrite_verifier != "none",
         )
 
     def apply(self, result, step: int) -> None:
