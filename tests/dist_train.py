@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
 from cadft.tiny import tiny_llama, tiny_tokenizer
+from cadft.teardown import exit_if_torchrun
 
 from helpers import trainer_args
 
@@ -48,6 +49,7 @@ def main(out_path: str, per_device: int, calibration_samples: int, normalization
         torch.save({"delta": delta, "m": trainer.normalizer.value, "calibrated_log_m": calibrated.log_m,
                     "world": trainer.accelerator.num_processes}, out_path)
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
+    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.teardown)
 
 
 if __name__ == "__main__":

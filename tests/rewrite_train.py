@@ -26,6 +26,7 @@ from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
 from cadft.rewriting import make_generator
 from cadft.tiny import tiny_tokenizer
+from cadft.teardown import exit_if_torchrun
 
 from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
 
@@ -115,6 +116,7 @@ def main(config_path: str) -> None:
         path = config["dump"].format(rank=trainer.accelerator.process_index)
         Path(path).write_text(json.dumps(rewriting_state(trainer)))
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
+    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.teardown)
 
 
 if __name__ == "__main__":

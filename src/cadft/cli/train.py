@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_unless_rank_zero()
 
     from ..checkpoints import resume_argument
+    from ..teardown import exit_if_torchrun
 
     parser = make_parser()
     try:
@@ -317,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     result = run(data_args, args, model_args)
-    if not result["main_process"]:  # under torchrun, rank 0 alone reports
-        return 0
+    if result["main_process"]:  # under torchrun, rank 0 alone reports
+        _report(result, data_args, args, model_args)
+    exit_if_torchrun(0)  # everything is saved: leave before gloo's teardown can abort the process
+    return 0
+
+
+def _report(result: dict, data_args: DataArguments, args, model_args) -> None:
     if "table" in result:
         print(f"\nCompatibility c and sample weight w ({args.loss_type}) per kind of demonstration:")
         print(result["table"])
@@ -326,4 +332,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nSaved to {os.path.abspath(args.output_dir)}. Load it with:")
         print(_load_hint(args.output_dir, bool(model_args.use_peft)))
         print(f"Report: cadft report {args.output_dir}")
-    return 0
