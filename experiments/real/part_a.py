@@ -1,0 +1,299 @@
+"""Part A: the CADFT estimator at the base model, no training.
+
+Per-sample LoRA gradients of a heterogeneous mixture (the `pool`) are computed once, for
+each token weighting the methods need: h_i(alpha) = grad of sum_t -sg(p_it)**alpha l_it
+(alpha = 0: SFT's token loss; 1: DFT's; the library's default `cadft_token_power`). A
+method's gradient on a batch b is a linear combination of them,
+
+    G_b = sum_{i in b} a_bi h_i(alpha),   a_bi = w_i / N_b    (N_b: trainable tokens of b)
+
+with w_i = 1 for SFT and DFT, the CADFT weight for CADFT (the library's own
+`sample_weights`/`batch_kappa`, m calibrated on the pool as the trainer calibrates on its
+training set), and for the oracle filter w_i = 1 on gold rows and 0 elsewhere (N_b then
+counts the gold rows' tokens). So every statistic follows from Gram matrices
+K = H H^T and the products with the reference gradient, without ever forming G_b:
+
+    tr Cov(G) = sum_b (a_b - abar) K (a_b - abar)^T / (n_b - 1)     (over bootstrap batches)
+    cos(G_b, r) = a_b v / sqrt(a_b K a_b^T  r.r),  v = H r
+
+with two references r computed on clean held-out gold demonstrations: `nll`, the plain-NLL
+gradient (the direction a clean SFT fine-tune would take), and `own`, the gradient of the
+method's own token loss (DFT's for the DFT family) without sample weights (the direction
+the same method would take on clean data). DFT's token factor p tilts its gradient away
+from the NLL direction even on clean data, so `own` is the fair reference within a loss
+family. tr Cov is the covariance of the batch gradient itself, the one the optimizer sees:
+the unbiased sample trace over bootstrap batches, not the per-sample covariance divided by
+B. Intervals: an outer bootstrap resamples the pool (with replacement) and draws fresh
+batches from it (the same batches for every method, so differences are paired); 95%
+intervals are the point estimate +- 1.96 bootstrap sd. The references are held fixed.
+
+LoRA's B matrices start at zero, so at the base the gradient of every A matrix vanishes:
+the per-sample gradients live in the B matrices, and only those are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import common
+
+from cadft import CADFTConfig
+from cadft.losses import batch_kappa, sample_weights
+from cadft.normalizer import log_mean_exp
+from cadft.scoring import _label_logprobs, ensure_fused_lm_head
+
+
+def defaults() -> dict:
+    """The library's CADFT defaults, read at run time (they are the method's, not ours)."""
+    c = CADFTConfig(output_dir="unused", report_to="none", use_cpu=not torch.cuda.is_available())
+    return {"beta": c.cadft_beta, "w_min": c.cadft_w_min, "w_max": c.cadft_w_max, "alpha": c.cadft_token_power,
+            "normalization": c.cadft_normalization}
+
+
+def methods(d: dict) -> dict[str, dict]:
+    """name -> spec. CADFT at the defaults, at beta 0.5/1/2 (the other fields default), and
+    with the other normalisation; the oracle filter is DFT on the gold rows only."""
+    specs = {"SFT": {"alpha": 0.0, "kind": "plain"}, "DFT": {"alpha": 1.0, "kind": "plain"}}
+    specs["CADFT (defaults)"] = {**d, "kind": "cadft"}
+    for beta in (0.5, 1.0, 2.0):
+        specs[f"CADFT beta={beta:g}"] = {**d, "beta": beta, "kind": "cadft"}
+    other = "batch" if d["normalization"] == "ema" else "ema"
+    specs[f"CADFT (defaults, {other})"] = {**d, "normalization": other, "kind": "cadft"}
+    if d["alpha"] != 0:  # the same sample weights on SFT's token loss, compared with SFT
+        specs["CADFT alpha=0 (weights on SFT's loss)"] = {**d, "alpha": 0.0, "kind": "cadft"}
+    specs["DFT + oracle filter"] = {"alpha": 1.0, "kind": "oracle"}
+    return specs
+
+
+def lora_model(model, *, r: int, targets: list[str], top_layers: int, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    layers = model.config.num_hidden_layers
+    kwargs = {"layers_to_transform": list(range(layers - top_layers, layers))} if top_layers > 0 else {}
+    torch.manual_seed(seed)
+    config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM",
+                        **kwargs)
+    return get_peft_model(model, config)
+
+
+def per_sample_gradients(model, rows: list[dict], alphas: list[float], *, pad_token_id: int, progress=None) -> dict:
+    """For each tokenized row and each alpha: the flat gradient of sum_t -sg(p_t)**alpha l_t
+    over the LoRA B matrices (float32, (n, D) per alpha), and per row: trainable tokens T,
+    mean log-prob s, and the mass M(alpha) = sum_t p_t**alpha."""
+    ensure_fused_lm_head(model)
+    model.eval()  # no dropout: the gradient of the deterministic loss
+    params = [p for n, p in model.named_parameters() if p.requires_grad and "lora_B" in n]
+    dev = params[0].device
+    grads = {a: torch.zeros(len(rows), sum(p.numel() for p in params)) for a in alphas}
+    tokens, mean_logp, mass = [], [], {a: [] for a in alphas}
+    for i, row in enumerate(rows):
+        ids = torch.tensor([row["input_ids"]], device=dev)
+        labels = torch.tensor([row["labels"]], device=dev)
+        logps, mask = _label_logprobs(model, ids, None, labels)
+        lp = logps[mask].float()  # (T,)
+        tokens.append(int(mask.sum()))
+        mean_logp.append(float(lp.detach().mean()) if len(lp) else 0.0)
+        for j, alpha in enumerate(alphas):
+            weight = (alpha * lp.detach()).exp()  # sg(p)**alpha; alpha = 0 gives exactly 1
+            mass[alpha].append(float(weight.sum()))
+            if len(lp) == 0:  # truncated away: no gradient, and no tokens (left out of N)
+                continue
+            g = torch.autograd.grad(-(weight * lp).sum(), params, retain_graph=j < len(alphas) - 1)
+            grads[alpha][i] = torch.cat([x.reshape(-1) for x in g]).float().cpu()
+        if progress:
+            progress(i + 1, len(rows))
+    return {"grads": grads, "tokens": np.array(tokens, float), "mean_logp": np.array(mean_logp),
+            "mass": {a: np.array(m) for a, m in mass.items()}}
+
+
+def gradients(args, pool_rows, ref_rows, alphas, start):
+    """Per-sample gradients of the pool and the reference rows, cached on disk (outside the
+    repository: tens of MB) under a key of everything they depend on; (pool, ref, seconds it
+    took to compute them, whether they came from the cache)."""
+    key = hashlib.sha256(json.dumps([args.model_name_or_path, args.lora_r, args.lora_targets, args.lora_top_layers,
+                                     args.seed, args.max_length, alphas, pool_rows, ref_rows],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(args.grad_cache) / f"part-a-{key}.pt"
+    if path.is_file():
+        cached = torch.load(path, weights_only=False)
+        print(f"[part a] per-sample gradients from {path}", flush=True)
+        return cached["pool"], cached["ref"], cached["seconds"], True
+    model, tok = common.load(args.model_name_or_path)
+    model = lora_model(model, r=args.lora_r, targets=args.lora_targets.split(","), top_layers=args.lora_top_layers,
+                       seed=args.seed)
+
+    def progress(label):
+        def report(i, n):
+            if i == n or i % 8 == 0:
+                print(f"[part a] {label}: {i}/{n} rows, {time.time() - start:.0f} s", flush=True)
+        return report
+
+    pool = per_sample_gradients(model, common.tokenize(tok, pool_rows, args.max_length), alphas,
+                                pad_token_id=tok.pad_token_id, progress=progress("pool"))
+    ref = per_sample_gradients(model, common.tokenize(tok, ref_rows, args.max_length), alphas,
+                               pad_token_id=tok.pad_token_id, progress=progress("reference"))
+    seconds = time.time() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"pool": pool, "ref": ref, "seconds": seconds}, path)
+    return pool, ref, seconds, False
+
+
+def row_weights(spec: dict, s: np.ndarray, log_m: float | None) -> np.ndarray:
+    """Per-row weight before any batch normalisation: CADFT's clipped c**beta/m (the
+    library's `sample_weights`), else 1."""
+    if spec["kind"] != "cadft":
+        return np.ones_like(s)
+    w = sample_weights(torch.tensor(np.exp(s)), beta=spec["beta"], log_normalizer=log_m, w_min=spec["w_min"],
+                       w_max=spec["w_max"])
+    return w.double().numpy()
+
+
+def calibrate(spec: dict, s: np.ndarray) -> float | None:
+    """log m: the mean of c**beta over the pool, as the trainer's calibration computes it."""
+    if spec["kind"] != "cadft":
+        return None
+    log_mean, _ = log_mean_exp(torch.tensor(spec["beta"] * s))
+    return log_mean
+
+
+def batch_coefficients(spec: dict, batches: np.ndarray, w: np.ndarray, tokens: np.ndarray, mass: np.ndarray,
+                       gold: np.ndarray, n: int) -> np.ndarray:
+    """A (n_batches, n): a_bi = the coefficient of h_i in batch b's gradient (rows drawn
+    twice count twice). `batches` is (n_batches, B) of row indices."""
+    keep = gold[batches] if spec["kind"] == "oracle" else np.ones(batches.shape, bool)
+    wb = np.where(keep, w[batches], 0.0)  # (n_batches, B)
+    if spec["kind"] == "cadft" and spec["normalization"] == "batch":
+        m = np.where(keep, mass[batches], 0.0)
+        kappa = batch_kappa(torch.tensor(m.sum(1)), torch.tensor((wb * m).sum(1))).numpy()  # (n_batches,)
+        wb = wb * kappa[:, None]
+    n_tokens = np.where(keep, tokens[batches], 0.0).sum(1, keepdims=True)  # N_b; 0 for an all-filtered batch
+    values = wb / np.maximum(n_tokens, 1.0)
+    coef = np.zeros((len(batches), n))
+    np.add.at(coef, (np.arange(len(batches))[:, None].repeat(batches.shape[1], 1), batches), values)
+    return coef
+
+
+def statistics(coef: np.ndarray, K: np.ndarray, refs: dict[str, tuple[np.ndarray, float]]) -> dict:
+    """tr Cov of the batch gradients and their squared mean norm; for each reference r
+    (given as v = H r and r.r): the mean cosine of a batch gradient to r (`cos_<name>`) and
+    the cosine of the mean gradient to r (`cos_mean_<name>`)."""
+    mean = coef.mean(0)
+    centred = coef - mean
+    trace = float(np.einsum("bi,ij,bj->", centred, K, centred) / (len(coef) - 1))
+    norms2 = np.einsum("bi,ij,bj->b", coef, K, coef)
+    mean_norm2 = float(mean @ K @ mean)
+    # Effective rows per batch, (sum a)^2 / sum a^2: B for equal weights, fewer when weights differ
+    ess = coef.sum(1) ** 2 / np.maximum((coef**2).sum(1), 1e-300)
+    out = {"trace_cov": trace, "mean_norm2": mean_norm2, "rel_var": trace / max(mean_norm2, 1e-300),
+           "ess": float(ess.mean())}
+    for name, (v, rr) in refs.items():
+        cos = (coef @ v) / np.sqrt(np.maximum(norms2 * rr, 1e-300))
+        out[f"cos_{name}"] = float(cos.mean())
+        out[f"cos_mean_{name}"] = float(mean @ v / math.sqrt(max(mean_norm2 * rr, 1e-300)))
+    return out
+
+
+def estimate(specs, pool, ref, rng, *, batch_size: int, batches: int, resample: bool) -> dict:
+    """Every method's statistics on the pool (or a resample of it, with replacement), from
+    bootstrap batches drawn from it; the same batches for every method. The references are
+    fixed: `nll`, the plain-NLL gradient of the clean rows, and `own`, the gradient of the
+    method's own token loss (its alpha) on them, without sample weights."""
+    n = len(pool["tokens"])
+    pool_idx = rng.integers(0, n, n) if resample else np.arange(n)
+    # Bootstrap batches: distinct positions of the (re)sampled pool, as a real batch holds distinct rows
+    drawn = pool_idx[np.argsort(rng.random((batches, n)), axis=1)[:, :batch_size]]
+    ref_tokens = ref["tokens"].sum()
+
+    def reference(alpha_pool, alpha_ref):
+        v = pool["V"][alpha_pool][alpha_ref].sum(1) / ref_tokens
+        return v, float(ref["K"][alpha_ref].sum()) / ref_tokens**2
+
+    out = {}
+    for name, spec in specs.items():
+        alpha = spec["alpha"]
+        coef = batch_coefficients(spec, drawn, pool["w"][name], pool["tokens"], pool["mass"][alpha], pool["gold"], n)
+        refs = {"nll": reference(alpha, 0.0), "own": reference(alpha, alpha)}
+        out[name] = statistics(coef, pool["K"][alpha], refs)
+    return out
+
+
+def _interval(point: float, replicates: np.ndarray) -> dict:
+    """point +- 1.96 bootstrap sd. Centred on the point estimate on purpose: a pool resampled
+    with replacement holds duplicate rows, which shifts every replicate (fewer distinct rows
+    per batch) without changing their spread, so percentile intervals would miss the point."""
+    half = 1.96 * float(np.std(replicates, ddof=1))
+    return {"value": point, "lo": point - half, "hi": point + half}
+
+
+def summarise(point: dict, replicates: list[dict], baselines=("DFT", "SFT")) -> dict:
+    """Point estimates with 95% bootstrap intervals, and paired differences to each baseline
+    (`vs_DFT`, `vs_SFT`) over the same replicates."""
+    table = {}
+    for name in point:
+        table[name] = {}
+        for key, value in point[name].items():
+            entry = _interval(value, np.array([r[name][key] for r in replicates]))
+            for base in baselines:
+                diffs = np.array([r[name][key] - r[base][key] for r in replicates])
+                entry["vs_" + base] = _interval(value - point[base][key], diffs)
+            table[name][key] = entry
+    return table
+
+
+def run(args, splits) -> dict:
+    start = time.time()
+    d = defaults()
+    specs = methods(d)
+    alphas = sorted({spec["alpha"] for spec in specs.values()})
+    pool_rows, ref_rows = splits["pool"], splits["reference"]
+    pool, ref, grad_s, cached = gradients(args, pool_rows, ref_rows, alphas, start)
+    H = {a: pool["grads"][a].double() for a in alphas}
+    H_ref = {a: ref["grads"][a].double() for a in alphas}
+    stats_pool = {
+        "tokens": pool["tokens"], "mass": pool["mass"], "gold": np.array([r["kind"] == "gold" for r in pool_rows]),
+        "K": {a: (H[a] @ H[a].T).numpy() for a in alphas},
+        "V": {a: {b: (H[a] @ H_ref[b].T).numpy() for b in alphas} for a in alphas},
+    }
+    log_m = {name: calibrate(spec, pool["mean_logp"]) for name, spec in specs.items()}
+    stats_pool["w"] = {name: row_weights(spec, pool["mean_logp"], log_m[name]) for name, spec in specs.items()}
+    ref_stats = {"tokens": ref["tokens"], "K": {a: (H_ref[a] @ H_ref[a].T).numpy() for a in alphas}}
+    rng = np.random.default_rng(args.seed)
+    point = estimate(specs, stats_pool, ref_stats, rng, batch_size=args.batch_size, batches=args.batches,
+                     resample=False)
+    replicates = [estimate(specs, stats_pool, ref_stats, rng, batch_size=args.batch_size, batches=args.batches,
+                           resample=True) for _ in range(args.outer)]
+    kinds = [r["kind"] for r in pool_rows]
+    weights_by_kind = {
+        name: {k: float(np.mean([w for w, kk in zip(stats_pool["w"][name], kinds) if kk == k]))
+               for k in sorted(set(kinds))}
+        for name, spec in specs.items() if spec["kind"] == "cadft"
+    }
+    compat_by_kind = {k: float(np.mean([math.exp(s) for s, kk in zip(pool["mean_logp"], kinds) if kk == k]))
+                      for k in sorted(set(kinds))}
+    # Per-token gradient norm of each row, ||h_i|| / T_i, by kind: how much each kind pushes
+    # under SFT's and DFT's token losses before any sample weight
+    norms = {a: np.sqrt(np.diag(stats_pool["K"][a])) / np.maximum(pool["tokens"], 1) for a in alphas}
+    grad_norm_by_kind = {f"alpha={a:g}": {k: float(np.mean([x for x, kk in zip(norms[a], kinds) if kk == k]))
+                                          for k in sorted(set(kinds))} for a in alphas}
+    return {
+        "defaults": d,
+        "methods": {name: {k: v for k, v in spec.items()} for name, spec in specs.items()},
+        "table": summarise(point, replicates),
+        "weights_by_kind": weights_by_kind,
+        "compat_by_kind": compat_by_kind,
+        "grad_norm_by_kind": grad_norm_by_kind,
+        "pool_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+        "num_params": int(pool["grads"][alphas[0]].shape[1]),
+        "gradient_wall_s": grad_s,
+        "gradients_cached": cached,
+        "sizes": {"pool": len(pool_rows), "reference": len(ref_rows), "batch_size": args.batch_size,
+                  "batches": args.batches, "outer": args.outer},
+        "lora": {"r": args.lora_r, "targets": args.lora_targets, "top_layers": args.lora_top_layers},
+    }

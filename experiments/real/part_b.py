@@ -1,0 +1,289 @@
+"""Part B: short LoRA training on a heterogeneous and a clean GSM8K mixture.
+
+Methods (the library's defaults for CADFT, read from `CADFTConfig()` at run time):
+SFT, DFT, CADFT, CADFT with rewriting (the policy as generator, math-verify against the
+true answer) and the oracle filter (DFT on the mixture's gold rows only), on the mixture;
+DFT and CADFT on the clean set (the same problems, all gold; `--clean_methods` adds others).
+
+Every method gets the same learning-rate search: one run per learning rate of the grid
+(seed 0), the one with the lowest NLL on gold validation rows wins, and seeds 1.. run at it
+(seed 0's search run is the first seed). Each final run reports:
+
+- test NLL: mean token NLL of clean held-out GSM8K test solutions, and of their final-answer
+  span (the tokens after the last `#`);
+- accuracy: greedy accuracy on held-out 1-step test problems (math-verify);
+- forgetting: the change in mean token NLL of the base model's own greedy answers to general
+  instruction prompts (generated once at the base, cached);
+- compatibility per data kind after training (before: the base row);
+- the gradient-norm trace: its maximum and spikes (steps above twice the running median).
+
+Seeds pair runs (same data order and LoRA initialisation), so differences against DFT
+and SFT are paired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import common
+import data
+from prompts import GENERAL_PROMPTS
+from stats import mean_ci, paired_ci, spikes
+
+from cadft.scoring import _label_logprobs, ensure_fused_lm_head
+
+METRICS = ("test_nll", "answer_nll", "accuracy", "forgetting", "grad_norm_max", "grad_spikes")
+MIXED_METHODS = ("SFT", "DFT", "CADFT", "CADFT + rewriting", "DFT + oracle filter")
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def answer_span(tok, row: dict) -> list[int]:
+    """Indices, among a tokenized row's trainable tokens, of the final answer: the tokens
+    after the last one holding '#', special tokens excluded."""
+    trainable = [t for t in row["labels"] if t != -100]
+    special = set(tok.all_special_ids)
+    hashes = [k for k, t in enumerate(trainable) if "#" in tok.decode([t])]
+    if not hashes:
+        return []
+    return [k for k in range(hashes[-1] + 1, len(trainable)) if trainable[k] not in special]
+
+
+@torch.inference_mode()
+def token_logprobs(model, rows: list[dict]) -> list[torch.Tensor]:
+    """Log-probabilities of each tokenized row's trainable tokens, one row at a time."""
+    ensure_fused_lm_head(model)
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for row in rows:
+        logps, mask = _label_logprobs(model, torch.tensor([row["input_ids"]], device=dev), None,
+                                      torch.tensor([row["labels"]], device=dev))
+        out.append(logps[mask].float().cpu())
+    model.train(was_training)
+    return out
+
+
+def mean_nll(logps: list[torch.Tensor], spans: list[list[int]] | None = None) -> float:
+    """Token NLL pooled over rows (optionally over each row's span only)."""
+    total, count = 0.0, 0
+    for k, lp in enumerate(logps):
+        chosen = lp if spans is None else lp[spans[k]] if spans[k] else lp[:0]
+        total -= float(chosen.sum())
+        count += len(chosen)
+    return total / max(count, 1)
+
+
+def compat_by_kind(logps: list[torch.Tensor], kinds: list[str]) -> dict[str, float]:
+    """Mean compatibility exp(mean log-prob) per kind."""
+    out: dict[str, list[float]] = {}
+    for lp, kind in zip(logps, kinds):
+        if len(lp):
+            out.setdefault(kind, []).append(math.exp(float(lp.mean())))
+    return {k: sum(v) / len(v) for k, v in out.items()}
+
+
+def accuracy(model, tok, rows: list[dict], max_new_tokens: int) -> float:
+    from cadft.evaluate import evaluate_math
+
+    if not rows:
+        return math.nan
+    _, summary = evaluate_math(model, tok, rows, max_new_tokens=max_new_tokens, progress=False)
+    return summary["accuracy"]
+
+
+class EvalSets:
+    """The tokenized evaluation sets of a run, built once."""
+
+    def __init__(self, args, splits, tok, general_answers: list[str]):
+        L = args.max_length
+        self.test = common.tokenize(tok, splits["test"][: args.test_nll], L)
+        self.spans = [answer_span(tok, r) for r in self.test]
+        self.validation = common.tokenize(tok, splits["validation"], L)
+        after = splits["kinds"]
+        per_kind = max(1, min(5, args.per_kind))  # the first problems of every kind
+        keep = [r for r in after if r["source_line"] in {x["source_line"] for x in after[:per_kind]}]
+        self.kinds = common.tokenize(tok, keep, L)
+        self.kind_names = [r["kind"] for r in keep]
+        general = [{"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": a}]}
+                   for p, a in zip(GENERAL_PROMPTS, general_answers)]
+        self.general = common.tokenize(tok, general, L)
+        one_step = [r for r in splits["test_rows"] if len(data.steps(r["answer"])) == 1]
+        self.accuracy_rows = [{"question": r["question"], "answer": r["answer"]} for r in one_step[: args.accuracy]]
+
+
+def measure(model, tok, sets: EvalSets, args, *, base_general_nll: float | None) -> dict:
+    test = token_logprobs(model, sets.test)
+    general_nll = mean_nll(token_logprobs(model, sets.general))
+    return {
+        "test_nll": mean_nll(test),
+        "answer_nll": mean_nll(test, sets.spans),
+        "accuracy": accuracy(model, tok, sets.accuracy_rows, args.max_new_tokens),
+        "general_nll": general_nll,
+        "forgetting": general_nll - base_general_nll if base_general_nll is not None else 0.0,
+        "compat_by_kind": compat_by_kind(token_logprobs(model, sets.kinds), sets.kind_names),
+    }
+
+
+def base_general_answers(args, model, tok) -> list[str]:
+    """The base model's greedy answers to the general prompts, generated once and cached."""
+    from cadft.generation import generate
+
+    key = hashlib.sha256(f"{args.model_name_or_path}|{args.general}|{args.max_new_tokens}".encode()).hexdigest()[:12]
+    path = Path(args.cache_dir) / f"general-{key}.json"
+    cached = common.load_json(path)
+    if cached is not None:
+        return cached["answers"]
+    prompts = [[{"role": "user", "content": p}] for p in GENERAL_PROMPTS[: args.general]]
+    answers = [g[0] for g in generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, progress=False)]
+    common.save_json({"model": args.model_name_or_path, "prompts": GENERAL_PROMPTS[: args.general],
+                      "answers": answers}, path)
+    return answers
+
+
+# --------------------------------------------------------------------------- training
+
+
+def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_rows: int):
+    from cadft import CADFTConfig
+
+    loss = {"SFT": "nll", "DFT": "dft", "DFT + oracle filter": "dft"}.get(method, "cadft")
+    accumulation = max(1, args.train_batch // 4)
+    kwargs = dict(
+        output_dir=out_dir, loss_type=loss, learning_rate=lr, lr_scheduler_type="cosine",
+        warmup_steps=args.steps // 16, weight_decay=0.0, max_steps=args.steps,
+        per_device_train_batch_size=args.train_batch // accumulation, gradient_accumulation_steps=accumulation,
+        logging_steps=1, save_strategy="no", report_to="none", gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(), max_length=args.max_length, seed=seed, data_seed=seed,
+        dataloader_num_workers=0, disable_tqdm=True, cadft_calibration_samples=min(64, num_rows),
+    )
+    if method == "CADFT + rewriting":
+        # One epoch is ceil(rows / batch) steps: rewriting starts after it (delayed), once per epoch
+        # (low-frequency); a visit in that epoch flagged a row (persistence 1: each row is seen
+        # once per epoch, and a short run has too few epochs to wait for two)
+        epoch = math.ceil(num_rows / args.train_batch)
+        kwargs.update(rewrite=True, rewrite_generator="policy", rewrite_verifier="math",
+                      rewrite_answer_column="answer", rewrite_start_step=min(epoch, args.steps - 1),
+                      rewrite_interval_steps=epoch, rewrite_persistence=1,
+                      rewrite_budget=max(1, num_rows // 8), rewrite_num_candidates=2,
+                      rewrite_max_new_tokens=args.max_new_tokens)
+    return CADFTConfig(**kwargs)
+
+
+def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path):
+    """A LoRA fine-tune of the base model; returns (model, gradient-norm trace, extras)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+
+    from cadft import CADFTTrainer
+
+    if method == "DFT + oracle filter":
+        rows = [r for r in rows if r["kind"] == "gold"]
+    model, tok = common.load(args.model_name_or_path, seed=seed)
+    out_dir = work / f"{method.replace(' ', '_').replace('+', '')}-lr{lr:g}-s{seed}"
+    config = trainer_config(args, method, lr, seed, str(out_dir), len(rows))
+    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0,
+                      target_modules=args.lora_targets.split(","), task_type="CAUSAL_LM")
+    columns = ("prompt", "completion", "answer", "kind")
+    dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
+    trainer = CADFTTrainer(model, args=config, train_dataset=dataset, processing_class=tok, peft_config=lora)
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    extras = {}
+    if trainer.rewriter is not None:
+        accepted = trainer.rewriter.store.accepted
+        kinds = [r["kind"] for r in rows]
+        extras["rewrites_accepted"] = {k: sum(kinds[i] == k for i in accepted) for k in sorted(set(kinds))}
+        extras["rewrite_rounds"] = trainer.rewriter.store.rounds_done
+    return trainer.model, tok, norms, extras
+
+
+def run(args, splits) -> dict:
+    start = time.time()
+    from part_a import defaults
+
+    base, tok = common.load(args.model_name_or_path)
+    answers = base_general_answers(args, base, tok)
+    sets = EvalSets(args, splits, tok, answers)
+    base_metrics = measure(base, tok, sets, args, base_general_nll=None)
+    base_metrics["validation_nll"] = mean_nll(token_logprobs(base, sets.validation))
+    del base
+    print(f"[part b] base measured: {time.time() - start:.0f} s", flush=True)
+    clean = tuple(m.strip() for m in args.clean_methods.split(",") if m.strip())
+    datasets = {"mixed": (splits["train_mixed"], MIXED_METHODS), "clean": (splits["train_clean"], clean)}
+    lrs = [float(x) for x in args.lrs.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="cadft-real-b-"))  # trainer output folders (nothing is saved there)
+    try:
+        runs = _train_all(args, datasets, lrs, sets, base_metrics, work, start)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"defaults": defaults(), "base": base_metrics, "runs": runs, "table": tables(runs),
+            "sizes": {"train": len(splits["train_mixed"]), "steps": args.steps, "batch": args.train_batch,
+                      "seeds": args.seeds, "lrs": lrs, "test_nll": len(sets.test), "general": len(sets.general),
+                      "accuracy": len(sets.accuracy_rows), "validation": len(sets.validation)},
+            "wall_s": time.time() - start}
+
+
+def _train_all(args, datasets, lrs, sets, base_metrics, work, start) -> dict:
+    """The learning-rate search and the seeds of every (data, method)."""
+    runs: dict[str, dict[str, dict]] = {}
+    for name, (rows, methods) in datasets.items():
+        runs[name] = {}
+        for method in methods:
+            search, best = [], None
+            for lr in lrs:  # the same search budget for every method
+                model, tok, norms, extras = train(args, method, rows, lr, 0, work)
+                val = mean_nll(token_logprobs(model, sets.validation))
+                search.append({"lr": lr, "validation_nll": val})
+                if best is None or val < best[0]:
+                    best = (val, lr, model, norms, extras)
+                print(f"[part b] {name} {method} lr={lr:g}: val NLL {val:.4f} ({time.time() - start:.0f} s)",
+                      flush=True)
+            _, lr, model, norms, extras = best
+            per_seed = {0: _result(model, tok, sets, args, base_metrics, norms, extras)}
+            for seed in range(1, args.seeds):
+                model, tok, norms, extras = train(args, method, rows, lr, seed, work)
+                per_seed[seed] = _result(model, tok, sets, args, base_metrics, norms, extras)
+                print(f"[part b] {name} {method} seed {seed} ({time.time() - start:.0f} s)", flush=True)
+            runs[name][method] = {"lr": lr, "search": search, "seeds": per_seed}
+    return runs
+
+
+def _result(model, tok, sets, args, base_metrics, norms, extras) -> dict:
+    result = measure(model, tok, sets, args, base_general_nll=base_metrics["general_nll"])
+    window = max(2, min(10, len(norms) // 3))
+    result.update(grad_norm_max=max(norms) if norms else 0.0, grad_spikes=spikes(norms, window=window),
+                  grad_norms=norms, **extras)
+    return result
+
+
+def tables(runs: dict) -> dict:
+    """Per dataset: each method's metrics (mean and 95% t-interval over seeds) and paired
+    differences against DFT and SFT."""
+    out = {}
+    for name, methods in runs.items():
+        out[name] = {"methods": {}, "paired": {}}
+        for method, run_ in methods.items():
+            seeds = run_["seeds"]
+            out[name]["methods"][method] = {m: mean_ci([float(s[m]) for s in seeds.values()]) for m in METRICS}
+        for baseline in ("DFT", "SFT"):
+            for method, run_ in methods.items():
+                if method == baseline or baseline not in methods:
+                    continue
+                other = methods[baseline]["seeds"]
+                out[name]["paired"][f"{method} - {baseline}"] = {
+                    m: paired_ci({k: float(v[m]) for k, v in run_["seeds"].items()},
+                                 {k: float(v[m]) for k, v in other.items()}) for m in METRICS}
+    return out
+

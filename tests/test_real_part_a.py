@@ -1,0 +1,85 @@
+"""Part A's Gram-matrix statistics (experiments/real/part_a.py) equal the same quantities
+computed from explicit batch gradients, and its method coefficients keep CADFT's
+invariants (beta = 0 is DFT; the oracle filter ignores non-gold rows)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "real"))
+import part_a  # noqa: E402
+
+
+def explicit(coef: np.ndarray, H: np.ndarray, r: np.ndarray) -> dict:
+    G = coef @ H  # (n_batches, D): the batch gradients themselves
+    mean = G.mean(0)
+    trace = ((G - mean) ** 2).sum() / (len(G) - 1)
+    cos = (G @ r) / (np.linalg.norm(G, axis=1) * np.linalg.norm(r))
+    return {"trace_cov": trace, "mean_norm2": mean @ mean, "cos": cos.mean(),
+            "cos_mean_grad": mean @ r / (np.linalg.norm(mean) * np.linalg.norm(r))}
+
+
+@pytest.fixture
+def pool():
+    rng = np.random.default_rng(0)
+    n = 12
+    return {"H": rng.normal(size=(n, 30)), "tokens": rng.integers(5, 40, n).astype(float),
+            "mass": rng.uniform(1, 20, n), "gold": np.arange(n) % 2 == 0, "s": -rng.uniform(0.2, 3, n),
+            "batches": rng.integers(0, n, (50, 4)), "r": rng.normal(size=30)}
+
+
+@pytest.mark.parametrize("normalization", ["ema", "batch"])
+def test_gram_statistics_equal_the_explicit_ones(pool, normalization):
+    spec = {"kind": "cadft", "alpha": 1.0, "beta": 1.0, "w_min": 0.1, "w_max": 3.0, "normalization": normalization}
+    w = part_a.row_weights(spec, pool["s"], part_a.calibrate(spec, pool["s"]))
+    coef = part_a.batch_coefficients(spec, pool["batches"], w, pool["tokens"], pool["mass"], pool["gold"], 12)
+    H, r = pool["H"], pool["r"]
+    got = part_a.statistics(coef, H @ H.T, {"nll": (H @ r, float(r @ r))})
+    want = explicit(coef, H, r)
+    for key, value in want.items():
+        assert got[key.replace("cos", "cos_nll").replace("cos_nll_mean_grad", "cos_mean_nll")] == pytest.approx(
+            value, rel=1e-9), key
+
+
+def test_batch_normalisation_gives_each_batch_the_base_loss_mass(pool):
+    spec = {"kind": "cadft", "alpha": 1.0, "beta": 2.0, "w_min": 0.0, "w_max": 1e9, "normalization": "batch"}
+    w = part_a.row_weights(spec, pool["s"], part_a.calibrate(spec, pool["s"]))
+    coef = part_a.batch_coefficients(spec, pool["batches"], w, pool["tokens"], pool["mass"], pool["gold"], 12)
+    for b, idx in enumerate(pool["batches"]):
+        n_tokens = pool["tokens"][idx].sum()
+        # sum_i w^_i M_i = sum_i M_i, with coef = w^ / N_b
+        assert (coef[b] * pool["mass"]).sum() * n_tokens == pytest.approx(pool["mass"][idx].sum(), rel=1e-9)
+
+
+def test_beta_zero_cadft_is_dft_and_the_oracle_drops_non_gold_rows(pool):
+    dft = {"kind": "plain", "alpha": 1.0}
+    cadft = {"kind": "cadft", "alpha": 1.0, "beta": 0.0, "w_min": 0.1, "w_max": 3.0, "normalization": "ema"}
+    args = (pool["batches"],)
+    rest = (pool["tokens"], pool["mass"], pool["gold"], 12)
+    a = part_a.batch_coefficients(dft, *args, part_a.row_weights(dft, pool["s"], None), *rest)
+    w = part_a.row_weights(cadft, pool["s"], part_a.calibrate(cadft, pool["s"]))
+    b = part_a.batch_coefficients(cadft, *args, w, *rest)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    oracle = {"kind": "oracle", "alpha": 1.0}
+    c = part_a.batch_coefficients(oracle, *args, np.ones(12), *rest)
+    assert not c[:, ~pool["gold"]].any()
+    for bi, idx in enumerate(pool["batches"]):
+        gold_tokens = pool["tokens"][idx][pool["gold"][idx]].sum()
+        if gold_tokens:
+            assert c[bi].sum() * gold_tokens == pytest.approx(pool["gold"][idx].sum())
+
+
+def test_methods_use_the_library_defaults():
+    from cadft import CADFTConfig
+
+    d = part_a.defaults()
+    config = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True)
+    assert d == {"beta": config.cadft_beta, "w_min": config.cadft_w_min, "w_max": config.cadft_w_max,
+                 "alpha": config.cadft_token_power, "normalization": config.cadft_normalization}
+    specs = part_a.methods(d)
+    assert specs["CADFT (defaults)"]["beta"] == config.cadft_beta
+    assert {"SFT", "DFT", "DFT + oracle filter", "CADFT beta=0.5", "CADFT beta=1", "CADFT beta=2"} <= set(specs)
