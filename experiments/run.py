@@ -1,23 +1,29 @@
-"""The CADFT evidence experiment: SFT, DFT, CADFT and CADFT+rewriting on a controlled
-mixture of compatible, incompatible and wrong demonstrations, end to end.
+"""The CADFT evidence experiment: SFT, DFT, CADFT's estimator variants and CADFT+rewriting on
+controlled mixtures of native, mildly / medium / strongly foreign and wrong demonstrations.
 
     python experiments/run.py            # the full suite; writes docs/results.md and docs/results/*.png
-    python experiments/run.py --smoke    # a minutes-long end-to-end check into a temporary folder
+    python experiments/run.py --plan     # print the plan (runs x estimated seconds) and stop
+    python experiments/run.py --smoke    # a short end-to-end check into a temporary folder
 
 Phases (each job is one fine-tuning or GRPO run, spread over `--jobs` processes):
   0. the base policy (cached under --cache-dir, keyed by its parameters);
-  1. hyper-parameter search on the validation split (never on test);
-  2. main runs: 4 methods x --seeds, with the selected hyper-parameters;
-  3. sensitivity sweeps: the mixture (frac incompatible x frac wrong) and beta;
-  4. cold-start RL: GRPO from each main run's fine-tuned model;
-  5. the report: summary.json, the tables and plots of docs/results.md.
+  1. learning-rate grid of SFT and DFT per mixture, validation seeds;
+  2. ablation of the CADFT variants (design.py) on the validation seeds, each at the learning
+     rate of the base loss with its token power (SFT's for alpha 0, DFT's for alpha 1, the
+     grid rate nearest their geometric mean for 0.5); the decision rule picks the default;
+  3. the same learning-rate grid for the chosen CADFT variant (equal tuning budget);
+  4. test runs: SFT, DFT, CADFT, CADFT+rewriting at their tuned rates in every mixture;
+  5. cold-start RL: GRPO from each default-mixture model of the GRPO seeds;
+  6. the report: summary.json, the tables and plots of docs/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -30,12 +36,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
-from task import NOISE_KINDS  # noqa: E402
-from testbed import BaseConfig, GRPORunConfig, RunConfig  # noqa: E402
+from design import ablation_design, decide  # noqa: E402
+from testbed import MIXTURES, BaseConfig, GRPORunConfig, RunConfig  # noqa: E402
 
 logger = logging.getLogger("experiments")
 
 METHODS = ("sft", "dft", "cadft", "cadft_rewrite")
+RULE_PATH = os.path.join(HERE, "decision_rule.md")
+# Estimated seconds per job on one thread of the 2-core VM with other load (from the pilots)
+EST_SECONDS = {"light": 22, "main": 45, "rewrite": 55, "grpo": 60}
 
 
 def _floats(text: str) -> list[float]:
@@ -46,15 +55,15 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def _range(text: str) -> tuple[int, int]:
-    lo, hi = _ints(text)
-    return lo, hi
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--smoke", action="store_true", help="tiny sizes everywhere; output to a temporary folder unless --out is set")
+    a("--plan", action="store_true", help="print the plan (number of runs x estimated seconds) and stop")
     a("--out", default=None, help="results folder (default: experiments/results; --smoke: a temporary folder)")
     a("--docs", default=None, help="where results.md and results/*.png go (default: docs; --smoke: <out>/docs)")
     a("--cache-dir", default=os.path.join(HERE, ".cache"), help="base-policy cache (default: experiments/.cache)")
@@ -62,85 +71,257 @@ def build_parser() -> argparse.ArgumentParser:
     # the base policy
     a("--base-hidden", type=int, default=64, help="hidden size of the tiny Llama (default 64)")
     a("--base-layers", type=int, default=2, help="layers (default 2)")
-    a("--base-steps", type=int, default=2500, help="pre-training steps of the base policy (default 2500)")
-    a("--base-ops", type=_range, default=(1, 3), help="operations per easy problem, 'lo,hi' (default 1,3)")
-    a("--base-hint-frac", type=float, default=0.3, help="pre-training rows with a reference to restate (default 0.3)")
+    a("--base-steps", type=int, default=2000, help="pre-training steps of the base policy (default 2000)")
     a("--base-seed", type=int, default=0, help="seed of the base policy (default 0)")
-    # the fine-tuning set
+    # fine-tuning
+    a("--mixtures", type=_names, default=list(MIXTURES), help="mixtures (default clean,default,high)")
     a("--n-train", type=int, default=512, help="fine-tuning demonstrations (default 512)")
-    a("--frac-incompatible", type=float, default=0.3, help="foreign-style correct demonstrations (default 0.3)")
-    a("--frac-wrong", type=float, default=0.2, help="wrong demonstrations (default 0.2)")
-    a("--noise-kind", choices=NOISE_KINDS, default="mixed", help="how wrong demos are corrupted (default mixed)")
-    a("--ft-ops", type=_range, default=(3, 4), help="operations per fine-tuning problem (default 3,4)")
-    a("--ood-ops", type=_range, default=(5, 6), help="operations per out-of-distribution problem (default 5,6)")
-    # training and evaluation
-    a("--steps", type=int, default=128, help="optimizer steps of every fine-tuning run (default 128 = 4 epochs)")
+    a("--steps", type=int, default=64, help="optimizer steps of every fine-tuning run (default 64 = 2 epochs)")
     a("--batch-size", type=int, default=16, help="fine-tuning batch size (default 16)")
-    a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="seeds of the main runs (default 0,1,2,3,4)")
-    a("--n-val", type=int, default=200, help="validation problems (default 200)")
+    a("--n-val", type=int, default=150, help="validation problems (default 150)")
     a("--n-test", type=int, default=300, help="problems per test set: ID, OOD, retention (default 300)")
-    a("--probe-size", type=int, default=48, help="probe batch of the gradient-variance metric (default 48)")
-    a("--n-checkpoints", type=int, default=4, help="probes at step 0 and k*steps/n (default 4)")
+    a("--probe-size", type=int, default=48, help="probe batch of the gradient instruments (default 48)")
+    a("--n-checkpoints", type=int, default=4, help="probes of the default-mixture test runs: step 0 and k*steps/n")
     a("--rewrite-budget", type=float, default=0.1, help="rewrites per round, a fraction of the set (default 0.1)")
-    # hyper-parameter search (validation split)
-    a("--search-lrs", type=_floats, default=[3e-4, 1e-3, 3e-3], help="learning rates searched (default 3e-4,1e-3,3e-3)")
-    a("--search-betas", type=_floats, default=[0.5, 1.0, 2.0], help="CADFT betas searched (default 0.5,1,2)")
-    a("--search-seeds", type=_ints, default=[100, 101],
-      help="seeds of the search runs: their own data, not main seeds; val accuracy is averaged (default 100,101)")
-    # sweeps
-    a("--sweep-incompatible", type=_floats, default=[0.0, 0.3, 0.6], help="mixture sweep levels (default 0,0.3,0.6)")
-    a("--sweep-wrong", type=_floats, default=[0.0, 0.2, 0.4], help="mixture sweep levels (default 0,0.2,0.4)")
-    a("--sweep-betas", type=_floats, default=[0.0, 0.5, 1.0, 2.0, 4.0], help="beta sweep (default 0,0.5,1,2,4)")
-    a("--sweep-seeds", type=_ints, default=[0, 1, 2], help="seeds of every sweep point (default 0,1,2)")
-    a("--sweep-methods", default="sft,dft,cadft", help="methods of the mixture sweep (default sft,dft,cadft)")
+    # tuning and ablation (validation seeds: their own data, never the test sets)
+    a("--lrs", type=_floats, default=[1e-4, 3e-4, 1e-3, 3e-3], help="learning-rate grid of every method")
+    a("--val-seeds", type=_ints, default=[100], help="seeds of the learning-rate grid (default 100)")
+    a("--ablation-seeds", type=_ints, default=[100, 101, 102], help="seeds of the ablation (default 100,101,102)")
+    a("--ablation-size", type=int, default=9, help="first k variants of the design (default all 9)")
+    # test runs
+    a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the default mixture (default 0-4)")
+    a("--mixture-seeds", type=_ints, default=[0, 1, 2], help="test seeds in the other mixtures (default 0,1,2)")
     # cold-start RL
-    a("--grpo-steps", type=int, default=48, help="GRPO steps from every fine-tuned model (default 48)")
+    a("--grpo-steps", type=int, default=16, help="GRPO steps from every fine-tuned model (default 16)")
     a("--grpo-lr", type=float, default=2e-4, help="GRPO learning rate, the same for all (default 2e-4)")
     a("--grpo-prompts", type=int, default=8, help="prompts per GRPO step (default 8)")
     a("--grpo-generations", type=int, default=8, help="completions per prompt (default 8)")
-    a("--grpo-seeds", type=_ints, default=None, help="main seeds that get a GRPO run (default: all main seeds)")
+    a("--grpo-seeds", type=_ints, default=[0, 1, 2], help="default-mixture seeds that get a GRPO run (default 0,1,2)")
     a("--report-only", action="store_true", help="rewrite the page from <out>/record.json without running anything")
-    a("--skip", default="", help="comma-separated phases to skip: sweeps, grpo")
     return p
 
 
 SMOKE = dict(
-    base_hidden=32, base_layers=1, base_steps=30, n_train=48, steps=6, batch_size=8, seeds=[0, 1], n_val=16,
-    n_test=16, probe_size=6, n_checkpoints=2, search_lrs=[1e-3], search_betas=[1.0], search_seeds=[100], sweep_incompatible=[0.5],
-    sweep_wrong=[0.2], sweep_betas=[0.0, 1.0], sweep_seeds=[0], grpo_steps=2, grpo_prompts=2, grpo_generations=4,
-    rewrite_budget=0.5,
+    base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=4, batch_size=8,
+    n_val=12, n_test=12, probe_size=4, n_checkpoints=2, lrs=[1e-3], val_seeds=[100], ablation_seeds=[100],
+    ablation_size=2, seeds=[0, 1], mixture_seeds=[0], grpo_steps=1, grpo_prompts=2, grpo_generations=2,
+    grpo_seeds=[0], rewrite_budget=0.5,
 )
+
+# The base losses by token power: CADFT variants inherit the learning rate of theirs
+BASE_LOSSES = {0.0: dict(method="sft"), 0.5: dict(method="cadft", beta=0.0, token_power=0.5), 1.0: dict(method="dft")}
+
+
+def rule_sha256() -> str:
+    with open(RULE_PATH, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# --------------------------------------------------------------------------- jobs
 
 
 def _init_worker():
     testbed.quiet()
 
 
-def _job(kind: str, cfg, base_or_model: str, out_dir: str, result_path: str) -> dict:
+def _job(kind: str, cfg, source: str, out_dir: str, result_path: str, phase: str) -> dict:
     os.makedirs(out_dir, exist_ok=True)
-    if kind == "ft":
-        result = testbed.finetune(cfg, base_or_model, out_dir)
-    else:
-        result = testbed.grpo(cfg, base_or_model, out_dir)
-    result["phase"] = os.path.basename(os.path.dirname(result_path))
+    result = testbed.finetune(cfg, source, out_dir) if kind == "ft" else testbed.grpo(cfg, source, out_dir)
+    result["phase"] = phase
     with open(result_path, "w") as f:
         json.dump(result, f)
     return result
 
 
-def _run_all(pool, jobs: list[tuple]) -> list[dict]:
-    """jobs: (kind, cfg, path, out_dir, result_path); results in order, progress logged."""
-    futures = [pool.submit(_job, *job) for job in jobs]
-    results = []
-    for i, (future, job) in enumerate(zip(futures, jobs)):
-        results.append(future.result())
-        logger.info("  [%d/%d] %s done (%.0f s)", i + 1, len(jobs), os.path.basename(job[4]), results[-1]["seconds"])
-    return results
-
-
 def _name(cfg: RunConfig) -> str:
-    return (f"{cfg.method}-s{cfg.seed}-lr{cfg.lr:g}-b{cfg.beta:g}-fi{cfg.frac_incompatible:g}"
-            f"-fw{cfg.frac_wrong:g}")
+    return f"{cfg.variant}-{cfg.mixture}-s{cfg.seed}-lr{cfg.lr:g}".replace("[", "(").replace("]", ")")
+
+
+class Runner:
+    """Submits fine-tuning runs once each (a config asked for twice runs once) and
+    collects their results."""
+
+    def __init__(self, pool, base_path: str, runs_dir: str, work: str):
+        self.pool, self.base_path, self.runs_dir, self.work = pool, base_path, runs_dir, work
+        self.futures: dict[RunConfig, tuple] = {}
+
+    def submit(self, phase: str, cfgs) -> list[RunConfig]:
+        os.makedirs(os.path.join(self.runs_dir, phase), exist_ok=True)
+        for cfg in cfgs:
+            if cfg not in self.futures:
+                name = _name(cfg)
+                job = ("ft", cfg, self.base_path, os.path.join(self.work, name),
+                       os.path.join(self.runs_dir, phase, name + ".json"), phase)
+                self.futures[cfg] = (self.pool.submit(_job, *job), phase)
+        return list(cfgs)
+
+    def results(self, cfgs) -> list[dict]:
+        out = []
+        for cfg in cfgs:
+            future, _ = self.futures[cfg]
+            done = future.done()
+            out.append(future.result())
+            if not done:
+                logger.info("  %s done (%.0f s)", _name(cfg), out[-1]["seconds"])
+        return out
+
+    def model_path(self, cfg: RunConfig) -> str:
+        return os.path.join(self.work, _name(cfg), "model")
+
+
+def _best_lr(results: list[dict], lrs: list[float]) -> float:
+    """Highest mean validation accuracy over the seeds; ties go to the smaller rate."""
+    mean = {lr: [r["val_acc"] for r in results if r["config"]["lr"] == lr] for lr in lrs}
+    return max(sorted(lrs), key=lambda lr: sum(mean[lr]) / len(mean[lr]))
+
+
+def _between(a: float, b: float, lrs: list[float]) -> float:
+    """The grid rate nearest (in log) to the geometric mean of a and b; ties to the smaller:
+    the rate of the alpha = 0.5 variants, between SFT's (alpha 0) and DFT's (alpha 1)."""
+    target = math.log(a * b) / 2
+    return min(sorted(lrs), key=lambda lr: round(abs(math.log(lr) - target), 9))
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def plan(args) -> dict:
+    """Number of runs per phase and the estimated wall time with --jobs workers."""
+    n_mix, n_lr = len(args.mixtures), len(args.lrs)
+    extra_ref_seeds = len(set(args.ablation_seeds) - set(args.val_seeds))
+    other_mix = n_mix - ("default" in args.mixtures)
+    phases = {
+        "1 lr grid (SFT, DFT)": (2 * n_lr * n_mix * len(args.val_seeds), "light"),
+        "2 ablation (+ SFT/DFT on extra seeds)": (args.ablation_size * n_mix * len(args.ablation_seeds)
+                                                  + 2 * n_mix * extra_ref_seeds, "light"),
+        "3 lr grid (chosen CADFT; its ablation runs reused)": ((n_lr - 1) * n_mix * len(args.val_seeds), "light"),
+        "4 test runs, default mixture (SFT, DFT, CADFT)": (3 * len(args.seeds) * ("default" in args.mixtures), "main"),
+        "4 test runs, other mixtures (SFT, DFT, CADFT)": (3 * len(args.mixture_seeds) * other_mix, "light"),
+        "4 test runs, CADFT+rewriting": (len(args.seeds) + len(args.mixture_seeds) * other_mix, "rewrite"),
+        "5 GRPO": (4 * len(args.grpo_seeds), "grpo"),
+    }
+    total = sum(n * EST_SECONDS[kind] for n, kind in phases.values())
+    return {"phases": {k: {"runs": n, "est_s": EST_SECONDS[kind]} for k, (n, kind) in phases.items()},
+            "est_minutes": total / args.jobs / 60}
+
+
+def print_plan(p: dict) -> None:
+    for name, v in p["phases"].items():
+        print(f"  {name:55s} {v['runs']:4d} runs x {v['est_s']:3d} s")
+    print(f"  estimated wall time (jobs run in parallel; plus the base policy): {p['est_minutes']:.0f} min")
+
+
+# --------------------------------------------------------------------------- the phases
+
+
+def _base(args) -> tuple[str, dict]:
+    cfg = BaseConfig(hidden_size=args.base_hidden, num_layers=args.base_layers, steps=args.base_steps,
+                     seed=args.base_seed)
+    cached = os.path.exists(os.path.join(args.cache_dir, f"base-{cfg.key()}", "meta.json"))
+    path = testbed.ensure_base(cfg, args.cache_dir)
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = {**json.load(f), "cached": cached}
+    logger.info("base policy ready (%.0f s): accuracy by operations %s", meta["seconds"], meta["acc_by_ops"])
+    return path, meta
+
+
+def _grid(common: RunConfig, args, spec: dict, mixture: str) -> list[RunConfig]:
+    return [replace(common, **spec, mixture=mixture, lr=lr, seed=s, eval_test=False)
+            for lr in args.lrs for s in args.val_seeds]
+
+
+def _tuned(common: RunConfig, spec: dict, lr: float, mixture: str, seeds, **kw) -> list[RunConfig]:
+    return [replace(common, **spec, mixture=mixture, lr=lr, seed=s, **kw) for s in seeds]
+
+
+def _experiment(args, runner: Runner, common: RunConfig) -> dict:
+    light = replace(common, n_checkpoints=1, instruments=False)  # tuning runs: validation accuracy only
+    # 1. learning-rate grid of the base losses, per mixture
+    grids = {(alpha, mix): runner.submit("lr_grid", _grid(light, args, BASE_LOSSES[alpha], mix))
+             for mix in args.mixtures for alpha in (0.0, 1.0)}
+    logger.info("phase 1: %d learning-rate grid runs", sum(map(len, grids.values())))
+    lr = {key: _best_lr(runner.results(cfgs), args.lrs) for key, cfgs in grids.items()}
+    for mix in args.mixtures:
+        lr[(0.5, mix)] = _between(lr[(0.0, mix)], lr[(1.0, mix)], args.lrs)
+    logger.info("tuned rates (token power, mixture) -> lr: %s", lr)
+
+    # 2. ablation on the validation seeds, plus SFT/DFT references on seeds the grid lacks
+    variants = ablation_design()[: args.ablation_size]
+    ablation = {}
+    for mix in args.mixtures:
+        for v in variants:
+            spec = dict(method="cadft", normalization=v.normalization, token_power=v.token_power, beta=v.beta,
+                        w_max=v.w_max)
+            ablation[(v, mix)] = runner.submit("ablation", _tuned(light, spec, lr[(v.token_power, mix)], mix,
+                                                                  args.ablation_seeds, eval_test=False))
+        for m, a in (("sft", 0.0), ("dft", 1.0)):
+            ablation[(m, mix)] = runner.submit("ablation", _tuned(light, BASE_LOSSES[a], lr[(a, mix)], mix,
+                                                                  args.ablation_seeds, eval_test=False))
+    # 4a. SFT and DFT test runs depend on phase 1 only: queue them behind the ablation
+    def test_cfgs(spec, alpha, mixture, **kw):
+        main = mixture == "default"
+        seeds = args.seeds if main else args.mixture_seeds
+        base = replace(common, n_checkpoints=args.n_checkpoints if main else 1)
+        return _tuned(base, spec, lr[(alpha, mixture)], mixture, seeds, **kw)
+
+    tests = {(m, mix): runner.submit("test", test_cfgs(BASE_LOSSES[a], a, mix, save_model=mix == "default"))
+             for mix in args.mixtures for m, a in (("sft", 0.0), ("dft", 1.0))}
+
+    logger.info("phase 2: ablation, %d variants x %d mixtures x %d seeds", len(variants), len(args.mixtures),
+                len(args.ablation_seeds))
+    val = {(v, mix, r["config"]["seed"]): r["val_acc"]
+           for (v, mix), cfgs in ablation.items() if not isinstance(v, str) for r in runner.results(cfgs)}
+    decision = decide(val, variants)
+    chosen = decision["chosen"]
+    logger.info("decision rule chose %s (mean ranks %s)", chosen.label(),
+                {v.label(): round(r, 2) for v, r in decision["mean_ranks"].items()})
+
+    # 3. the same grid for the chosen variant; 4b. its test runs (and with rewriting)
+    cadft_spec = dict(method="cadft", normalization=chosen.normalization, token_power=chosen.token_power,
+                      beta=chosen.beta, w_max=chosen.w_max)
+    cgrids = {mix: runner.submit("lr_grid", _grid(light, args, cadft_spec, mix)) for mix in args.mixtures}
+    for mix, cfgs in cgrids.items():
+        lr[("cadft", mix)] = _best_lr(runner.results(cfgs), args.lrs)
+    for mix in args.mixtures:
+        for m in ("cadft_rewrite", "cadft"):  # longest first
+            spec = {**cadft_spec, "method": m}
+            seeds = args.seeds if mix == "default" else args.mixture_seeds
+            base = replace(common, n_checkpoints=args.n_checkpoints if mix == "default" else 1)
+            tests[(m, mix)] = runner.submit("test", _tuned(base, spec, lr[("cadft", mix)], mix, seeds,
+                                                           save_model=mix == "default"))
+    logger.info("phase 3-4: chosen-variant grid and test runs")
+    test_results = {key: runner.results(cfgs) for key, cfgs in tests.items()}
+    return {
+        "lr": {f"{k[0]}|{k[1]}": v for k, v in lr.items()},
+        "chosen": chosen._asdict(),
+        "mean_ranks": [{"variant": v._asdict(), "mean_rank": r} for v, r in decision["mean_ranks"].items()],
+        "tied": [v._asdict() for v in decision["tied"]],
+        "grids": [r for cfgs in list(grids.values()) + list(cgrids.values()) for r in runner.results(cfgs)],
+        "ablation": [r for cfgs in ablation.values() for r in runner.results(cfgs)],
+        "tests": [r for cfgs in tests.values() for r in runner.results(cfgs)],
+        "_default_models": {m: {c.seed: runner.model_path(c) for c in tests[(m, "default")]} for m in METHODS
+                            if (m, "default") in tests},
+    }
+
+
+def _grpo(args, pool, runs_dir: str, work: str, models: dict) -> list[dict]:
+    gcfg = GRPORunConfig(steps=args.grpo_steps, lr=args.grpo_lr, prompts_per_step=args.grpo_prompts,
+                         num_generations=args.grpo_generations, n_test=args.n_test)
+    os.makedirs(os.path.join(runs_dir, "grpo"), exist_ok=True)
+    jobs, owners = [], []
+    for method, paths in models.items():
+        for seed in args.grpo_seeds:
+            if seed in paths:
+                name = f"grpo-{method}-s{seed}"
+                jobs.append(pool.submit(_job, "grpo", replace(gcfg, seed=seed), paths[seed],
+                                        os.path.join(work, name), os.path.join(runs_dir, "grpo", name + ".json"),
+                                        "grpo"))
+                owners.append((method, seed))
+    logger.info("phase 5: %d GRPO runs", len(jobs))
+    out = []
+    for job, (method, seed) in zip(jobs, owners):
+        out.append({**job.result(), "method": method, "seed": seed})
+    return out
 
 
 def main(argv=None) -> dict:
@@ -150,122 +331,51 @@ def main(argv=None) -> dict:
             setattr(args, key, value)
     out = args.out or (tempfile.mkdtemp(prefix="cadft-smoke-") if args.smoke else os.path.join(HERE, "results"))
     docs = args.docs or (os.path.join(out, "docs") if args.smoke else os.path.join(os.path.dirname(HERE), "docs"))
-    skip = {s for s in args.skip.split(",") if s}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from report import write_report
 
     if args.report_only:
         with open(os.path.join(out, "record.json")) as f:
             return write_report(json.load(f), out_dir=out, docs_dir=docs)
+    the_plan = plan(args)
+    print("plan:")
+    print_plan(the_plan)
+    if args.plan:
+        return the_plan
+    started, sha = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), rule_sha256()
+    logger.info("decision rule sha256 %s (experiments/decision_rule.md)", sha)
     testbed.quiet()
     start = time.time()
+    os.makedirs(out, exist_ok=True)
     runs_dir = os.path.join(out, "runs")
     work = tempfile.mkdtemp(prefix="cadft-work-")  # trainer output folders and fine-tuned models
 
-    # 0. base policy
-    base_cfg = BaseConfig(hidden_size=args.base_hidden, num_layers=args.base_layers, steps=args.base_steps,
-                          ops=tuple(args.base_ops), hint_frac=args.base_hint_frac, seed=args.base_seed)
-    logger.info("base policy %s (trained unless cached in %s)", base_cfg.key(), args.cache_dir)
-    base_cached = os.path.exists(os.path.join(args.cache_dir, f"base-{base_cfg.key()}", "meta.json"))
-    base_path = testbed.ensure_base(base_cfg, args.cache_dir)
-    base_meta = {**json.load(open(os.path.join(base_path, "meta.json"))), "cached": base_cached}
-    logger.info("base policy ready: %s", {k: base_meta[k] for k in ("seconds", "acc_easy", "acc_ft_ops")})
-
-    common = RunConfig(
-        steps=args.steps, batch_size=args.batch_size, n_train=args.n_train, frac_incompatible=args.frac_incompatible,
-        frac_wrong=args.frac_wrong, noise_kind=args.noise_kind, ft_ops=tuple(args.ft_ops), ood_ops=tuple(args.ood_ops),
-        n_checkpoints=args.n_checkpoints, probe_size=args.probe_size, n_val=args.n_val, n_test=args.n_test,
-        rewrite_budget=args.rewrite_budget,
-    )
-
-    def ft_job(phase, cfg):
-        os.makedirs(os.path.join(runs_dir, phase), exist_ok=True)
-        name = _name(cfg)
-        return ("ft", cfg, base_path, os.path.join(work, phase, name), os.path.join(runs_dir, phase, name + ".json"))
-
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx, initializer=_init_worker) as pool:
-        # 1. hyper-parameter search on the validation split
-        # search and sweep runs probe only at the start and the end: the curves come from the main runs
-        light = replace(common, n_checkpoints=1)
-        points = [("sft", lr, 1.0) for lr in args.search_lrs] + [("dft", lr, 1.0) for lr in args.search_lrs]
-        points += [("cadft", lr, b) for lr in args.search_lrs for b in args.search_betas]
-        search_cfgs = [replace(light, method=m, lr=lr, beta=b, seed=s, eval_test=False)
-                       for m, lr, b in points for s in args.search_seeds]
-        logger.info("phase 1: hyper-parameter search, %d runs", len(search_cfgs))
-        search = _run_all(pool, [ft_job("search", c) for c in search_cfgs])
-        val = {p: sum(r["val_acc"] for r in search if (r["config"]["method"], r["config"]["lr"], r["config"]["beta"]) == p)
-               / len(args.search_seeds) for p in points}
-        chosen = {}
-        for method in ("sft", "dft", "cadft"):
-            # highest mean validation accuracy; the first of equals in search order
-            m, lr, b = max((p for p in points if p[0] == method), key=lambda p: val[p])
-            chosen[method] = {"lr": lr, "beta": b}
-        chosen["cadft_rewrite"] = dict(chosen["cadft"])  # rewriting reuses CADFT's choice (no separate search)
-        logger.info("selected on validation: %s", chosen)
-
-        def tuned(method, base=common, **kw):
-            return replace(base, method=method, lr=chosen[method]["lr"], beta=chosen[method]["beta"], **kw)
-
-        # 2. main runs, 3. sweeps (longest first keeps both workers busy to the end)
-        main_jobs = [ft_job("main", tuned(m, seed=s, save_model="grpo" not in skip)) for m in METHODS for s in args.seeds]
-        main_jobs.sort(key=lambda j: j[1].method != "cadft_rewrite")
-        sweep_jobs = []
-        if "sweeps" not in skip:
-            for fi in args.sweep_incompatible:
-                for fw in args.sweep_wrong:
-                    if fi + fw > 1:
-                        continue
-                    for m in args.sweep_methods.split(","):
-                        for s in args.sweep_seeds:
-                            sweep_jobs.append(ft_job("mixture", tuned(m, light, seed=s, frac_incompatible=fi,
-                                                                     frac_wrong=fw)))
-            for b in args.sweep_betas:
-                for s in args.sweep_seeds:
-                    sweep_jobs.append(ft_job("beta", replace(tuned("cadft", light, seed=s), beta=b)))
-        logger.info("phase 2-3: %d main runs and %d sweep runs", len(main_jobs), len(sweep_jobs))
-        results = _run_all(pool, main_jobs + sweep_jobs)
-        main, sweeps = results[: len(main_jobs)], results[len(main_jobs) :]
-
-        # 4. cold-start RL from each main model
-        grpo = []
-        if "grpo" not in skip:
-            grpo_seeds = args.seeds if args.grpo_seeds is None else args.grpo_seeds
-            gcfg = GRPORunConfig(steps=args.grpo_steps, lr=args.grpo_lr, prompts_per_step=args.grpo_prompts,
-                                 num_generations=args.grpo_generations, ft_ops=tuple(args.ft_ops), n_test=args.n_test)
-            jobs, owners = [], []
-            os.makedirs(os.path.join(runs_dir, "grpo"), exist_ok=True)
-            for job, r in zip(main_jobs, main):
-                cfg = job[1]
-                if cfg.seed in grpo_seeds:
-                    name = f"grpo-{cfg.method}-s{cfg.seed}"
-                    jobs.append(("grpo", replace(gcfg, seed=cfg.seed), os.path.join(job[3], "model"),
-                                 os.path.join(work, "grpo", name), os.path.join(runs_dir, "grpo", name + ".json")))
-                    owners.append((cfg.method, cfg.seed))
-            logger.info("phase 4: %d GRPO runs", len(jobs))
-            grpo = _run_all(pool, jobs)
-            for g, (method, seed) in zip(grpo, owners):
-                g["method"], g["seed"] = method, seed
+    base_path, base_meta = _base(args)
+    common = RunConfig(steps=args.steps, batch_size=args.batch_size, n_train=args.n_train, probe_size=args.probe_size,
+                       n_val=args.n_val, n_test=args.n_test, rewrite_budget=args.rewrite_budget)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        runner = Runner(pool, base_path, runs_dir, work)
+        results = _experiment(args, runner, common)
+        models = results.pop("_default_models")
+        grpo = _grpo(args, pool, runs_dir, work, models)
 
     wall = time.time() - start
     record = {
         "argv": sys.argv[1:] if argv is None else list(argv),
-        "args": {k: v for k, v in vars(args).items()},
+        "args": vars(args),
+        "plan": the_plan,
+        "decision_rule_sha256": sha,
+        "started": started,
         "base": base_meta,
-        "chosen": chosen,
-        "search": search,
-        "main": main,
-        "sweeps": sweeps,
+        **results,
         "grpo": grpo,
         "wall_seconds": wall,
-        "finished": time.strftime("%Y-%m-%d %H:%M"),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     with open(os.path.join(out, "record.json"), "w") as f:
         json.dump(record, f)
     summary = write_report(record, out_dir=out, docs_dir=docs)
-    with open(os.path.join(docs, "results.md")) as f:
-        page = f.read()
-    print(page[page.index("## Main results") : page.index("### Spread across seeds")])  # the closing note's table
+    print(summary["ablation_table"])
     logger.info("done in %.1f min; results page %s", wall / 60, os.path.join(docs, "results.md"))
     return summary
 

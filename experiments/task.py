@@ -4,23 +4,27 @@ A problem starts from a two-digit number and applies `num_ops` operations `+d` o
 (d in 1..9), left to right, keeping every running total in [0, 99]. Its true answer is the
 last total. The number of operations is the difficulty knob:
 
-    easy (pre-training, retention):  1-2 ops     "37+5-8=?"
-    fine-tuning (new, harder):       3-4 ops
-    out of distribution (longer):    5-6 ops
+    pre-training (the base policy):  1-5 ops, long problems rare (the skill exists, weakly)
+    retention (forgetting):          1-2 ops   disjoint from fine-tuning
+    fine-tuning, ID:                 3-4 ops   the base policy's weak part
+    out of distribution:             5 ops     longer than any fine-tuning problem
 
-Solution styles (all end with a checkable final answer):
+Solution styles, graded by their distance from the base policy's own (all correct, all end
+with a checkable final answer):
 
-    native  (the base policy's own):  "37+5=42\\n42-8=34\\n#### 34"
-    foreign (correct, incompatible):  "42=5+37, 34=42-8, ans: 34"  (result first, operands
-                                       swapped, one line, a different answer marker)
-    wrong   (native, corrupted):      noise kind "answer" (only the final answer is off),
-                                       "step" (one step's result is off and the error is
-                                       carried to the end), or "mixed" (either, at random)
+    native  (the base policy's):  "37+5=42\\n42-8=34\\n#### 34"
+    mild    (another marker):     "37+5=42\\n42-8=34\\n= 34"
+    medium  (spaced, + marker):   "37 + 5 = 42\\n42 - 8 = 34\\n= 34"
+    strong  (foreign):            "42=5+37, 34=42-8, ans: 34"   (result first, operands
+                                   swapped, one line, another marker)
+    wrong   (native, corrupted):  noise kind "answer" (only the final answer is off), "step"
+                                   (one step's result is off and carried to the end), or
+                                   "mixed" (either, at random)
 
 Prompts and completions are chat messages, as TRL's conversational prompt-completion
 format; every row keeps its true answer in `answer` and its demonstration kind in `kind`.
 
-    rows = finetune_rows(512, frac_incompatible=0.3, frac_wrong=0.2, seed=0)
+    rows = finetune_rows(512, {"mild": 0.1, "medium": 0.1, "strong": 0.1, "wrong": 0.2}, seed=0)
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "KINDS",
+    "STYLES",
     "NOISE_KINDS",
     "Problem",
     "sample_problem",
-    "native_solution",
-    "foreign_solution",
+    "solution",
     "wrong_solution",
     "problems",
     "finetune_rows",
@@ -43,7 +47,8 @@ __all__ = [
     "HINT_PREFIX",
 ]
 
-KINDS = ("compatible", "incompatible", "wrong")
+STYLES = ("native", "mild", "medium", "strong")  # correct styles, by distance from the base policy's
+KINDS = STYLES + ("wrong",)
 NOISE_KINDS = ("answer", "step", "mixed")
 HINT_PREFIX = "\nref: "  # rewrite prompt: the question, then the reference after this marker
 
@@ -81,24 +86,29 @@ def sample_problem(rng: random.Random, num_ops: int) -> Problem:
     return Problem(start, tuple(ops))
 
 
-def _native_lines(problem: Problem, totals: list[int]) -> list[str]:
-    lines, before = [], problem.start
-    for op, after in zip(problem.ops, totals):
-        lines.append(f"{before}{'+' if op > 0 else '-'}{abs(op)}={after}")
-        before = after
-    return lines
+def _steps(problem: Problem, totals: list[int]):
+    """(before, sign, |op|, after) per operation, with `totals` as the running results."""
+    befores = [problem.start] + totals[:-1]
+    return [(b, "+" if op > 0 else "-", abs(op), a) for b, op, a in zip(befores, problem.ops, totals)]
 
 
-def native_solution(problem: Problem) -> str:
-    return "\n".join(_native_lines(problem, problem.totals) + [f"#### {problem.answer}"])
+def _lines(problem: Problem, totals: list[int], spaced: bool) -> list[str]:
+    fmt = "{} {} {} = {}" if spaced else "{}{}{}={}"
+    return [fmt.format(*step) for step in _steps(problem, totals)]
 
 
-def foreign_solution(problem: Problem) -> str:
-    parts, before = [], problem.start
-    for op, after in zip(problem.ops, problem.totals):
-        parts.append(f"{after}={abs(op)}+{before}" if op > 0 else f"{after}={before}-{abs(op)}")
-        before = after
-    return ", ".join(parts) + f", ans: {problem.answer}"
+def solution(problem: Problem, style: str = "native") -> str:
+    """The correct solution in one of `STYLES`."""
+    if style == "native":
+        return "\n".join(_lines(problem, problem.totals, False) + [f"#### {problem.answer}"])
+    if style == "mild":
+        return "\n".join(_lines(problem, problem.totals, False) + [f"= {problem.answer}"])
+    if style == "medium":
+        return "\n".join(_lines(problem, problem.totals, True) + [f"= {problem.answer}"])
+    if style == "strong":
+        parts = [f"{a}={o}+{b}" if s == "+" else f"{a}={b}-{o}" for b, s, o, a in _steps(problem, problem.totals)]
+        return ", ".join(parts) + f", ans: {problem.answer}"
+    raise ValueError(f"style={style!r}; choose one of {', '.join(STYLES)}")
 
 
 def _offset(rng: random.Random, value: int) -> int:
@@ -114,12 +124,12 @@ def wrong_solution(problem: Problem, noise_kind: str, rng: random.Random) -> tup
     totals = problem.totals
     if kind == "answer":
         wrong = _offset(rng, problem.answer)
-        return "\n".join(_native_lines(problem, totals) + [f"#### {wrong}"]), wrong
+        return "\n".join(_lines(problem, totals, False) + [f"#### {wrong}"]), wrong
     # one step's result is off; later steps carry the error with correct arithmetic
     k = rng.randrange(len(totals))
     shift = _offset(rng, totals[k]) - totals[k]
     bad = totals[:k] + [t + shift for t in totals[k:]]
-    return "\n".join(_native_lines(problem, bad) + [f"#### {bad[-1]}"]), bad[-1]
+    return "\n".join(_lines(problem, bad, False) + [f"#### {bad[-1]}"]), bad[-1]
 
 
 def chat_prompt(question: str) -> list[dict]:
@@ -142,47 +152,42 @@ def problems(n: int, ops: tuple[int, int], seed: int) -> list[Problem]:
 
 
 def finetune_rows(
-    n: int,
-    *,
-    frac_incompatible: float,
-    frac_wrong: float,
-    noise_kind: str = "mixed",
-    ops: tuple[int, int] = (3, 4),
-    seed: int = 0,
+    n: int, fractions: dict[str, float], *, noise_kind: str = "mixed", ops: tuple[int, int] = (3, 4), seed: int = 0
 ) -> list[dict]:
-    """The fine-tuning mixture: exact counts round(n * frac) of each kind, shuffled."""
-    if not (0 <= frac_incompatible and 0 <= frac_wrong and frac_incompatible + frac_wrong <= 1):
-        raise ValueError(f"need fractions >= 0 summing to <= 1, got {frac_incompatible} and {frac_wrong}")
+    """The fine-tuning mixture: round(n * fractions[kind]) rows of each non-native kind
+    (`mild`, `medium`, `strong`, `wrong`), the rest native, shuffled."""
+    unknown = set(fractions) - set(KINDS[1:])
+    if unknown or any(f < 0 for f in fractions.values()) or sum(fractions.values()) > 1:
+        raise ValueError(f"need fractions >= 0 of {', '.join(KINDS[1:])} summing to <= 1, got {fractions}")
     rng = random.Random(seed)
-    n_inc, n_wrong = round(n * frac_incompatible), round(n * frac_wrong)
-    kinds = ["incompatible"] * n_inc + ["wrong"] * n_wrong + ["compatible"] * (n - n_inc - n_wrong)
+    kinds = [k for k, f in fractions.items() for _ in range(round(n * f))]
+    kinds += ["native"] * (n - len(kinds))
     rng.shuffle(kinds)
     rows = []
     for kind in kinds:
         problem = sample_problem(rng, rng.randint(*ops))
-        if kind == "compatible":
-            text = native_solution(problem)
-        elif kind == "incompatible":
-            text = foreign_solution(problem)
-        else:
+        if kind == "wrong":
             text, _ = wrong_solution(problem, noise_kind, rng)
+        else:
+            text = solution(problem, kind)
         rows.append(_row(problem, text, kind))
     return rows
 
 
-def pretrain_rows(n: int, *, ops: tuple[int, int], hint_frac: float, seed: int) -> list[dict]:
-    """Native-style demonstrations of easy problems for the base policy. A fraction
-    `hint_frac` carry a reference solution (native or foreign) after `HINT_PREFIX` in the
-    prompt, with the native solution as the target: the base policy learns to restate a
-    reference in its own style, the skill that rewriting with `rewrite_generator="policy"`
-    asks of it (the rewrite template is `{question}` + HINT_PREFIX + `{reference}`)."""
+def pretrain_rows(n: int, *, op_weights: dict[int, float], hint_frac: float, seed: int) -> list[dict]:
+    """Native-style demonstrations for the base policy, the number of operations drawn with
+    `op_weights` (long problems rare: the skill exists but weakly). A fraction `hint_frac`
+    carry a reference solution in a random style after `HINT_PREFIX` in the prompt, with the
+    native solution as the target: the base policy learns to restate a reference in its own
+    style, the skill that rewriting with `rewrite_generator="policy"` asks of it (the
+    rewrite template is `{question}` + HINT_PREFIX + `{reference}`)."""
     rng = random.Random(seed)
+    counts, weights = zip(*sorted(op_weights.items()))
     rows = []
     for _ in range(n):
-        problem = sample_problem(rng, rng.randint(*ops))
-        row = _row(problem, native_solution(problem), "compatible")
+        problem = sample_problem(rng, rng.choices(counts, weights)[0])
+        row = _row(problem, solution(problem), "native")
         if rng.random() < hint_frac:
-            reference = foreign_solution(problem) if rng.random() < 0.5 else native_solution(problem)
-            row["prompt"] = chat_prompt(problem.question + HINT_PREFIX + reference)
+            row["prompt"] = chat_prompt(problem.question + HINT_PREFIX + solution(problem, rng.choice(STYLES)))
         rows.append(row)
     return rows

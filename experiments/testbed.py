@@ -5,14 +5,15 @@ can hand jobs to worker processes and collect JSON-able results.
 
     base = ensure_base(BaseConfig(), cache_dir="experiments/.cache")   # trains once, then cached
     result = finetune(RunConfig(method="cadft", seed=0), base, out_dir="/tmp/run")
-    result["test_id_acc"], result["probes"][-1]["grad_noise"]
+    result["test_id_acc"], result["probes"][-1]["grad_snr"]
 
 A run's metrics (see docs/results.md for their definitions):
 - accuracies by greedy generation + final-answer check on fixed problem sets;
 - `probes`: at fixed steps, on a fixed probe batch of the run's own training set, the
-  normalised trace of the per-sample gradient covariance of the method's estimator and
-  the effective sample size of its weights; and every training row's compatibility,
-  summarised per demonstration kind;
+  unbiased signal-to-noise ratio of the method's per-sample gradients, the split-half
+  cosine, the cosine of the batch gradient with the NLL gradient of clean held-out
+  demonstrations, the effective sample size of the weights; and every training row's
+  compatibility, summarised per demonstration kind;
 - the Trainer's per-step log (loss, grad norm, plain NLL, weight statistics).
 """
 
@@ -26,38 +27,45 @@ import os
 import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 
-from task import (
-    HINT_PREFIX,
-    KINDS,
-    chat_prompt,
-    finetune_rows,
-    pretrain_rows,
-    problems,
-)
+from instruments import cosine, gradient_snr, split_half_cosine
+from task import HINT_PREFIX, KINDS, chat_prompt, finetune_rows, pretrain_rows, problems, solution
 
-__all__ = ["BaseConfig", "RunConfig", "GRPORunConfig", "ensure_base", "finetune", "grpo", "accuracy", "gradient_noise"]
+__all__ = ["BaseConfig", "RunConfig", "GRPORunConfig", "MIXTURES", "ensure_base", "finetune", "grpo", "accuracy",
+           "probe_gradients"]
 
 logger = logging.getLogger(__name__)
 
-TASK_VERSION = 1  # bump when task.py changes what a base policy learns: invalidates the cache
+TASK_VERSION = 2  # bump when task.py changes what a base policy learns: invalidates the cache
 EVAL_SEED = 12345  # the fixed evaluation problems (val, test, OOD, retention) come from this seed
-MAX_NEW_TOKENS = 72  # a 6-op native solution is <= 55 characters
+MAX_NEW_TOKENS = 72  # a 5-op native solution is <= 45 characters
+FT_OPS, OOD_OPS, RETENTION_OPS = (3, 4), (5, 5), (1, 2)
+
+# The fine-tuning mixtures: the fraction of each non-native kind (the rest is native and correct)
+MIXTURES = {
+    "clean": (),
+    "default": (("mild", 0.1), ("medium", 0.1), ("strong", 0.1), ("wrong", 0.2)),
+    "high": (("mild", 0.2), ("medium", 0.2), ("strong", 0.2), ("wrong", 0.1)),
+}
 
 
 @dataclass(frozen=True)
 class BaseConfig:
-    """The base policy: a tiny Llama pre-trained from scratch on easy, native-style problems."""
+    """The base policy: a tiny Llama pre-trained from scratch on native-style problems."""
 
     hidden_size: int = 64  # learns carries in a few minutes on one CPU thread (128x4 is 5x slower)
     num_layers: int = 2
     num_heads: int = 4
-    ops: tuple[int, int] = (1, 3)  # the easy part of the task family
+    # (number of operations, share of pre-training rows): long problems rare, so the skill
+    # the fine-tuning set asks for exists weakly (DFT assumes it does; see docs/results.md)
+    # (4% 4-op, 2000 steps gave 0.98 on 4 ops: the share must be far smaller to leave room)
+    op_weights: tuple[tuple[int, float], ...] = ((1, 0.5), (2, 0.472), (3, 0.02), (4, 0.006), (5, 0.002))
     hint_frac: float = 0.3  # rows that teach "restate a reference in native style" (rewriting needs it)
-    steps: int = 2500
+    steps: int = 2000  # about 4 minutes on one idle CPU thread (1000 steps left 1-op accuracy at 0.16)
     batch_size: int = 32
     lr: float = 3e-3
     seed: int = 0
@@ -74,26 +82,35 @@ class RunConfig:
     method: str = "cadft"  # sft | dft | cadft | cadft_rewrite
     seed: int = 0  # the fine-tuning set, the data order and the trainer
     lr: float = 1e-3
-    beta: float = 1.0  # CADFT only
-    steps: int = 128
+    # the CADFT estimator (ignored by sft and dft)
+    beta: float = 1.0
+    token_power: float = 1.0
+    normalization: str = "ema"
+    w_max: float = 3.0
+    mixture: str = "default"  # a key of MIXTURES
+    steps: int = 64
     batch_size: int = 16
     n_train: int = 512
-    frac_incompatible: float = 0.3
-    frac_wrong: float = 0.2
     noise_kind: str = "mixed"
-    ft_ops: tuple[int, int] = (3, 4)
-    ood_ops: tuple[int, int] = (5, 6)
-    n_checkpoints: int = 4  # probes at steps 0 and k * steps / n_checkpoints
+    n_checkpoints: int = 1  # probes at k * steps / n_checkpoints, and at step 0 when it is > 1
     probe_size: int = 48
-    n_val: int = 200
+    n_val: int = 150
     n_test: int = 300
     rewrite_budget: float = 0.1
+    instruments: bool = True  # gradient and compatibility probes (off in tuning runs: they need val acc only)
     save_model: bool = False  # keep the fine-tuned weights (for GRPO)
-    eval_test: bool = True  # False in the hyper-parameter search: it must never see the test sets
+    eval_test: bool = True  # False on validation seeds: they never see the test sets
 
     @property
     def loss_type(self) -> str:
         return {"sft": "nll", "dft": "dft", "cadft": "cadft", "cadft_rewrite": "cadft"}[self.method]
+
+    @property
+    def variant(self) -> str:
+        """A short name of the estimator, e.g. `cadft[batch,a0.5,b1,w3]`."""
+        if self.loss_type != "cadft":
+            return self.method
+        return f"{self.method}[{self.normalization},a{self.token_power:g},b{self.beta:g},w{self.w_max:g}]"
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,6 @@ class GRPORunConfig:
     num_generations: int = 8
     temperature: float = 1.0
     n_prompts: int = 256
-    ft_ops: tuple[int, int] = (3, 4)
     n_test: int = 300
 
 
@@ -118,10 +134,14 @@ def quiet() -> None:
     """One thread (the machine is shared and has two cores) and no progress chatter."""
     torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
     import transformers
 
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     logging.getLogger("cadft").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation notices of transformers v6
 
 
 def _tokenizer():
@@ -136,14 +156,22 @@ def _load(path: str):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
-def eval_sets(ft_ops, ood_ops, base_ops, n_val: int, n_test: int) -> dict:
+def eval_sets(n_val: int, n_test: int) -> dict:
     """Fixed problem sets, the same for every method and seed (val is disjoint by seed)."""
     return {
-        "val": problems(n_val, ft_ops, EVAL_SEED),
-        "test_id": problems(n_test, ft_ops, EVAL_SEED + 1),
-        "test_ood": problems(n_test, ood_ops, EVAL_SEED + 2),
-        "retention": problems(n_test, base_ops, EVAL_SEED + 3),
+        "val": problems(n_val, FT_OPS, EVAL_SEED),
+        "test_id": problems(n_test, FT_OPS, EVAL_SEED + 1),
+        "test_ood": problems(n_test, OOD_OPS, EVAL_SEED + 2),
+        "retention": problems(n_test, RETENTION_OPS, EVAL_SEED + 3),
     }
+
+
+def clean_rows(n: int) -> list[dict]:
+    """Held-out native, correct demonstrations of ID problems (the alignment reference)."""
+    rows = []
+    for p in problems(n, FT_OPS, EVAL_SEED + 4):
+        rows.append({"prompt": chat_prompt(p.question), "completion": [{"role": "assistant", "content": solution(p)}]})
+    return rows
 
 
 def accuracy(model, tokenizer, probs) -> float:
@@ -190,8 +218,8 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
     tok = _tokenizer()
     model = tiny_llama(tok, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                        max_position_embeddings=256, seed=cfg.seed)
-    rows = _encode(tok, pretrain_rows(cfg.steps * cfg.batch_size // 4, ops=cfg.ops, hint_frac=cfg.hint_frac,
-                                      seed=cfg.seed))
+    rows = _encode(tok, pretrain_rows(cfg.steps * cfg.batch_size // 4, op_weights=dict(cfg.op_weights),
+                                      hint_frac=cfg.hint_frac, seed=cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=min(100, cfg.steps // 10), num_training_steps=cfg.steps)
     rng = random.Random(cfg.seed)
@@ -212,13 +240,12 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    sets = eval_sets((3, 4), (5, 6), cfg.ops, 10, 200)
     meta = {
         "config": asdict(cfg),
         "seconds": time.time() - start,
         "final_loss": sum(losses[-50:]) / len(losses[-50:]),
-        "acc_easy": accuracy(model, tok, sets["retention"]),
-        "acc_ft_ops": accuracy(model, tok, sets["test_id"]),
+        "acc_by_ops": {k: accuracy(model, tok, problems(100, (k, k), EVAL_SEED + 10 + k)) for k in range(1, 6)},
+        **{f"{name}_acc": accuracy(model, tok, probs) for name, probs in eval_sets(200, 300).items()},
     }
     with open(os.path.join(tmp, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
@@ -230,86 +257,93 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
 # --------------------------------------------------------------------------- probes
 
 
-def _label_logprobs(model, input_ids, labels):
-    """(1, T-1) label log-probs with their graph, and the trainable-token mask."""
-    logits = model(input_ids=input_ids).logits[:, :-1].float()  # (1, T-1, V)
+def _label_logprobs(model, input_ids, labels, attention_mask=None):
+    """(B, T-1) label log-probs with their graph, and the trainable-token mask."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
     target = labels[:, 1:]
     mask = target != -100
     logps = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return logps, mask
 
 
-def gradient_noise(model, encoded, *, loss_type: str, beta: float, normalizer: float | None,
-                   w_min: float, w_max: float) -> dict:
-    """Per-sample gradients h_i of the method's estimator, weights included (the batch
-    gradient is proportional to mean_i h_i), on the rows `encoded`:
+def _flat_grad(loss, params) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double() for g, p in zip(grads, params)])
 
-        noise = tr Cov(h) / ||mean h||^2 = [B/(B-1)] (mean ||h_i||^2 - ||mean h||^2) / ||mean h||^2
 
-    The ratio does not depend on the 1/N scale. For CADFT the weight uses the trainer's
-    running normaliser m (at step 0, before calibration, the probe batch's mean c**beta).
-    Also returns the normalised effective sample size (sum w)^2 / (B sum w^2) in (0, 1].
-    """
-    from cadft.losses import cadft_loss, compatibility, dft_loss, sft_loss
+def _estimator_loss(cfg: RunConfig, logps, mask, *, log_m: float, w_min: float):
+    """One row's loss under the run's estimator (the trainer's current log m for CADFT)."""
+    from cadft.losses import cadft_loss, dft_loss, sft_loss
 
+    if cfg.loss_type == "nll":
+        return sft_loss(logps, mask, num_items_in_batch=1)
+    if cfg.loss_type == "dft":
+        return dft_loss(logps, mask, num_items_in_batch=1)
+    return cadft_loss(logps, mask, beta=cfg.beta, log_normalizer=log_m, w_min=w_min, w_max=cfg.w_max,
+                      token_power=cfg.token_power, num_items_in_batch=1)
+
+
+def _probe_log_m(model, pairs, beta: float) -> float:
+    """log mean c**beta over the probe rows: the normaliser before the trainer has one."""
+    from cadft.losses import mean_logprob
+    from cadft.normalizer import log_mean_exp
+
+    with torch.no_grad():
+        s = torch.cat([mean_logprob(*_label_logprobs(model, ids, lab))[0] for ids, lab in pairs])
+    return log_mean_exp(beta * s)[0]
+
+
+def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, log_m: float | None, w_min: float) -> dict:
+    """Per-sample gradients h_i of the run's estimator, weights included, on the rows
+    `probe`: their unbiased signal-to-noise ratio, split-half cosine, the cosine of their
+    mean with the plain NLL gradient of the clean held-out rows `clean`, and the
+    normalised effective sample size (sum w)^2 / (B sum w^2) of the weights. Under the
+    `batch` normalisation every weight of a step is multiplied by the same kappa, which
+    changes none of these ratios."""
     params = [p for p in model.parameters() if p.requires_grad]
     was_training = model.training
     model.eval()
-    pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in encoded]
-    if loss_type == "cadft" and normalizer is None:
-        with torch.no_grad():
-            compats = torch.cat([compatibility(*_label_logprobs(model, ids, lab)) for ids, lab in pairs])
-        normalizer = compats.pow(beta).mean().item()
-    total, sq_sum, weights = None, 0.0, []
+    pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in probe]
+    if cfg.loss_type == "cadft" and log_m is None:
+        log_m = _probe_log_m(model, pairs, cfg.beta)
+    rows, weights = [], []
     for ids, lab in pairs:
-        logps, mask = _label_logprobs(model, ids, lab)
-        if loss_type == "nll":
-            loss, stats = sft_loss(logps, mask, num_items_in_batch=1)
-        elif loss_type == "dft":
-            loss, stats = dft_loss(logps, mask, num_items_in_batch=1)
-        else:
-            loss, stats = cadft_loss(logps, mask, beta=beta, normalizer=normalizer, w_min=w_min, w_max=w_max,
-                                     num_items_in_batch=1)
+        loss, stats = _estimator_loss(cfg, *_label_logprobs(model, ids, lab), log_m=log_m or 0.0, w_min=w_min)
         weights.append(stats["sample_weight"].item())
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double()
-                          for g, p in zip(grads, params)])
-        total = flat if total is None else total + flat
-        sq_sum += flat.square().sum().item()
+        rows.append(_flat_grad(loss, params))
+    h = torch.stack(rows)  # (B, D)
+    ids, labels, attn = _pad(clean, pad_id)
+    logps, mask = _label_logprobs(model, ids, labels, attn)
+    reference = _flat_grad(-(logps * mask).sum() / mask.sum(), params)
     model.train(was_training)
-    b = len(pairs)
-    mean_sq = (total / b).square().sum().item()
-    trace_cov = b / (b - 1) * (sq_sum / b - mean_sq)
     w = torch.tensor(weights, dtype=torch.float64)
     return {
-        "grad_noise": trace_cov / max(mean_sq, 1e-300),
-        "ess": (w.sum().square() / w.square().sum()).item() / b,
-        "mean_grad_sq_norm": mean_sq,
+        "grad_snr": gradient_snr(h),
+        "split_cos": split_half_cosine(h),
+        "align": cosine(h.mean(0), reference),
+        "ess": (w.sum().square() / w.square().sum()).item() / len(weights),
     }
 
 
-def compat_by_kind(model, tokenizer, encoded, kinds, *, beta: float, normalizer: float | None,
-                   w_min: float, w_max: float) -> dict:
-    """Each training row's compatibility c under the policy, summarised per kind, with the
-    CADFT weight clip(c**beta / m) that c would get now."""
+def compat_by_kind(model, tokenizer, encoded, kinds, *, beta: float, log_m: float | None, w_min: float,
+                   w_max: float) -> dict:
+    """Each training row's compatibility c under the policy, summarised per kind, with
+    the mean weight clip(c**beta / m) of the kind relative to the mean over all rows."""
+    from cadft.normalizer import log_mean_exp
     from cadft.scoring import score_rows
 
     scores = score_rows(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=64, progress=False)
-    c = torch.tensor([s["compatibility"] for s in scores])
-    m = normalizer if normalizer is not None else c.pow(beta).mean().item()
-    w = (c.pow(beta) / m).clamp(w_min, w_max)
+    s = torch.tensor([r["mean_logprob"] for r in scores], dtype=torch.float64)
+    log_m = log_m if log_m is not None else log_mean_exp(beta * s)[0]
+    w = (beta * s - log_m).exp().clamp(w_min, w_max)
+    c = s.exp()
     out = {}
     for kind in KINDS:
         sel = torch.tensor([k == kind for k in kinds])
         if sel.any():
-            ck = c[sel]
-            out[kind] = {
-                "mean": ck.mean().item(),
-                "q10": torch.quantile(ck, 0.1).item(),
-                "q50": torch.quantile(ck, 0.5).item(),
-                "q90": torch.quantile(ck, 0.9).item(),
-                "weight_mean": w[sel].mean().item(),
-            }
+            q = torch.quantile(c[sel], torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=torch.float64)).tolist()
+            out[kind] = {"mean": c[sel].mean().item(), **dict(zip(("q10", "q25", "q50", "q75", "q90"), q)),
+                         "weight_rel": (w[sel].mean() / w.mean()).item()}
     return out
 
 
@@ -326,6 +360,9 @@ def _trainer_args(cfg: RunConfig, out_dir: str):
         output_dir=out_dir,
         loss_type=cfg.loss_type,
         cadft_beta=cfg.beta,
+        cadft_token_power=cfg.token_power,
+        cadft_normalization=cfg.normalization,
+        cadft_w_max=cfg.w_max,
         learning_rate=cfg.lr,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, cfg.steps // 20),
@@ -355,6 +392,8 @@ def _trainer_args(cfg: RunConfig, out_dir: str):
             rewrite_budget=cfg.rewrite_budget,
             rewrite_max_new_tokens=MAX_NEW_TOKENS,
             rewrite_num_candidates=2,
+            # two epochs: flag once, rewrite after the first epoch, train on rewrites in the second
+            rewrite_persistence=1,
         )
     return CADFTConfig(**kwargs)
 
@@ -369,25 +408,30 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
     start = time.time()
     tok = _tokenizer()
     model = _load(base_path)
-    rows = finetune_rows(cfg.n_train, frac_incompatible=cfg.frac_incompatible, frac_wrong=cfg.frac_wrong,
-                         noise_kind=cfg.noise_kind, ops=cfg.ft_ops, seed=cfg.seed)
+    rows = finetune_rows(cfg.n_train, dict(MIXTURES[cfg.mixture]), noise_kind=cfg.noise_kind, ops=FT_OPS,
+                         seed=cfg.seed)
     encoded = _encode(tok, rows)
     kinds = [r["kind"] for r in rows]
     probe = encoded[: cfg.probe_size]  # the set is shuffled: a fixed, representative probe batch
-    base_ops = tuple(json.load(open(os.path.join(base_path, "meta.json")))["config"]["ops"])
-    sets = eval_sets(cfg.ft_ops, cfg.ood_ops, base_ops, cfg.n_val, cfg.n_test)
-    probe_steps = sorted({round(k * cfg.steps / cfg.n_checkpoints) for k in range(cfg.n_checkpoints + 1)})
+    clean = _encode(tok, clean_rows(cfg.probe_size))
+    sets = eval_sets(cfg.n_val, cfg.n_test)
+    # step 0 only with several checkpoints (the test runs' curves); otherwise just the end
+    first = 0 if cfg.n_checkpoints > 1 else 1
+    probe_steps = sorted({round(k * cfg.steps / cfg.n_checkpoints) for k in range(first, cfg.n_checkpoints + 1)})
 
     trainer = CADFTTrainer(model, args=_trainer_args(cfg, out_dir), train_dataset=Dataset.from_list(rows),
                            processing_class=tok)
     probes = []
 
     def run_probes(step: int) -> None:
-        m = trainer.normalizer.value if trainer.normalizer.ready else None
-        weight_args = dict(beta=cfg.beta, normalizer=m, w_min=trainer.args.cadft_w_min, w_max=trainer.args.cadft_w_max)
-        entry = {"step": step, **gradient_noise(trainer.model, probe, loss_type=cfg.loss_type, **weight_args)}
-        entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, **weight_args)
-        entry["val_acc"] = accuracy(trainer.model, tok, sets["val"])
+        entry = {"step": step, "val_acc": accuracy(trainer.model, tok, sets["val"])}
+        if cfg.instruments:
+            log_m = trainer.normalizer.log_value if trainer.normalizer.ready else None
+            w_min, w_max = trainer.args.cadft_w_min, cfg.w_max
+            entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id, log_m=log_m,
+                                         w_min=w_min))
+            entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, beta=cfg.beta, log_m=log_m,
+                                             w_min=w_min, w_max=w_max)
         probes.append(entry)
 
     class Probes(TrainerCallback):
@@ -397,12 +441,14 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
 
     trainer.add_callback(Probes())
     trainer.remove_callback(PrinterCallback)  # disable_tqdm would print every step's log
-    run_probes(0)
+    if 0 in probe_steps:
+        run_probes(0)
     trainer.train()
 
     model = trainer.model
     result = {
         "config": asdict(cfg),
+        "variant": cfg.variant,
         "val_acc": probes[-1]["val_acc"],
         "probes": probes,
         "log": [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history],
@@ -434,7 +480,7 @@ def grpo(cfg: GRPORunConfig, model_path: str, out_dir: str) -> dict:
     start = time.time()
     tok = _tokenizer()
     model = _load(model_path)
-    train = problems(cfg.n_prompts, cfg.ft_ops, seed=1000 + cfg.seed)
+    train = problems(cfg.n_prompts, FT_OPS, seed=1000 + cfg.seed)
     dataset = Dataset.from_list([{"prompt": chat_prompt(p.question), "answer": str(p.answer)} for p in train])
 
     def correctness(completions, answer, **kwargs):
@@ -463,12 +509,11 @@ def grpo(cfg: GRPORunConfig, model_path: str, out_dir: str) -> dict:
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
-    sets = eval_sets(cfg.ft_ops, (5, 6), (1, 2), 10, cfg.n_test)
     return {
         "config": asdict(cfg),
         "model_path": model_path,
         "rewards": rewards,
-        "final_test_id_acc": accuracy(trainer.model, tok, sets["test_id"]),
+        "final_test_id_acc": accuracy(trainer.model, tok, eval_sets(10, cfg.n_test)["test_id"]),
         "seconds": time.time() - start,
     }
 
