@@ -92,13 +92,13 @@ def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_pat
         assert got["compatibility"] == pytest.approx(_naive_compat(model, row), abs=1e-4)
         assert got["mean_logprob"] == pytest.approx(math.log(got["compatibility"]), abs=1e-5)
 
-    # Weights are cadft.losses' at the defaults: beta 1, m = mean(c), clip to [0.1, 3]
+    # Weights are cadft.losses' at the library's defaults: beta 0.5, m = mean(c**0.5), clip to [0.1, 1]
     compat = torch.tensor(scores["compatibility"])
-    m = float(compat.mean())
-    expected = sample_weights(compat, beta=1.0, normalizer=m, w_min=0.1, w_max=3.0)
+    m = float(compat.pow(0.5).mean())
+    expected = sample_weights(compat, beta=0.5, normalizer=m, w_min=0.1, w_max=1.0)
     torch.testing.assert_close(torch.tensor(scores["weight"]), expected)
-    torch.testing.assert_close(torch.tensor(scores["raw_weight"]), raw_sample_weights(compat, beta=1.0, normalizer=m))
-    assert scores["clipped"] == (raw_sample_weights(compat, beta=1.0, normalizer=m) != expected).tolist()
+    torch.testing.assert_close(torch.tensor(scores["raw_weight"]), raw_sample_weights(compat, beta=0.5, normalizer=m))
+    assert scores["clipped"] == (raw_sample_weights(compat, beta=0.5, normalizer=m) != expected).tolist()
 
     # Summary and histogram
     assert "scored 12 demonstrations" in printed and f"m={m:.4g}" in printed
@@ -150,8 +150,8 @@ def test_dataset_sample_ids_and_rows_without_trainable_tokens(tiny_dir, tmp_path
     empty = scores[1]
     assert empty["num_tokens"] == 0
     assert empty["compatibility"] is None and empty["weight"] is None and empty["clipped"] is None
-    # Left out of the statistics: m is the mean over the two scored rows
-    m = (scores[0]["compatibility"] + scores[2]["compatibility"]) / 2
+    # Left out of the statistics: m is the mean of c**beta (beta 0.5, the default) over the two scored rows
+    m = (scores[0]["compatibility"] ** 0.5 + scores[2]["compatibility"] ** 0.5) / 2
     assert f"m={m:.4g}" in printed and "1 with no trainable token" in printed
     assert "by source" in printed and "\n  b " not in printed
 
@@ -264,3 +264,16 @@ def test_embedded_model_on_eight_gsm8k_rows(real_gsm8k, tmp_path, capsys):
     row = tokenize_demonstration(tok, demos[shortest], max_length=1024)
     assert scores["compatibility"][shortest] == pytest.approx(_naive_compat(model, row), abs=1e-4)
     assert "2 least compatible" in capsys.readouterr().out
+
+
+def test_weight_defaults_are_the_library_defaults():
+    """`cadft score` and `cadft rewrite` keep their own flag defaults (no trl import at
+    start-up); they must be CADFTConfig's."""
+    from cadft import CADFTConfig
+    from cadft.cli import rewrite, score
+
+    config = CADFTConfig("unused", report_to="none")
+    s = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl"])
+    assert (s.beta, s.w_min, s.w_max) == (config.cadft_beta, config.cadft_w_min, config.cadft_w_max)
+    r = rewrite.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output_dir", "o"])
+    assert r.beta == config.cadft_beta
