@@ -37,6 +37,7 @@ from .models import resolve_model_path
 from .normalizer import RunningNormalizer, log_mean_exp
 from .scoring import mark_fused_lm_head
 from .sharding import rank_shard
+from .vocab_tiles import cpu_vocab_tiles
 from .state_io import STATE_FILE, read_state, write_json_atomic
 
 __all__ = ["CADFTTrainer"]
@@ -260,7 +261,8 @@ class CADFTTrainer(SFTTrainer):
         inputs["use_cache"] = False
         if self.aux_loss_enabled:
             inputs["output_router_logits"] = True
-        outputs = model(**inputs, fused_lm_head=True)
+        with cpu_vocab_tiles(self.args.device):  # a quarter of the fused head's memory on a CPU
+            outputs = model(**inputs, fused_lm_head=True)
         if compat_mask is not None:
             compat_mask = compat_mask[:, 1:].to(outputs.label_mask.device)  # aligned with the shifted labels
         loss, stats = self._loss(outputs.log_probs, outputs.label_mask, num_items_in_batch, compat_mask)
@@ -356,7 +358,8 @@ class CADFTTrainer(SFTTrainer):
             batch.pop(SAMPLE_ID, None)
             compat_mask = batch.pop(COMPAT_MASK, None)
             batch = self._prepare_inputs(batch)
-            out = scorer(**batch, use_cache=False, fused_lm_head=True)
+            with cpu_vocab_tiles(self.args.device):
+                out = scorer(**batch, use_cache=False, fused_lm_head=True)
             measured = out.label_mask if compat_mask is None else out.label_mask & compat_mask[:, 1:].to(out.label_mask.device)
             s, valid = mean_logprob(out.log_probs, measured)
             keep = valid & out.label_mask.any(-1) & is_real.to(valid.device)
