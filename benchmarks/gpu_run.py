@@ -38,7 +38,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from train_step import DEFAULT_DATA, Setup, long_rows, make_trainer, read_gsm8k, run_config  # noqa: E402
+from train_step import DEFAULT_DATA, Setup, long_rows, read_gsm8k, run_config
 
 FULL = dict(hidden=768, layers=12, heads=12, seq_len=512, batch=16, warmup=10, rounds=150, rewrite_samples=8,
             rewrite_tokens=128, score_rows=256, score_batch=32, score_repeats=3)

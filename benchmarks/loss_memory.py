@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import TensorPeak, _cpu_model  # noqa: E402
+from train_step import TensorPeak, _cpu_model
 
 TOLERANCE = 1e-4
 

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.machine()}, device {args.device}, {torch.get_num_threads()} torch thread(s) of nproc={_nproc()}",
+        "machine": f"{platform.machine()}, device {args.device}, "
+        f"{torch.get_num_threads()} torch thread(s) of nproc={_nproc()}",
         "torch": torch.__version__,
         "model": args.model_name_or_path,
         "dataset": args.dataset_path,

@@ -102,9 +102,6 @@ def count_first_step(cls, extra: dict) -> None:
     """Run the first `training_step` (forward + backward of one batch) of `cls` under a
     TensorPeak: what the activations, gradients and loss path need at once on top of the
     weights, counted exactly (benchmarks/train_step.py)."""
-    sys.path.insert(0, str(HERE))
-    from train_step import TensorPeak
-
     original = cls.training_step
 
     def training_step(self, *args, **kwargs):
@@ -119,7 +116,7 @@ def count_first_step(cls, extra: dict) -> None:
 def sizes(trainer) -> dict:
     params = list(trainer.model.parameters())
     trainable = [p for p in params if p.requires_grad]
-    mib = lambda ps: sum(p.numel() * p.element_size() for p in ps) / 2**20  # noqa: E731
+    mib = lambda ps: sum(p.numel() * p.element_size() for p in ps) / 2**20
     return {
         "weights_mib": mib(params),
         "trainable_mib": mib(trainable),
@@ -133,8 +130,8 @@ def child_cadft(args) -> dict:
     phases = Phases()
     phases.thread.start()
     import cadft.cli.train as cli
-    import cadft.models as models
     import cadft.trainer as trainer_mod
+    from cadft import models
 
     phases.wrap(models, "embedded_model_path", "model conversion (GGUF, once) / lookup")
     phases.wrap(cli, "_load_data", "data: read and check rows")
@@ -174,7 +171,9 @@ def child_trl(args) -> dict:
     config = SFTConfig(output_dir=args.out, loss_type="dft", bf16=False, disable_tqdm=True,
                        activation_checkpointing=args.activation_checkpointing, **{k: CLI_DEFAULTS[k] for k in keys})
     # cadft train's LoRA exactly (TRL's ModelConfig defaults: dropout 0.05, q_proj and v_proj)
-    lora = get_peft_config(ModelConfig(use_peft=True, lora_r=CLI_DEFAULTS["lora_r"], lora_alpha=CLI_DEFAULTS["lora_alpha"]))
+    lora = get_peft_config(
+        ModelConfig(use_peft=True, lora_r=CLI_DEFAULTS["lora_r"], lora_alpha=CLI_DEFAULTS["lora_alpha"])
+    )
     trainer = SFTTrainer(resolve_model_path("embedded"), args=config, train_dataset=dataset, peft_config=lora)
     phases.wrap(SFTTrainer, "train", "training (all steps)")
     trainer.train()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import sys
@@ -189,7 +190,7 @@ class Baton(threading.Thread):
         self.turn.acquire()
         try:
             self.trainer.train()
-        except BaseException as e:  # reported by the controller
+        except BaseException as e:  # noqa: BLE001 (reported by the controller, in its thread)
             self.error = e
         self.done.release()
 
@@ -331,8 +332,6 @@ def own_code_share(setup: Setup, raw, seq_len: int, batch: int, warmup: int, ste
     TRL's own. Robust to a loaded machine: both times come from the same steps."""
     from datasets import Dataset
 
-    from cadft.trainer import CADFTTrainer
-
     dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch))
     with tempfile.TemporaryDirectory() as out:
         trainer = make_trainer("cadft-ema", setup, dataset, seq_len, batch, warmup, out)
@@ -471,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = {
         "date": date.today().isoformat(),
-        "machine": f"{_cpu_model()}, nproc={len(__import__('os').sched_getaffinity(0))}, {args.threads} torch thread(s)",
+        "machine": f"{_cpu_model()}, nproc={len(os.sched_getaffinity(0))}, {args.threads} torch thread(s)",
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "
                     f"peft {peft.__version__}, cadft {cadft.__version__}",
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),

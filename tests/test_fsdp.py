@@ -20,7 +20,8 @@ NORMALIZATIONS = ("ema", "batch")
 
 def test_fsdp_two_processes_match_one(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [*torchrun(2), str(HERE / "fsdp_train.py"), str(tmp_path / "two-{normalization}.pt"), "4", ",".join(NORMALIZATIONS)]
+    out = str(tmp_path / "two-{normalization}.pt")
+    cmd = [*torchrun(2), str(HERE / "fsdp_train.py"), out, "4", ",".join(NORMALIZATIONS)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "terminate called" not in proc.stderr
@@ -34,6 +35,7 @@ def test_fsdp_two_processes_match_one(tmp_path):
         assert abs(two["m"] - one["m"]) <= 1e-6 * abs(one["m"]), normalization
         moved = 0
         for k, d in one["delta"].items():
-            torch.testing.assert_close(two["delta"][k], d, rtol=1e-4, atol=1e-7, msg=lambda m: f"{normalization} {k}: {m}")
+            where = f"{normalization} {k}"
+            torch.testing.assert_close(two["delta"][k], d, rtol=1e-4, atol=1e-7, msg=lambda m, w=where: f"{w}: {m}")
             moved += int(d.abs().max() > 0)
         assert moved > 0

@@ -69,7 +69,8 @@ def test_header_has_a_launch_command_naming_existing_files(path):
     assert isinstance(yaml.safe_load(path.read_text()), dict)
     commands = launch_commands(path)
     assert commands, f"{path}: no `accelerate launch ... -m cadft.cli.main train --config ...` line in the header"
-    named = [f for pair in commands for f in pair] + [m.group(1) for line in header(path) for m in [CADFT_CMD.search(line)] if m]
+    named = [f for pair in commands for f in pair]
+    named += [m.group(1) for line in header(path) for m in [CADFT_CMD.search(line)] if m]
     for name in named:
         assert (ROOT / name).is_file(), f"{path}: the launch command names {name}, which does not exist"
     assert path.relative_to(ROOT).as_posix() in named  # the file's own command uses the file
@@ -95,7 +96,8 @@ def test_accelerate_config_validates(path, monkeypatch):
     from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
 
     cluster = ClusterConfig.from_yaml_file(str(path))  # raises on a key accelerate does not know
-    (accelerate_config, training_config), = [c for c in launch_commands(path) if c[0] == path.relative_to(ROOT).as_posix()]
+    own = path.relative_to(ROOT).as_posix()
+    (accelerate_config, training_config), = [c for c in launch_commands(path) if c[0] == own]
     args = launch_args(accelerate_config, training_config)
     for key in cluster.fsdp_config:  # launch copies them onto its arguments, unknown or not
         assert hasattr(args, key if key.startswith("fsdp") else f"fsdp_{key}"), f"{path}: unknown fsdp_config key {key}"
@@ -149,7 +151,8 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
            "--model_name_or_path", model, "--dataset_name", "", "--dataset_path", str(data),
            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2",
            "--max_length", "256", "--activation_checkpointing", "false", "--cadft_calibration_samples", "4",
-           "--output_dir", str(tmp_path / "run"), "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true"]
+           "--output_dir", str(tmp_path / "run"), "--save_strategy", "no", "--use_cpu", "true",
+           "--disable_tqdm", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{shlex.join(cmd)}\n{proc.stderr[-4000:]}"

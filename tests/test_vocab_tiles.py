@@ -72,10 +72,9 @@ def test_narrow_tiles_give_the_same_values_and_gradients():
 
 def test_setting_is_restored_after_an_error():
     default = trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE
-    with pytest.raises(RuntimeError):
-        with cpu_vocab_tiles(torch.device("cpu")):
-            assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == min(default, CPU_VOCAB_TILE)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), cpu_vocab_tiles(torch.device("cpu")):
+        assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == min(default, CPU_VOCAB_TILE)
+        raise RuntimeError("boom")
     assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == default
 
 

@@ -37,8 +37,8 @@ from .models import resolve_model_path
 from .normalizer import RunningNormalizer, log_mean_exp
 from .scoring import mark_fused_lm_head
 from .sharding import rank_shard
-from .vocab_tiles import cpu_vocab_tiles
 from .state_io import STATE_FILE, read_state, write_json_atomic
+from .vocab_tiles import cpu_vocab_tiles
 
 __all__ = ["CADFTTrainer"]
 
@@ -235,7 +235,7 @@ class CADFTTrainer(SFTTrainer):
         args = self.args
         # summary=False: the weight statistics are computed in `_record` / `_log_step_weights`,
         # over the gathered batch or the whole optimizer step, not per micro-batch here
-        common = dict(num_items_in_batch=num_items_in_batch, compat_mask=compat_mask, summary=False)
+        common = {"num_items_in_batch": num_items_in_batch, "compat_mask": compat_mask, "summary": False}
         if args.loss_type == "nll":
             return sft_loss(logps, mask, **common)
         if args.loss_type == "dft":
