@@ -167,6 +167,11 @@ class CADFTConfig(SFTConfig):
     rewrite_tracker_decay: float = field(
         default=0.5, metadata={"help": "EMA decay of each sample's tracked compatibility over its visits."}
     )
+    rewrite_round_timeout: float = field(
+        default=21600.0,
+        metadata={"help": "Seconds the other processes wait for the main process's rewrite generation in a round "
+                  "(a separate gloo group with this timeout, not ddp_timeout; several processes only)."},
+    )
 
     def __post_init__(self):
         if self.loss_type not in LOSS_TYPES:
@@ -217,6 +222,8 @@ class CADFTConfig(SFTConfig):
             raise ValueError(f"rewrite_flag_quantile must be in (0, 1), got {self.rewrite_flag_quantile}")
         if not 0 <= self.rewrite_tracker_decay < 1:
             raise ValueError(f"rewrite_tracker_decay must be in [0, 1), got {self.rewrite_tracker_decay}")
+        if self.rewrite_round_timeout <= 0:
+            raise ValueError(f"rewrite_round_timeout must be > 0 seconds, got {self.rewrite_round_timeout}")
         kinds = ("policy", "local:", "openai:", "vllm:")
         if not (self.rewrite_generator == "policy" or self.rewrite_generator.startswith(kinds[1:])):
             raise ValueError(f"rewrite_generator={self.rewrite_generator!r}; valid: policy, local:<path>, "

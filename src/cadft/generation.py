@@ -79,11 +79,15 @@ def generate(
     num_return_sequences: int = 1,
     batch_size: int = 8,
     progress: bool = True,
+    synced_gpus: bool | None = None,
 ) -> list[list[str]]:
     """Generate `num_return_sequences` continuations of each prompt.
 
     Returns one list per prompt, in the order given, of the newly generated texts
-    (prompt excluded, special tokens skipped).
+    (prompt excluded, special tokens skipped). `synced_gpus=True`: every process calls
+    this with the same number of prompts and keeps running forwards until all have
+    finished each batch (the model's parameters are sharded: FSDP, ZeRO-3); None lets
+    transformers decide.
     """
     if max_new_tokens < 1 or batch_size < 1 or num_return_sequences < 1:
         raise ValueError("max_new_tokens, batch_size and num_return_sequences must be >= 1")
@@ -126,6 +130,7 @@ def generate(
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),
                     generation_config=config,
+                    synced_gpus=synced_gpus,
                 )  # (B * num_return_sequences, T + new), sequences of one prompt adjacent
                 texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
                 for row, i in enumerate(batch):

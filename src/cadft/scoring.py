@@ -28,7 +28,7 @@ from trl.trainer.utils import add_fused_lm_head
 from .conversation import assistant_token_mask, chat_ids
 from .losses import compatibility
 
-__all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "score_rows"]
+__all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "score_rows", "score_rows_sharded"]
 
 _MARK = "_cadft_fused_lm_head"
 
@@ -123,6 +123,13 @@ def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return batches
 
 
+def _fixed_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Row indices sorted longest first, in batches of exactly `batch_size` (the last one
+    smaller): ceil(n / batch_size) batches for n rows, whatever their lengths."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def _takes_position_mask(model) -> bool:
     """Whether `model(..., logits_to_keep=mask)` with a boolean (B, T) mask returns the logits
     of exactly those positions, (N, V). transformers' decoder LMs slice their hidden states
@@ -173,15 +180,21 @@ def score_rows(
     batch_size: int = 16,
     progress: bool = True,
     desc: str = "Scoring",
+    fixed_batches: bool = False,
 ) -> list[dict]:
     """Score tokenized rows ({"input_ids", "labels"}); returns, in input order, one dict
     per row: num_tokens, mean_logprob and compatibility (0 and 0.0 for a row with no
-    trainable token)."""
+    trainable token).
+
+    `fixed_batches=True` runs exactly ceil(len(rows) / batch_size) forwards, whatever the
+    lengths (rows still sorted by length), instead of closing a batch early to limit
+    padding: the same count on every process, which a sharded model needs."""
     ensure_fused_lm_head(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    batches = _length_batches([len(row["input_ids"]) for row in rows], batch_size)
+    lengths = [len(row["input_ids"]) for row in rows]
+    batches = _fixed_batches(lengths, batch_size) if fixed_batches else _length_batches(lengths, batch_size)
     results: list[dict | None] = [None] * len(rows)
     try:
         with tqdm(total=len(rows), desc=desc, unit="row", disable=not progress) as bar:
@@ -215,4 +228,36 @@ def score_rows(
                 bar.update(len(idx))
     finally:
         model.train(was_training)
+    return results
+
+
+def score_rows_sharded(
+    model, rows: list[dict], *, world: int, rank: int, gather, pad_token_id: int, batch_size: int = 16,
+    progress: bool = True, desc: str = "Scoring",
+) -> list[dict]:
+    """`score_rows` as a collective: every process passes the same `rows` and gets every
+    row's score back, in input order; each scores an equal share.
+
+    Rows are sorted by length before they are shared out (a process's share holds rows of
+    similar length), every share has the same size (`rank_shard` pads with a repeated row,
+    scored and dropped) and is scored in fixed batches, so every process runs the same
+    number of forwards: under FSDP or DeepSpeed ZeRO-3 each forward gathers the parameters
+    from every process. `gather(list) -> list` concatenates the processes' lists in rank
+    order (`accelerate.utils.gather_object`)."""
+    if world == 1:
+        return score_rows(model, rows, pad_token_id=pad_token_id, batch_size=batch_size, progress=progress, desc=desc)
+    from .sharding import rank_shard
+
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
+    shard, real = rank_shard(order, world, rank)
+    scores = score_rows(
+        model, [rows[i] for i in shard], pad_token_id=pad_token_id, batch_size=batch_size,
+        progress=progress, desc=desc, fixed_batches=True,
+    )
+    gathered = gather([(i, score) for i, score, is_real in zip(shard, scores, real) if is_real])
+    results: list[dict | None] = [None] * len(rows)
+    for i, score in gathered:
+        results[i] = score
+    if any(score is None for score in results):
+        raise RuntimeError("score_rows_sharded: a row was scored by no process (the processes passed different rows?)")
     return results

@@ -334,6 +334,24 @@ class CADFTTrainer(SFTTrainer):
         if self.rewriter is not None:
             self.rewriter.after_step(self.state.global_step, self.state.max_steps)
 
+    @property
+    def inference_model(self):
+        """The model to run forwards outside a training step (scoring, rewriting) on every
+        process: the FSDP-wrapped module under FSDP, whose forward gathers the parameter
+        shards; else the model itself (under DDP each process runs it alone; under ZeRO-3
+        the module's own hooks gather the parameters). Under FSDP or ZeRO-3 every process
+        must run the same number of forwards."""
+        return self.model_wrapped if self.is_fsdp_enabled else self.model
+
+    @property
+    def parameters_are_sharded(self) -> bool:
+        """Whether a forward is a collective: FSDP, or DeepSpeed ZeRO-3, on several processes."""
+        if self.accelerator.num_processes == 1:
+            return False
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        return bool(self.is_fsdp_enabled or is_deepspeed_zero3_enabled())
+
     @torch.no_grad()
     def _calibrate(self, model) -> None:
         """Initialise m = mean(c**beta) over a seeded sample of the training set, scored in

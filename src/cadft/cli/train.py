@@ -119,27 +119,32 @@ def _scored_row(row: dict) -> dict:
 
 
 def _score(trainer, stage: str) -> list[dict]:
-    """Every training row's score, in dataset order, on every process. Each process scores
-    an equal shard (the same number of forwards everywhere) and the shards are gathered."""
+    """Every training row's score, in dataset order, on every process: a collective in
+    which each process scores an equal share with the same number of forwards (the
+    parameters may be sharded across processes, FSDP or ZeRO-3)."""
     from accelerate.utils import gather_object
 
-    from ..scoring import score_rows
-    from ..sharding import rank_shard
+    from ..scoring import score_rows_sharded
 
     accelerator = trainer.accelerator
     rows = trainer.train_dataset
-    shard, real = rank_shard(list(range(len(rows))), accelerator.num_processes, accelerator.process_index)
-    scores = score_rows(
-        trainer.model,
-        [_scored_row(rows[i]) for i in shard],
-        pad_token_id=trainer.processing_class.pad_token_id,
-        batch_size=trainer.args.per_device_eval_batch_size,
-        progress=accelerator.is_main_process,
-        desc=f"Scoring training set ({stage})",
-    )
-    mine = [{**score, "sample_id": rows[i]["sample_id"], "stage": stage}
-            for i, score, is_real in zip(shard, scores, real) if is_real]
-    return gather_object(mine) if accelerator.num_processes > 1 else mine
+    return [
+        {**score, "sample_id": sample_id, "stage": stage}
+        for score, sample_id in zip(
+            score_rows_sharded(
+                trainer.inference_model,
+                [_scored_row(row) for row in rows],
+                world=accelerator.num_processes,
+                rank=accelerator.process_index,
+                gather=gather_object,
+                pad_token_id=trainer.processing_class.pad_token_id,
+                batch_size=trainer.args.per_device_eval_batch_size,
+                progress=accelerator.is_main_process,
+                desc=f"Scoring training set ({stage})",
+            ),
+            rows["sample_id"],
+        )
+    ]
 
 
 def _add_weights(scores: list[dict], args: CADFTConfig, normalizer: float | None) -> None:

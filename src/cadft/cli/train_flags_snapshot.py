@@ -622,6 +622,10 @@ HELP = (
     '  --rewrite_tracker_decay REWRITE_TRACKER_DECAY, --rewrite-tracker-decay REWRITE_TRACKER_DECAY\n'
     "                        EMA decay of each sample's tracked compatibility over its visits. (default:\n"
     '                        0.5)\n'
+    '  --rewrite_round_timeout REWRITE_ROUND_TIMEOUT, --rewrite-round-timeout REWRITE_ROUND_TIMEOUT\n'
+    "                        Seconds the other processes wait for the main process's rewrite generation\n"
+    '                        in a round (a separate gloo group with this timeout, not ddp_timeout;\n'
+    '                        several processes only). (default: 21600.0)\n'
     '  --model_name_or_path MODEL_NAME_OR_PATH, --model-name-or-path MODEL_NAME_OR_PATH\n'
     '                        Model checkpoint for weights initialization. (default: embedded)\n'
     '  --model_revision MODEL_REVISION, --model-revision MODEL_REVISION\n'
@@ -865,6 +869,7 @@ FLAGS = (
     (('--rewrite_answer_column', '--rewrite-answer-column'), 'rewrite_answer_column', None, 'str', None, None),
     (('--rewrite_template', '--rewrite-template'), 'rewrite_template', None, 'str', None, None),
     (('--rewrite_tracker_decay', '--rewrite-tracker-decay'), 'rewrite_tracker_decay', None, 'float', None, None),
+    (('--rewrite_round_timeout', '--rewrite-round-timeout'), 'rewrite_round_timeout', None, 'float', None, None),
     (('--model_name_or_path', '--model-name-or-path'), 'model_name_or_path', None, 'str', None, None),
     (('--model_revision', '--model-revision'), 'model_revision', None, 'str', None, None),
     (('--dtype',), 'dtype', None, 'str', ('auto', 'bfloat16', 'float16', 'float32'), None),

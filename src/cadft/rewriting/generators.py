@@ -191,9 +191,17 @@ class PolicyGenerator:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
         _require_chat_template(self.tokenizer, f"the policy model {name!r} (rewrite_generator='policy')")
 
-    def generate(self, conversations: list[list[dict]], settings: GenerationSettings) -> list[list[Candidate]]:
+    def generate(
+        self, conversations: list[list[dict]], settings: GenerationSettings, *, synced: bool = False,
+        progress: bool = True,
+    ) -> list[list[Candidate]]:
+        """`synced=True`: every process generates its own share of the same length, in step
+        (the parameters are sharded across processes); a failed batch then raises instead of
+        being retried one conversation at a time, which would desynchronise the processes."""
         start = time.perf_counter()
-        results = _generate_with_transformers(self.model, self.tokenizer, conversations, settings, self.batch_size)
+        results = _generate_with_transformers(
+            self.model, self.tokenizer, conversations, settings, self.batch_size, synced=synced, progress=progress
+        )
         _log_round(self.name, results, time.perf_counter() - start)
         return results
 
@@ -266,7 +274,7 @@ def _require_chat_template(tokenizer, owner: str) -> None:
     )
 
 
-def _generate_with_transformers(model, tokenizer, conversations, settings, batch_size):
+def _generate_with_transformers(model, tokenizer, conversations, settings, batch_size, *, synced=False, progress=True):
     from ..generation import generate as generate_texts  # imports torch: only when a model is used
 
     def generate_batch(batch):
@@ -279,9 +287,12 @@ def _generate_with_transformers(model, tokenizer, conversations, settings, batch
             top_p=settings.top_p,
             num_return_sequences=settings.num_candidates,
             batch_size=batch_size,
-            progress=len(batch) > 1,  # a bar for the round; none for one-by-one retries
+            progress=progress and len(batch) > 1,  # a bar for the round; none for one-by-one retries
+            synced_gpus=True if synced else None,
         )
 
+    if synced:
+        return [[Candidate(text) for text in texts] for texts in generate_batch(conversations)] if conversations else []
     return _batch_then_each(generate_batch, conversations, settings.num_candidates)
 
 

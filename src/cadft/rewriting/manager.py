@@ -1,9 +1,11 @@
 """`Rewriter`: connects the tracker, the schedule, a round and the store to a trainer.
 
 The trainer calls `observe` with every training batch's gathered per-sample values and
-`after_step` after every optimizer step. A round runs on the main process (generation,
-verification, scoring under the current policy); its result is broadcast, so every
-process applies the same accepted rewrites to its collator and the same history to its
+`after_step` after every optimizer step. A round runs on the main process (verification,
+the gain gate; generation by an external generator); scoring under the current policy and
+generation by the policy run on every process as collectives (see `collective.py`: with
+FSDP or ZeRO-3 a forward needs every process). The round's result reaches every process,
+so each applies the same accepted rewrites to its collator and the same history to its
 tracker, and trains on identical data afterwards.
 """
 
@@ -14,13 +16,15 @@ import math
 import os
 
 import torch
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import gather_object
 
 from ..collate import SAMPLE_ID
 from ..data.loading import final_answer
-from ..scoring import score_rows, tokenize_demonstration
+from ..scoring import score_rows_sharded, tokenize_demonstration
+from ..sharding import rank_shard
 from ..verifiers import get_verifier
-from .generators import GenerationSettings, make_generator
+from .collective import RoundService
+from .generators import GenerationSettings, PolicyGenerator, make_generator
 from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template
 from .round import RewriteItem, run_round
 from .schedule import budget_count, resolve_steps, round_due, select_samples
@@ -70,15 +74,19 @@ def target_length(tokenizer, prompt, completion_like, text: str) -> int:
 
 def score_pairs(
     model, tokenizer, pairs: list[tuple], *, like, max_length: int | None, batch_size: int,
-    truncation_mode: str = "keep_start",
+    truncation_mode: str = "keep_start", world: int = 1, rank: int = 0, gather=None, progress: bool = True,
 ) -> list[float]:
     """Compatibility under `model` of (prompt, completion text) pairs: the prompt alone,
-    without any reference, each row truncated as training truncates it."""
+    without any reference, each row truncated as training truncates it. With `world` > 1
+    a collective: every process passes the same pairs (see `score_rows_sharded`)."""
     rows = [
         tokenize_target(tokenizer, prompt, like, text, max_length=max_length, truncation_mode=truncation_mode)
         for prompt, text in pairs
     ]
-    scores = score_rows(model, rows, pad_token_id=tokenizer.pad_token_id, batch_size=batch_size, desc="Scoring rewrites")
+    scores = score_rows_sharded(
+        model, rows, world=world, rank=rank, gather=gather, pad_token_id=tokenizer.pad_token_id,
+        batch_size=batch_size, progress=progress, desc="Scoring rewrites",
+    )
     return [s["compatibility"] for s in scores]
 
 
@@ -113,6 +121,10 @@ class Rewriter:
             flag_quantile=args.rewrite_flag_quantile,
         )
         self.store = RewriteStore()
+        accelerator = trainer.accelerator
+        self.service = RoundService(
+            world=accelerator.num_processes, rank=accelerator.process_index, timeout_s=args.rewrite_round_timeout
+        )
         self._generator = None
         self._row_index = None  # sample id -> row of the trainer's tokenized training set
         if trainer.accelerator.is_main_process:
@@ -158,11 +170,12 @@ class Rewriter:
             rewritten=set(self.store.accepted),
             budget=budget_count(args.rewrite_budget, len(self.rows)),
         )
-        result = [self._run(selected, step) if t.accelerator.is_main_process else None]
-        if t.accelerator.num_processes > 1:
-            result = broadcast_object_list(result)
-        self.apply(result[0], step)
-        t.log_round(result[0].metrics)
+        result = self.service.run(
+            lambda call: self._run(selected, step, call),
+            handlers={"score": self.score, "generate": self._generate_policy},
+        )
+        self.apply(result, step)
+        t.log_round(result.metrics)
 
     # ---- a round --------------------------------------------------------------------------
 
@@ -189,14 +202,41 @@ class Rewriter:
         return target_length(self.trainer.processing_class, prompt, self._like, text)
 
     def score(self, pairs: list[tuple]) -> list[float]:
-        """Compatibility under the current policy of (prompt, completion text) pairs."""
+        """Compatibility under the current policy of (prompt, completion text) pairs; on
+        several processes a collective (each scores an equal share)."""
         t = self.trainer
         return score_pairs(
-            t.model, t.processing_class, pairs, like=self._like, max_length=t.args.max_length,
+            t.inference_model, t.processing_class, pairs, like=self._like, max_length=t.args.max_length,
             batch_size=t.args.per_device_eval_batch_size, truncation_mode=t.args.truncation_mode,
+            world=t.accelerator.num_processes, rank=t.accelerator.process_index, gather=gather_object,
+            progress=self._progress,
         )
 
-    def _run(self, selected: list[int], step: int):
+    @property
+    def _progress(self) -> bool:
+        """Progress bars on the main process, unless the trainer's are off (`disable_tqdm`)."""
+        t = self.trainer
+        return t.accelerator.is_main_process and not t.args.disable_tqdm
+
+    def _generate_policy(self, conversations: list, settings: GenerationSettings) -> list:
+        """The policy's candidates for every conversation, on every process: each process
+        generates an equal share (in step with the others when the parameters are sharded)
+        and the shares are gathered in order."""
+        t = self.trainer
+        world, rank = t.accelerator.num_processes, t.accelerator.process_index
+        if world == 1:
+            return self.generator.generate(conversations, settings, progress=self._progress)
+        shard, real = rank_shard(conversations, world, rank)
+        mine = self.generator.generate(shard, settings, synced=t.parameters_are_sharded, progress=self._progress)
+        return gather_object([candidates for candidates, is_real in zip(mine, real) if is_real])
+
+    def _run(self, selected: list[int], step: int, call=None):
+        """The round over `selected` (main process). `call(name, *args)` runs "score" and
+        "generate" (policy) on every process (`RoundService.run`); None: here alone."""
+        call = call or (lambda name, *args: {"score": self.score, "generate": self._generate_policy}[name](*args))
+        generator = self.generator
+        if isinstance(generator, PolicyGenerator):
+            generator = _Collective(generator, call)
         items = [
             RewriteItem(
                 sample_id=i,
@@ -208,9 +248,9 @@ class Rewriter:
         ]
         return run_round(
             items,
-            generator=self.generator,
+            generator=generator,
             verifier=self.verifier,
-            score=self.score,
+            score=lambda pairs: call("score", pairs),
             settings=self.settings,
             min_gain=self.trainer.args.rewrite_min_gain,
             round_index=self.store.rounds_done + 1,
@@ -292,3 +332,14 @@ class Rewriter:
                     "%d rows of %s came from rounds after the checkpoint; moved to rewrites.orphaned.jsonl",
                     moved, os.path.join(self.trainer.args.output_dir, PROVENANCE_FILE),
                 )
+
+
+class _Collective:
+    """A policy generator whose `generate` runs on every process (through the round's `call`)."""
+
+    def __init__(self, generator: PolicyGenerator, call):
+        self.generator, self.call = generator, call
+        self.name = generator.name
+
+    def generate(self, conversations: list, settings: GenerationSettings) -> list:
+        return self.call("generate", conversations, settings)
