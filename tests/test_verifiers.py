@@ -141,6 +141,7 @@ def test_user_verifier(tmp_path, monkeypatch):
         "def same_length(candidate, reference):\n    return len(candidate) == len(reference)\n"
         "def verdict(candidate, reference):\n    return Verdict(False, 'custom', None)\n"
         "def broken(candidate, reference):\n    return 'yes'\n"
+        "def crashes(candidate, reference):\n    return int(candidate) == int(reference)\n"
         "NOT_CALLABLE = 3\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -150,6 +151,10 @@ def test_user_verifier(tmp_path, monkeypatch):
     assert get_verifier("my_checks:verdict")("a", "b") == Verdict(False, "custom", None)
     with pytest.raises(TypeError, match="must return a bool or"):
         get_verifier("my_checks:broken")("a", "b")
+    # A check that raises on one candidate rejects that candidate; the round goes on
+    assert get_verifier("my_checks:crashes")("12", "12").ok
+    crashed = get_verifier("my_checks:crashes")("twelve", "12")
+    assert not crashed.ok and crashed.reason.startswith("my_checks:crashes raised ValueError: invalid literal")
     with pytest.raises(ValueError, match="has no 'missing'"):
         get_verifier("my_checks:missing")
     with pytest.raises(TypeError, match="not a function"):

@@ -163,6 +163,8 @@ class _ShortLogLines(logging.Filter):
         return True
 
 
+logger = logging.getLogger(__name__)
+
 _LOG_LINE_CHARS = 120
 for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_ShortLogLines())
@@ -379,7 +381,13 @@ def _user_verifier(spec: str) -> Callable[[str, str], Verdict]:
         raise TypeError(f"verifier {spec!r}: {attribute!r} is a {type(function).__name__}, not a function")
 
     def verify(candidate: str, reference: str) -> Verdict:
-        result = function(candidate, reference)
+        try:
+            result = function(candidate, reference)
+        except Exception as error:  # noqa: BLE001 - one candidate's failed check must not stop a round
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            logger.warning("verifier %s raised %s: %s; the candidate counts as a mismatch", spec,
+                           type(error).__name__, first)
+            return Verdict(False, f"{spec} raised {type(error).__name__}: {first}; counted as a mismatch", None)
         if isinstance(result, Verdict):
             return result
         if isinstance(result, bool):
