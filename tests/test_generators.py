@@ -452,3 +452,15 @@ def test_rewrite_messages_errors():
         rewrite_messages([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "r")
     with pytest.raises(TypeError):
         rewrite_messages(42, "r")
+
+
+def test_openai_reply_bodies_over_the_cap_are_not_read(server):
+    """A server that ignores max_tokens (n choices of 5 MB): with a 1 MiB cap the body is
+    cut off unread and the conversation fails with the reason; under the default cap it
+    is read (and the round rejects the replies as too large, tests/test_rewriting_guards.py)."""
+    capped = OpenAIChatGenerator(server.base_url, "test-model", api_key_env=None, max_body_bytes=2**20, **FAST)
+    [candidates] = capped.generate([user("q mode:huge")], TWO)
+    assert all(c.text is None and c.error.startswith("reply body over max_body_bytes=1048576") for c in candidates)
+    [candidates] = OpenAIChatGenerator(server.base_url, "test-model", api_key_env=None, **FAST).generate(
+        [user("q mode:huge")], TWO)
+    assert all(c.text is not None and len(c.text) > 5_000_000 for c in candidates)

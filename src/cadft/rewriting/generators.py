@@ -393,7 +393,9 @@ class OpenAIChatGenerator:
     than asked (some support only n=1) is asked again for the rest, at most
     `num_candidates` requests per conversation in all.
 
-    Each request waits at most `timeout_s` for the connection and for each read, and is
+    A reply body over `max_body_bytes` (64 MiB) fails that conversation without being read
+    further (a server ignoring max_tokens cannot fill the memory). Each request waits at
+    most `timeout_s` for the connection and for each read, and is
     retried up to `max_retries` times, after `backoff_s * 2**attempt` seconds (or the
     server's Retry-After, up to 60 s), on a connection error, a timeout, HTTP 429 and
     HTTP 5xx; other 4xx answers and malformed responses are not retried. At most
@@ -418,6 +420,7 @@ class OpenAIChatGenerator:
         max_retries: int = 3,
         backoff_s: float = 1.0,
         concurrency: int = 4,
+        max_body_bytes: int = 64 * 2**20,
     ):
         parsed = urllib.parse.urlsplit(base_url or "")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -426,10 +429,10 @@ class OpenAIChatGenerator:
             raise ValueError("put the API key in an environment variable (api_key_env), not in base_url")
         if not model:
             raise ValueError("OpenAIChatGenerator needs a model name")
-        if timeout_s <= 0 or backoff_s < 0 or max_retries < 0 or concurrency < 1:
+        if timeout_s <= 0 or backoff_s < 0 or max_retries < 0 or concurrency < 1 or max_body_bytes < 1:
             raise ValueError(
-                "need timeout_s > 0, backoff_s >= 0, max_retries >= 0 and concurrency >= 1, got "
-                f"{timeout_s}, {backoff_s}, {max_retries} and {concurrency}"
+                "need timeout_s > 0, backoff_s >= 0, max_retries >= 0, concurrency >= 1 and max_body_bytes >= 1, "
+                f"got {timeout_s}, {backoff_s}, {max_retries}, {concurrency} and {max_body_bytes}"
             )
         root = base_url.rstrip("/")
         self.base_url = root if parsed.path.strip("/") else root + "/v1"
@@ -439,6 +442,7 @@ class OpenAIChatGenerator:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.concurrency = concurrency
+        self.max_body_bytes = max_body_bytes
         self.name = f"openai:{model}@{base_url}"
         self._opener = urllib.request.build_opener(_NoRedirects)
         if api_key_env and not os.environ.get(api_key_env):
@@ -480,7 +484,10 @@ class OpenAIChatGenerator:
         request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
         try:
             with self._opener.open(request, timeout=timeout) as response:
-                return response.read()
+                body = response.read(self.max_body_bytes + 1)  # never more than the cap in memory
+                if len(body) > self.max_body_bytes:
+                    raise _FinalError(f"reply body over max_body_bytes={self.max_body_bytes} (read no further)")
+                return body
         except urllib.error.HTTPError as error:
             body = self._redact(error.read(300).decode("utf-8", "replace")).strip()
             reason = f"HTTP {error.code}" + (f": {body}" if body else "")
