@@ -11,7 +11,9 @@ Every method gets the same learning-rate search: one run per learning rate of th
 
 - test NLL: mean token NLL of clean held-out GSM8K test solutions, and of their final-answer
   span (the tokens after the last `#`);
-- accuracy: greedy accuracy on held-out 1-step test problems (math-verify);
+- accuracy: greedy accuracy on held-out 1-step test problems (math-verify), measured after
+  training only if the base model is off the floor there (above 0): at the floor the subset
+  cannot show a change and its generations would take a third of the budget;
 - forgetting: the change in mean token NLL of the base model's own greedy answers to general
   instruction prompts (generated once at the base, cached);
 - compatibility per data kind after training (before: the base row);
@@ -19,6 +21,11 @@ Every method gets the same learning-rate search: one run per learning rate of th
 
 Seeds pair runs (same data order and LoRA initialisation), so differences against DFT
 and SFT are paired.
+
+Finished (data, method) runs are saved as they end (`b.partial.json`) and reused by a later
+invocation with the same arguments (from it or from a finished `b.json`): a crash costs the
+method in progress only, and a method added later (`--clean_methods SFT,DFT,CADFT`) trains
+alone. The wall time reported is the sum over the invocations.
 """
 
 from __future__ import annotations
@@ -121,13 +128,13 @@ class EvalSets:
         self.accuracy_rows = [{"question": r["question"], "answer": r["answer"]} for r in one_step[: args.accuracy]]
 
 
-def measure(model, tok, sets: EvalSets, args, *, base_general_nll: float | None) -> dict:
+def measure(model, tok, sets: EvalSets, args, *, base_general_nll: float | None, with_accuracy: bool = True) -> dict:
     test = token_logprobs(model, sets.test)
     general_nll = mean_nll(token_logprobs(model, sets.general))
     return {
         "test_nll": mean_nll(test),
         "answer_nll": mean_nll(test, sets.spans),
-        "accuracy": accuracy(model, tok, sets.accuracy_rows, args.max_new_tokens),
+        "accuracy": accuracy(model, tok, sets.accuracy_rows, args.max_new_tokens) if with_accuracy else math.nan,
         "general_nll": general_nll,
         "forgetting": general_nll - base_general_nll if base_general_nll is not None else 0.0,
         "compat_by_kind": compat_by_kind(token_logprobs(model, sets.kinds), sets.kind_names),
@@ -209,38 +216,87 @@ def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path)
     return trainer.model, tok, norms, extras
 
 
+# The arguments a finished run depends on: a run saved under the same values is reused
+RUN_KEYS = ("model_name_or_path", "gsm8k", "seed", "max_length", "per_kind", "lora_r", "lora_targets", "seeds",
+            "train", "steps", "train_batch", "lrs", "validation", "test_nll", "accuracy", "general", "max_new_tokens")
+
+
+def run_key(args: dict, estimator: dict | None = None) -> dict:
+    """The values of RUN_KEYS in `args`, and the CADFT defaults (now, or as recorded)."""
+    from part_a import defaults
+
+    return {**{k: args.get(k) for k in RUN_KEYS}, "defaults": estimator if estimator is not None else defaults()}
+
+
+def _int_seeds(methods: dict) -> dict:
+    """Runs read back from JSON, with their seed keys as integers again (pairing uses them)."""
+    return {m: {**r, "seeds": {int(k): v for k, v in r["seeds"].items()}} for m, r in methods.items()}
+
+
+def previous_runs(args) -> tuple[dict, dict | None, float]:
+    """Finished runs saved under the same arguments (b.partial.json, else b.json), the base
+    model's metrics measured then, and the wall time spent on them."""
+    key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+    partial = common.load_json(Path(args.out) / "b.partial.json")
+    if partial is not None and partial["key"] == key:
+        return {name: _int_seeds(m) for name, m in partial["runs"].items()}, partial["base"], partial["wall_s"]
+    done = common.load_json(Path(args.out) / "b.json")
+    if done is not None and run_key(done["meta"]["args"], done["defaults"]) == key:
+        runs = {name: _int_seeds(m) for name, m in done["runs"].items()}
+        return runs, done["base"], done.get("wall_s_total", done["meta"]["wall_s"])
+    return {}, None, 0.0
+
+
 def run(args, splits) -> dict:
     start = time.time()
     from part_a import defaults
 
+    reused, reused_base, reused_wall = previous_runs(args)
+    if reused:
+        listed = ", ".join(f"{name} {m}" for name, methods in reused.items() for m in methods)
+        print(f"[part b] reusing finished runs ({reused_wall / 60:.1f} min of earlier wall time): {listed}", flush=True)
+
     base, tok = common.load(args.model_name_or_path)
     answers = base_general_answers(args, base, tok)
     sets = EvalSets(args, splits, tok, answers)
-    base_metrics = measure(base, tok, sets, args, base_general_nll=None)
-    base_metrics["validation_nll"] = mean_nll(token_logprobs(base, sets.validation))
+    if reused_base is not None:  # the same base model and sets: measured by the earlier invocation
+        base_metrics = reused_base
+    else:
+        base_metrics = measure(base, tok, sets, args, base_general_nll=None)
+        base_metrics["validation_nll"] = mean_nll(token_logprobs(base, sets.validation))
+    args.accuracy_after = base_metrics["accuracy"] > 0  # off the floor: the subset can show a change
     del base
-    print(f"[part b] base measured: {time.time() - start:.0f} s", flush=True)
+    shown = {k: round(v, 4) for k, v in base_metrics.items() if isinstance(v, float)}
+    print(f"[part b] base measured: {time.time() - start:.0f} s: {shown}", flush=True)
     clean = tuple(m.strip() for m in args.clean_methods.split(",") if m.strip())
     datasets = {"mixed": (splits["train_mixed"], MIXED_METHODS), "clean": (splits["train_clean"], clean)}
     lrs = [float(x) for x in args.lrs.split(",")]
     work = Path(tempfile.mkdtemp(prefix="cadft-real-b-"))  # trainer output folders (nothing is saved there)
     try:
-        runs = _train_all(args, datasets, lrs, sets, base_metrics, work, start)
+        runs = _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reused_wall)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    (Path(args.out) / "b.partial.json").unlink(missing_ok=True)  # the caller saves the whole result
     return {"defaults": defaults(), "base": base_metrics, "runs": runs, "table": tables(runs),
             "sizes": {"train": len(splits["train_mixed"]), "steps": args.steps, "batch": args.train_batch,
                       "seeds": args.seeds, "lrs": lrs, "test_nll": len(sets.test), "general": len(sets.general),
-                      "accuracy": len(sets.accuracy_rows), "validation": len(sets.validation)},
-            "wall_s": time.time() - start}
+                      "accuracy": len(sets.accuracy_rows), "validation": len(sets.validation),
+                      "accuracy_after": args.accuracy_after},
+            "wall_s": time.time() - start, "wall_s_total": time.time() - start + reused_wall,
+            "reused": {name: sorted(methods) for name, methods in reused.items()}}
 
 
-def _train_all(args, datasets, lrs, sets, base_metrics, work, start) -> dict:
-    """The learning-rate search and the seeds of every (data, method)."""
+def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reused_wall) -> dict:
+    """The learning-rate search and the seeds of every (data, method); finished ones are
+    reused, and each newly finished one is saved at once."""
     runs: dict[str, dict[str, dict]] = {}
+    key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
     for name, (rows, methods) in datasets.items():
         runs[name] = {}
         for method in methods:
+            if method in reused.get(name, {}):
+                runs[name][method] = reused[name][method]
+                continue
             search, best = [], None
             for lr in lrs:  # the same search budget for every method
                 model, tok, norms, extras = train(args, method, rows, lr, 0, work)
@@ -257,11 +313,14 @@ def _train_all(args, datasets, lrs, sets, base_metrics, work, start) -> dict:
                 per_seed[seed] = _result(model, tok, sets, args, base_metrics, norms, extras)
                 print(f"[part b] {name} {method} seed {seed} ({time.time() - start:.0f} s)", flush=True)
             runs[name][method] = {"lr": lr, "search": search, "seeds": per_seed}
+            partial = {"key": key, "runs": runs, "base": base_metrics, "wall_s": time.time() - start + reused_wall}
+            common.save_json(partial, Path(args.out) / "b.partial.json")
     return runs
 
 
 def _result(model, tok, sets, args, base_metrics, norms, extras) -> dict:
-    result = measure(model, tok, sets, args, base_general_nll=base_metrics["general_nll"])
+    result = measure(model, tok, sets, args, base_general_nll=base_metrics["general_nll"],
+                     with_accuracy=getattr(args, "accuracy_after", True))
     window = max(2, min(10, len(norms) // 3))
     result.update(grad_norm_max=max(norms) if norms else 0.0, grad_spikes=spikes(norms, window=window),
                   grad_norms=norms, **extras)
