@@ -30,7 +30,8 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(out), "--gsm8k",
-                           str(shared_data / "gsm8k")], env=env, capture_output=True, text=True, timeout=900)
+                           str(shared_data / "gsm8k"), "--clean_methods", "DFT,CADFT"],
+                          env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = {part: json.loads((out / f"{part}.json").read_text()) for part in ("kinds", "a", "b")}
@@ -56,9 +57,10 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
     assert set(b["clean"]["methods"]) == {"DFT", "CADFT"} and "CADFT - DFT" in b["clean"]["paired"]
     assert all(ci["n"] == 2 for ci in b["mixed"]["methods"]["CADFT"].values() if ci["n"])
 
-    # A second invocation with one more clean method reuses every finished run and trains that one alone
+    # A second invocation with one more clean method (the default SFT,DFT,CADFT) reuses every
+    # finished run and trains that one alone
     again = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(out), "--gsm8k",
-                            str(shared_data / "gsm8k"), "--parts", "b", "--clean_methods", "SFT,DFT,CADFT"],
+                            str(shared_data / "gsm8k"), "--parts", "b"],
                            env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[part b] reusing finished runs" in again.stdout

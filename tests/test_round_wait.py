@@ -14,10 +14,13 @@ from helpers import torchrun
 HERE = Path(__file__).parent
 
 
-def _run(tmp_path, *, ddp_timeout: int, sleep_s: float, round_timeout: float) -> tuple[subprocess.CompletedProcess, Path]:
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+def _run(tmp_path, *, ddp_timeout: int, sleep_s: float, round_timeout: float):
+    """(the finished torchrun process, the file rank 0 writes the round's provenance to)"""
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1"}
     out = tmp_path / f"rows-{round_timeout:g}.jsonl"
-    cmd = [*torchrun(2), str(HERE / "slow_round_train.py"), str(out), str(ddp_timeout), str(sleep_s), str(round_timeout)]
+    cmd = [*torchrun(2), str(HERE / "slow_round_train.py"), str(out), str(ddp_timeout), str(sleep_s),
+           str(round_timeout)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300), out
 
 

@@ -3,7 +3,7 @@
 Methods (the library's defaults for CADFT, read from `CADFTConfig()` at run time):
 SFT, DFT, CADFT, CADFT with rewriting (the policy as generator, math-verify against the
 true answer) and the oracle filter (DFT on the mixture's gold rows only), on the mixture;
-DFT and CADFT on the clean set (the same problems, all gold; `--clean_methods` adds others).
+SFT, DFT and CADFT on the clean set (the same problems, all gold; `--clean_methods`).
 
 Every method gets the same learning-rate search: one run per learning rate of the grid
 (seed 0), the one with the lowest NLL on gold validation rows wins, and seeds 1.. run at it
@@ -24,7 +24,7 @@ and SFT are paired.
 
 Finished (data, method) runs are saved as they end (`b.partial.json`) and reused by a later
 invocation with the same arguments (from it or from a finished `b.json`): a crash costs the
-method in progress only, and a method added later (`--clean_methods SFT,DFT,CADFT`) trains
+method in progress only, and a method added later (to `--clean_methods`, say) trains
 alone. The wall time reported is the sum over the invocations.
 """
 

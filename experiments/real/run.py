@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--accuracy", type=int, default=32, help="Part B: held-out 1-step problems for greedy accuracy")
     a("--general", type=int, default=50, help="Part B: general prompts for forgetting")
     a("--max_new_tokens", type=int, default=160, help="Part B: generation length (accuracy, forgetting, rewriting)")
-    a("--clean_methods", default="DFT,CADFT", help="Part B: methods also trained on the clean set")
+    a("--clean_methods", default="SFT,DFT,CADFT", help="Part B: methods also trained on the clean set")
     a("--cache_dir", default=None, help="cached base generations (default <out>/cache)")
     return p
 
