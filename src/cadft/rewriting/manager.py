@@ -170,10 +170,7 @@ class Rewriter:
             rewritten=set(self.store.accepted),
             budget=budget_count(args.rewrite_budget, len(self.rows)),
         )
-        result = self.service.run(
-            lambda call: self._run(selected, step, call),
-            handlers={"score": self.score, "generate": self._generate_policy},
-        )
+        result = self.service.run(lambda call: self._run(selected, step, call), handlers=self._handlers)
         self.apply(result, step)
         t.log_round(result.metrics)
 
@@ -218,6 +215,11 @@ class Rewriter:
         t = self.trainer
         return t.accelerator.is_main_process and not t.args.disable_tqdm
 
+    @property
+    def _handlers(self) -> dict:
+        """The round's steps that run on every process (`RoundService.run`)."""
+        return {"score": self.score, "generate": self._generate_policy}
+
     def _generate_policy(self, conversations: list, settings: GenerationSettings) -> list:
         """The policy's candidates for every conversation, on every process: each process
         generates an equal share (in step with the others when the parameters are sharded)
@@ -233,7 +235,7 @@ class Rewriter:
     def _run(self, selected: list[int], step: int, call=None):
         """The round over `selected` (main process). `call(name, *args)` runs "score" and
         "generate" (policy) on every process (`RoundService.run`); None: here alone."""
-        call = call or (lambda name, *args: {"score": self.score, "generate": self._generate_policy}[name](*args))
+        call = call or (lambda name, *args: self._handlers[name](*args))
         generator = self.generator
         if isinstance(generator, PolicyGenerator):
             generator = _Collective(generator, call)
