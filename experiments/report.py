@@ -357,14 +357,15 @@ def base_compat(record: dict) -> dict:
     return {}
 
 
-def _definitions(args: dict) -> str:
+def _definitions(args: dict, sets: dict) -> str:
     return f"""## What is measured
 
 - **Accuracy** (greedy generation, at most 72 new tokens, final answer = the last `#### x`, else the last
-  number, against the true answer). ID: {args['n_test']} problems with 3-4 operations (the fine-tuning
-  distribution); OOD: {args['n_test']} problems with 5 operations (longer than any fine-tuning problem);
-  retention: {args['n_test']} problems with 1-2 operations (disjoint from fine-tuning; forgetting = base minus
-  this); validation: {args['n_val']} ID problems, used for tuning and for the decision rule only. Fixed sets.
+  number, against the true answer). ID: {args['n_test']} problems with {sets['finetune']['text']} (the fine-tuning
+  distribution); OOD: {args['n_test']} problems with {sets['ood']['text']} (starts no fine-tuning problem has);
+  retention: {args['n_test']} problems with {sets['retention']['text']} (disjoint from fine-tuning; forgetting =
+  base minus this); validation: {args['n_val']} ID problems, used for tuning and for the decision rule only. Fixed
+  sets.
 - **Gradient instruments**, at step 0 and the probes, on a fixed probe batch (the first {args['probe_size']} rows of
   the run's own training set, identical across methods for a seed), from the per-sample gradients h_i of the
   method's loss with its weights: `grad SNR` = (||mean h||^2 - tr Cov/B) / tr Cov, the per-sample
@@ -412,12 +413,12 @@ def _testbed(record: dict) -> str:
 
 A tiny Llama (hidden {base['config']['hidden_size']}, {base['config']['num_layers']} layers, character tokenizer, `cadft.tiny`) is
 pre-trained from scratch for {base['config']['steps']} steps on native-style problems whose number of operations is drawn
-as {weights}: long problems are rare, so the fine-tuning skill exists, weakly (DFT assumes a model that has the
-skill in some form). {base['config']['hint_frac']:.0%} of its rows also teach it to restate a reference solution in its own
-style (what rewriting with the policy as generator needs). Base policy, greedy accuracy on 100 problems each: {acc};
+as {weights}: long problems are rare, so the fine-tuning skill exists but is unreliable (DFT assumes a model
+that has the skill in some form). {base['config']['hint_frac']:.0%} of its rows also teach it to restate a reference solution in its own
+style (what rewriting with the policy as generator needs). Base policy, greedy accuracy on 100 problems each (starts 10-99): {acc};
 on the fixed sets: ID {base['test_id_acc']:.3f}, OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}.
 
-Fine-tuning sets: {args['n_train']} problems with 3-4 operations, in three mixtures of demonstration kinds
+Fine-tuning sets: {args['n_train']} problems with {base['sets']['finetune']['text']}, in three mixtures of demonstration kinds
 (`experiments/task.py` shows each style): **clean** (all native and correct); **default** (10% mild, 10% medium,
 10% strong style distance, 20% wrong); **high** (20% mild, 20% medium, 20% strong, 10% wrong). Styles: *mild* changes
 the answer marker (`= 34` for `#### 34`), *medium* also spaces every step (`37 + 5 = 42`), *strong* is a foreign
@@ -479,7 +480,7 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
     page.append(_testbed(record))
     page.append(sanity_section(summary))
     page.append(when_cadft_helps(summary))
-    page.append(_definitions(record["args"]))
+    page.append(_definitions(record["args"], record["base"]["sets"]))
     page.append(_main_section(summary))
     page.append("## The mixtures (test seeds; every method re-tuned per mixture)\n")
     page.append(_mixture_table(summary) + "\n")

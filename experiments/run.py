@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,13 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--n-checkpoints", type=int, default=4, help="probes of the default-mixture test runs: step 0 and k*steps/n")
     a("--rewrite-budget", type=float, default=0.1, help="rewrites per round, a fraction of the set (default 0.1)")
     # tuning and ablation (validation seeds: their own data, never the test sets)
-    a("--lrs", type=_floats, default=[1e-4, 3e-4, 1e-3, 3e-3], help="learning-rate grid of every method")
-    a("--val-seeds", type=_ints, default=[100], help="seeds of the learning-rate grid (default 100)")
+    a("--lrs", type=_floats, default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
+      help="learning-rate grid of every method (default 1e-5 to 3e-3, 6 rates)")
+    a("--val-seeds", type=_ints, default=[100, 101], help="seeds of the learning-rate grid (default 100,101)")
     a("--ablation-seeds", type=_ints, default=[100, 101, 102], help="seeds of the ablation (default 100,101,102)")
     a("--ablation-size", type=int, default=9, help="first k variants of the design (default all 9)")
     # test runs
     a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the default mixture (default 0-4)")
-    a("--mixture-seeds", type=_ints, default=[0, 1, 2], help="test seeds in the other mixtures (default 0,1,2)")
+    a("--mixture-seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the other mixtures (default 0-4)")
     # cold-start RL
     a("--grpo-steps", type=int, default=16, help="GRPO steps from every fine-tuned model (default 16)")
     a("--grpo-lr", type=float, default=2e-4, help="GRPO learning rate, the same for all (default 2e-4)")
@@ -221,6 +222,9 @@ def _base(args) -> tuple[str, dict]:
     path = testbed.ensure_base(cfg, args.cache_dir)
     with open(os.path.join(path, "meta.json")) as f:
         meta = {**json.load(f), "cached": cached}
+    meta.update(testbed.base_accuracy(path, args.n_val, args.n_test))  # on this run's sets, whatever the cache saw
+    meta["sets"] = {name: {**asdict(s), "text": s.describe()} for name, s in
+                    (("finetune", testbed.FINETUNE), ("ood", testbed.OOD), ("retention", testbed.RETENTION))}
     logger.info("base policy ready (%.0f s): accuracy by operations %s", meta["seconds"], meta["acc_by_ops"])
     return path, meta
 

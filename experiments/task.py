@@ -2,12 +2,13 @@
 
 A problem starts from a two-digit number and applies `num_ops` operations `+d` or `-d`
 (d in 1..9), left to right, keeping every running total in [0, 99]. Its true answer is the
-last total. The number of operations is the difficulty knob:
+last total. The number of operations is the difficulty knob, the starting number a shift of
+the inputs (the sets of the testbed, `experiments/testbed.py`):
 
-    pre-training (the base policy):  1-5 ops, long problems rare (the skill exists, weakly)
-    retention (forgetting):          1-2 ops   disjoint from fine-tuning
-    fine-tuning, ID:                 3-4 ops   the base policy's weak part
-    out of distribution:             5 ops     longer than any fine-tuning problem
+    pre-training (the base policy):  1-5 ops, starts 10-99, long problems rare
+    retention (forgetting):          1-2 ops, starts 10-99   disjoint from fine-tuning
+    fine-tuning, ID:                 3 ops, starts 10-54     the base policy is middling here
+    out of distribution:             3 ops, starts 55-99     starts no fine-tuning problem has
 
 Solution styles, graded by their distance from the base policy's own (all correct, all end
 with a checkable final answer):
@@ -75,8 +76,8 @@ class Problem:
         return f"{self.start}" + "".join(f"{op:+d}" for op in self.ops) + "=?"
 
 
-def sample_problem(rng: random.Random, num_ops: int) -> Problem:
-    start = rng.randint(10, 99)
+def sample_problem(rng: random.Random, num_ops: int, starts: tuple[int, int] = (10, 99)) -> Problem:
+    start = rng.randint(*starts)
     total, ops = start, []
     for _ in range(num_ops):
         choices = [d for d in range(1, 10) if total + d <= 99] + [-d for d in range(1, 10) if total - d >= 0]
@@ -145,14 +146,16 @@ def _row(problem: Problem, text: str, kind: str) -> dict:
     }
 
 
-def problems(n: int, ops: tuple[int, int], seed: int) -> list[Problem]:
-    """`n` problems with a number of operations drawn uniformly in [ops[0], ops[1]]."""
+def problems(n: int, ops: tuple[int, int], seed: int, starts: tuple[int, int] = (10, 99)) -> list[Problem]:
+    """`n` problems with a number of operations drawn uniformly in [ops[0], ops[1]], starting
+    from a number drawn uniformly in [starts[0], starts[1]]."""
     rng = random.Random(seed)
-    return [sample_problem(rng, rng.randint(*ops)) for _ in range(n)]
+    return [sample_problem(rng, rng.randint(*ops), starts) for _ in range(n)]
 
 
 def finetune_rows(
-    n: int, fractions: dict[str, float], *, noise_kind: str = "mixed", ops: tuple[int, int] = (3, 4), seed: int = 0
+    n: int, fractions: dict[str, float], *, noise_kind: str = "mixed", ops: tuple[int, int] = (3, 4),
+    starts: tuple[int, int] = (10, 99), seed: int = 0,
 ) -> list[dict]:
     """The fine-tuning mixture: round(n * fractions[kind]) rows of each non-native kind
     (`mild`, `medium`, `strong`, `wrong`), the rest native, shuffled."""
@@ -165,7 +168,7 @@ def finetune_rows(
     rng.shuffle(kinds)
     rows = []
     for kind in kinds:
-        problem = sample_problem(rng, rng.randint(*ops))
+        problem = sample_problem(rng, rng.randint(*ops), starts)
         if kind == "wrong":
             text, _ = wrong_solution(problem, noise_kind, rng)
         else:

@@ -35,15 +35,38 @@ import torch
 from instruments import cosine, gradient_snr, split_half_cosine
 from task import HINT_PREFIX, KINDS, chat_prompt, finetune_rows, pretrain_rows, problems, solution
 
-__all__ = ["BaseConfig", "RunConfig", "GRPORunConfig", "MIXTURES", "ensure_base", "finetune", "grpo", "accuracy",
-           "probe_gradients"]
+__all__ = ["BaseConfig", "RunConfig", "GRPORunConfig", "ProblemSet", "FINETUNE", "OOD", "RETENTION", "MIXTURES",
+           "ensure_base", "base_accuracy", "finetune", "grpo", "accuracy", "probe_gradients"]
 
 logger = logging.getLogger(__name__)
 
 TASK_VERSION = 2  # bump when task.py changes what a base policy learns: invalidates the cache
 EVAL_SEED = 12345  # the fixed evaluation problems (val, test, OOD, retention) come from this seed
 MAX_NEW_TOKENS = 72  # a 5-op native solution is <= 45 characters
-FT_OPS, OOD_OPS, RETENTION_OPS = (3, 4), (5, 5), (1, 2)
+
+
+@dataclass(frozen=True)
+class ProblemSet:
+    """A distribution of problems: the number of operations and the starting number, each
+    drawn uniformly from its inclusive range."""
+
+    ops: tuple[int, int]
+    starts: tuple[int, int] = (10, 99)
+
+    def sample(self, n: int, seed: int) -> list:
+        return problems(n, self.ops, seed, self.starts)
+
+    def describe(self) -> str:
+        ops = f"{self.ops[0]}" if self.ops[0] == self.ops[1] else f"{self.ops[0]}-{self.ops[1]}"
+        return f"{ops} operations from a start in {self.starts[0]}-{self.starts[1]}"
+
+
+# Fine-tuning (and validation, ID test, GRPO prompts): 3 operations, where the base policy is
+# middling, from starts 10-54. OOD: the same length from starts 55-99, which no fine-tuning
+# problem has (and which need more subtractions to stay within 0-99). Longer problems were
+# tried as OOD first: fine-tuning on 3-4 operations left 5-operation problems at the floor
+# for every method, SFT included. Retention: 1-2 operations, disjoint from fine-tuning.
+FINETUNE, OOD, RETENTION = ProblemSet((3, 3), (10, 54)), ProblemSet((3, 3), (55, 99)), ProblemSet((1, 2))
 
 # The fine-tuning mixtures: the fraction of each non-native kind (the rest is native and correct)
 MIXTURES = {
@@ -159,17 +182,17 @@ def _load(path: str):
 def eval_sets(n_val: int, n_test: int) -> dict:
     """Fixed problem sets, the same for every method and seed (val is disjoint by seed)."""
     return {
-        "val": problems(n_val, FT_OPS, EVAL_SEED),
-        "test_id": problems(n_test, FT_OPS, EVAL_SEED + 1),
-        "test_ood": problems(n_test, OOD_OPS, EVAL_SEED + 2),
-        "retention": problems(n_test, RETENTION_OPS, EVAL_SEED + 3),
+        "val": FINETUNE.sample(n_val, EVAL_SEED),
+        "test_id": FINETUNE.sample(n_test, EVAL_SEED + 1),
+        "test_ood": OOD.sample(n_test, EVAL_SEED + 2),
+        "retention": RETENTION.sample(n_test, EVAL_SEED + 3),
     }
 
 
 def clean_rows(n: int) -> list[dict]:
     """Held-out native, correct demonstrations of ID problems (the alignment reference)."""
     rows = []
-    for p in problems(n, FT_OPS, EVAL_SEED + 4):
+    for p in FINETUNE.sample(n, EVAL_SEED + 4):
         rows.append({"prompt": chat_prompt(p.question), "completion": [{"role": "assistant", "content": solution(p)}]})
     return rows
 
@@ -252,6 +275,12 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return path
+
+
+def base_accuracy(base_path: str, n_val: int, n_test: int) -> dict:
+    """The base policy's accuracy on this run's fixed sets (its cached meta may predate them)."""
+    model, tok = _load(base_path), _tokenizer()
+    return {f"{name}_acc": accuracy(model, tok, probs) for name, probs in eval_sets(n_val, n_test).items()}
 
 
 # --------------------------------------------------------------------------- probes
@@ -408,8 +437,8 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
     start = time.time()
     tok = _tokenizer()
     model = _load(base_path)
-    rows = finetune_rows(cfg.n_train, dict(MIXTURES[cfg.mixture]), noise_kind=cfg.noise_kind, ops=FT_OPS,
-                         seed=cfg.seed)
+    rows = finetune_rows(cfg.n_train, dict(MIXTURES[cfg.mixture]), noise_kind=cfg.noise_kind, ops=FINETUNE.ops,
+                         starts=FINETUNE.starts, seed=cfg.seed)
     encoded = _encode(tok, rows)
     kinds = [r["kind"] for r in rows]
     probe = encoded[: cfg.probe_size]  # the set is shuffled: a fixed, representative probe batch
@@ -480,7 +509,7 @@ def grpo(cfg: GRPORunConfig, model_path: str, out_dir: str) -> dict:
     start = time.time()
     tok = _tokenizer()
     model = _load(model_path)
-    train = problems(cfg.n_prompts, FT_OPS, seed=1000 + cfg.seed)
+    train = FINETUNE.sample(cfg.n_prompts, seed=1000 + cfg.seed)
     dataset = Dataset.from_list([{"prompt": chat_prompt(p.question), "answer": str(p.answer)} for p in train])
 
     def correctness(completions, answer, **kwargs):
