@@ -16,6 +16,7 @@ import subprocess
 from collections import defaultdict
 
 from plots import write_plots
+from provenance import git_commit
 from stats import mean_ci, paired_ci, spikes
 
 __all__ = ["run_metrics", "summarise", "write_report"]
@@ -399,7 +400,7 @@ def _header(record: dict, summary: dict) -> list[str]:
         f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
         f"({base['seconds'] / 60:.1f} min); the plan estimated {record['plan']['est_minutes']:.0f} min plus the base.",
         f"- **Machine**: {machine()}",
-        f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {_commit()})",
+        f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
         f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
         "(recorded at the start of the run; its text is reproduced below)\n",
     ]
@@ -445,14 +446,6 @@ def machine() -> str:
 
     return (f"{cpu} ({os.cpu_count()} logical CPUs, a shared VM); Python {platform.python_version()}, torch "
             f"{torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _decision_section(summary: dict) -> str:

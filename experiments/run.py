@@ -294,7 +294,8 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
             tests[(m, mix)] = runner.submit("test", _tuned(base, spec, lr[("cadft", mix)], mix, seeds,
                                                            save_model=mix == "default"))
     logger.info("phase 3-4: chosen-variant grid and test runs")
-    test_results = {key: runner.results(cfgs) for key, cfgs in tests.items()}
+    for cfgs in tests.values():  # wait for every test run, logging each as it finishes
+        runner.results(cfgs)
     return {
         "lr": {f"{k[0]}|{k[1]}": v for k, v in lr.items()},
         "chosen": chosen._asdict(),

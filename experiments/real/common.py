@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "experiments"))  # stats.py (read-only, shared)
+sys.path.insert(0, str(REPO / "experiments"))  # stats.py and provenance.py (shared)
 
 TINY = "tiny"
 
@@ -63,14 +62,6 @@ def machine() -> str:
             pass
         hw = f"CPU {name}"
     return f"{hw}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def save_json(obj, path) -> None:

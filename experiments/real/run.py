@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402  (sets up sys.path for cadft and experiments/stats.py)
 import data  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 PARTS = ("kinds", "a", "b")
 
@@ -163,7 +164,7 @@ def main(argv=None) -> dict:
                 "model": args.model_name_or_path,
                 "machine": common.machine(),
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "commit": common.git_commit(),
+                "commit": git_commit(),
                 "wall_s": time.time() - start,
                 "cpu_s": time.process_time() - cpu_start,  # this process's CPU time: the machine may be shared
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
