@@ -13,8 +13,10 @@ from stats import mean_ci
 __all__ = ["write_plots"]
 
 COLORS = {"sft": "tab:red", "dft": "tab:blue", "cadft": "tab:green", "cadft_rewrite": "tab:purple",
-          "alpha=0.5": "tab:orange"}
-LABELS = {"sft": "SFT", "dft": "DFT", "cadft": "CADFT", "cadft_rewrite": "CADFT+rewrite"}
+          "cadft_unweighted": "tab:orange", "alpha=0.5": "tab:orange"}
+# cadft_unweighted: the chosen variant's token loss with beta = 0, the control that isolates the weights
+LABELS = {"sft": "SFT", "dft": "DFT", "cadft": "CADFT", "cadft_rewrite": "CADFT+rewrite",
+          "cadft_unweighted": "CADFT b=0 (no weights)"}
 KIND_ORDER = ("native", "mild", "medium", "strong", "wrong")
 
 

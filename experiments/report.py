@@ -15,17 +15,16 @@ import os
 import subprocess
 from collections import defaultdict
 
-from plots import write_plots
+from plots import LABELS, write_plots
 from provenance import git_commit
 from stats import mean_ci, paired_ci, spikes
 
 __all__ = ["run_metrics", "summarise", "write_report"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-METHODS = ("sft", "dft", "cadft", "cadft_rewrite")
-LABELS = {"sft": "SFT", "dft": "DFT", "cadft": "CADFT", "cadft_rewrite": "CADFT+rewrite"}
-PAIRS = (("cadft", "dft"), ("cadft", "sft"), ("cadft_rewrite", "dft"), ("cadft_rewrite", "sft"),
-         ("cadft_rewrite", "cadft"))
+METHODS = ("sft", "dft", "cadft", "cadft_rewrite", "cadft_unweighted")
+PAIRS = (("cadft", "dft"), ("cadft", "sft"), ("cadft", "cadft_unweighted"), ("cadft_rewrite", "dft"),
+         ("cadft_rewrite", "sft"), ("cadft_rewrite", "cadft"), ("cadft_unweighted", "dft"))
 MAIN_METRICS = (
     ("test_id_acc", "ID acc"),
     ("test_ood_acc", "OOD acc"),
@@ -82,7 +81,7 @@ def run_metrics(run: dict) -> dict:
 
 
 def _variant_key(cfg: dict) -> str:
-    if cfg["method"] in ("sft", "dft"):
+    if cfg["method"] in ("sft", "dft", "cadft_unweighted"):
         return cfg["method"]
     if cfg["beta"] == 0:
         return f"alpha={cfg['token_power']:g}"
@@ -245,17 +244,20 @@ def sanity_section(summary: dict) -> str:
     return "\n".join(lines)
 
 
+MIXTURE_PAIRS = (("cadft-dft", "CADFT - DFT"), ("cadft-sft", "CADFT - SFT"),
+                 ("cadft-cadft_unweighted", "CADFT - b=0"), ("cadft_rewrite-dft", "CADFT+rw - DFT"),
+                 ("cadft_rewrite-sft", "CADFT+rw - SFT"))
+
+
 def _mixture_table(summary: dict) -> str:
     rows = []
     for mix in summary["mixtures"]:
         t, p = summary["tests"][mix], summary["paired"][mix]
         for key, label in (("test_id_acc", "ID"), ("test_ood_acc", "OOD"), ("retention_acc", "retention")):
             row = [mix, label] + [fmt(t[m][key]) if m in t else "n/a" for m in METHODS]
-            row += [fmt(p[pair][key]) if pair in p else "n/a"
-                    for pair in ("cadft-dft", "cadft-sft", "cadft_rewrite-dft", "cadft_rewrite-sft")]
+            row += [fmt(p[pair][key]) if pair in p else "n/a" for pair, _ in MIXTURE_PAIRS]
             rows.append(row)
-    header = ["mixture", "acc"] + [LABELS[m] for m in METHODS] + ["CADFT - DFT", "CADFT - SFT",
-                                                                   "CADFT+rw - DFT", "CADFT+rw - SFT"]
+    header = ["mixture", "acc"] + [LABELS[m] for m in METHODS] + [label for _, label in MIXTURE_PAIRS]
     return table(header, rows)
 
 
@@ -265,21 +267,31 @@ def when_cadft_helps(summary: dict) -> str:
              f"Measured on this project's synthetic testbed (a tiny model, chained arithmetic; "
              f"`docs/results.md`), with CADFT at the default the pre-registered rule chose "
              f"({_chosen_label(summary['chosen'])}), every method's learning rate tuned per mixture on "
-             "validation seeds with the same grid. Paired differences over test seeds, mean [95% CI]:\n"]
+             "validation seeds with the same grid. Paired differences over test seeds, mean [95% CI]; "
+             "`CADFT - b=0` compares CADFT with its own token loss without the sample weights (the control, "
+             "tuned the same way), so it isolates what the compatibility weights do:\n"]
     helps = []
     rows = []
     for mix in summary["mixtures"]:
         p = summary["paired"][mix]
         for key, label in (("test_id_acc", "ID acc"), ("test_ood_acc", "OOD acc"), ("retention_acc", "retention")):
-            cells = [fmt(p[pair][key]) if pair in p else "n/a" for pair in ("cadft-dft", "cadft-sft")]
+            cells = [fmt(p[pair][key]) if pair in p else "n/a" for pair in ("cadft-dft", "cadft-sft",
+                                                                             "cadft-cadft_unweighted")]
             rows.append([mix, label] + cells)
             if key == "test_id_acc" and all(pair in p and _verdict(p[pair][key]) == "better"
                                             for pair in ("cadft-dft", "cadft-sft")):
                 helps.append(mix)
-    lines.append(table(["mixture", "metric", "CADFT - DFT", "CADFT - SFT"], rows) + "\n")
+    lines.append(table(["mixture", "metric", "CADFT - DFT", "CADFT - SFT", "CADFT - b=0"], rows) + "\n")
     if helps:
         lines.append(f"CADFT beats both DFT and SFT on ID accuracy (95% intervals above 0) in: "
                      f"{', '.join(helps)}. Elsewhere it does not, and the rows above say where it loses.\n")
+        for mix in helps:
+            ci = summary["paired"][mix].get("cadft-cadft_unweighted", {}).get("test_id_acc")
+            if ci is not None:
+                verdict = _verdict(ci)
+                lines.append(f"In {mix}, CADFT against its own token loss without weights (b=0): {fmt(ci)}, "
+                             + ("so the compatibility weights add to the gain.\n" if verdict == "better" else
+                                f"{verdict}: the gain cannot be credited to the compatibility weights.\n"))
     else:
         lines.append("**CADFT does not beat both DFT and SFT on ID accuracy in any mixture here** (no mixture "
                      "has both paired intervals above 0); the rows above say where it ties and where it loses.\n")
@@ -298,10 +310,11 @@ def _main_section(summary: dict) -> str:
             for a, b in PAIRS if f"{a}-{b}" in p]
     lines.append(table(["comparison"] + [label for _, label in MAIN_METRICS], rows) + "\n")
     lines.append("### Cold-start RL: what GRPO gains from each model (same budget for all)\n")
-    rows = [[LABELS[m]] + [fmt(t[m][k]) for k, _ in GRPO_METRICS] for m in METHODS if m in t]
+    has_grpo = {m for m in t if t[m]["grpo_acc_gain"]["n"]}  # the control gets no GRPO run
+    rows = [[LABELS[m]] + [fmt(t[m][k]) for k, _ in GRPO_METRICS] for m in METHODS if m in has_grpo]
     lines.append(table(["method"] + [label for _, label in GRPO_METRICS], rows) + "\n")
     rows = [[f"{LABELS[a]} - {LABELS[b]}"] + [fmt(p[f"{a}-{b}"][k]) for k, _ in GRPO_METRICS]
-            for a, b in PAIRS if f"{a}-{b}" in p]
+            for a, b in PAIRS if f"{a}-{b}" in p and {a, b} <= has_grpo]
     lines.append(table(["comparison"] + [label for _, label in GRPO_METRICS], rows) + "\n")
     return "\n".join(lines)
 
@@ -324,10 +337,11 @@ def _grid_section(summary: dict, lrs: list[float]) -> str:
                              f"{fmt(g['val_acc'])} collapsed {g['collapsed']}/{g['n']} spk {g['grad_spikes']['mean']:.1f}")
             ok = [lr for lr in lrs if (g := grid.get(f"{fam}|{mix}|{lr:g}")) and g["collapsed"] == 0]
             span = ", ".join(f"{lr:g}" for lr in ok) or "none"
-            rows.append([mix, fam.upper() if fam in ("sft", "dft") else fam] + cells + [span])
+            rows.append([mix, LABELS.get(fam, fam)] + cells + [span])
     lines.append(table(["mixture", "method"] + [f"lr {lr:g}" for lr in lrs] + ["rates that did not collapse"], rows)
                  + "\n")
-    names = {"0.0": "SFT", "1.0": "DFT", "0.5": "alpha=0.5 variants (derived)", "cadft": "CADFT"}
+    names = {"0.0": "SFT", "1.0": "DFT", "0.5": "alpha=0.5 variants (derived)", "cadft": "CADFT",
+             "unweighted": "CADFT b=0 (control)"}
     tuned = {f"{names[k.split('|')[0]]} in {k.split('|')[1]}": v for k, v in summary["lr"].items()}
     edge = [k for k, v in tuned.items() if v in (min(lrs), max(lrs)) and "derived" not in k]
     lines.append("Chosen rates: " + "; ".join(f"{k}: {v:g}" for k, v in tuned.items()) + ".\n")
@@ -459,7 +473,9 @@ def _decision_section(summary: dict) -> str:
             f"`cadft_w_max={summary['chosen']['w_max']:g}` (tied within the margin: {tied}).\n")
 
 
-def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
+def write_report(record: dict, *, out_dir: str, docs_dir: str, discussion: str | None = None) -> dict:
+    """Write <out_dir>/summary.json, the page <docs_dir>/results.md and its plots; the page ends
+    with the hand-written `discussion` file (None: experiments/discussion.md; "": none)."""
     import json
 
     os.makedirs(out_dir, exist_ok=True)
@@ -490,8 +506,8 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str) -> dict:
     page.append(_compat_section(summary, record))
     page.append("## Plots\n")
     page += [f"![{os.path.basename(p)}](results/{os.path.basename(p)})\n" for p in plots]
-    discussion = os.path.join(HERE, "discussion.md")
-    if os.path.exists(discussion):
+    discussion = os.path.join(HERE, "discussion.md") if discussion is None else discussion
+    if discussion:
         with open(discussion) as f:
             page.append(f.read())
     os.makedirs(docs_dir, exist_ok=True)

@@ -11,8 +11,11 @@ Phases (each job is one fine-tuning or GRPO run, spread over `--jobs` processes)
   2. ablation of the CADFT variants (design.py) on the validation seeds, each at the learning
      rate of the base loss with its token power (SFT's for alpha 0, DFT's for alpha 1, the
      grid rate nearest their geometric mean for 0.5); the decision rule picks the default;
-  3. the same learning-rate grid for the chosen CADFT variant (equal tuning budget);
-  4. test runs: SFT, DFT, CADFT, CADFT+rewriting at their tuned rates in every mixture;
+  3. the same learning-rate grid for the chosen CADFT variant (equal tuning budget), and for the
+     control, the chosen variant's token loss without sample weights (beta 0), when that is
+     neither SFT's nor DFT's;
+  4. test runs: SFT, DFT, CADFT, CADFT+rewriting (and the control) at their tuned rates in every
+     mixture;
   5. cold-start RL: GRPO from each default-mixture model of the GRPO seeds;
   6. the report: summary.json, the tables and plots of docs/results.md.
 """
@@ -41,10 +44,11 @@ from testbed import MIXTURES, BaseConfig, GRPORunConfig, RunConfig  # noqa: E402
 
 logger = logging.getLogger("experiments")
 
-METHODS = ("sft", "dft", "cadft", "cadft_rewrite")
+GRPO_METHODS = ("sft", "dft", "cadft", "cadft_rewrite")  # the control (cadft_unweighted) gets no GRPO run
 RULE_PATH = os.path.join(HERE, "decision_rule.md")
-# Estimated seconds per job on one thread of the 2-core VM with other load (from the pilots)
-EST_SECONDS = {"light": 22, "main": 45, "rewrite": 55, "grpo": 60}
+# Estimated seconds per job on one thread of the 2-core VM (the 2026-11-29 11:05 run's mean job times,
+# rounded up; the machine's other load can add more)
+EST_SECONDS = {"light": 5, "main": 14, "rewrite": 12, "grpo": 8}
 
 
 def _floats(text: str) -> list[float]:
@@ -88,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
       help="learning-rate grid of every method (default 1e-5 to 3e-3, 6 rates)")
     a("--val-seeds", type=_ints, default=[100, 101], help="seeds of the learning-rate grid (default 100,101)")
     a("--ablation-seeds", type=_ints, default=[100, 101, 102], help="seeds of the ablation (default 100,101,102)")
-    a("--ablation-size", type=int, default=9, help="first k variants of the design (default all 9)")
+    a("--variants", type=_ints, default=list(range(9)),
+      help="indices of the ablated variants in experiments/design.py's fraction (default all: 0-8)")
     # test runs
     a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the default mixture (default 0-4)")
     a("--mixture-seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the other mixtures (default 0-4)")
@@ -99,13 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--grpo-generations", type=int, default=8, help="completions per prompt (default 8)")
     a("--grpo-seeds", type=_ints, default=[0, 1, 2], help="default-mixture seeds that get a GRPO run (default 0,1,2)")
     a("--report-only", action="store_true", help="rewrite the page from <out>/record.json without running anything")
+    a("--discussion", default=None,
+      help="hand-written text that ends the page (default: experiments/discussion.md; '' for none)")
     return p
 
 
 SMOKE = dict(
     base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=4, batch_size=8,
     n_val=12, n_test=12, probe_size=4, n_checkpoints=2, lrs=[1e-3], val_seeds=[100], ablation_seeds=[100],
-    ablation_size=2, seeds=[0, 1], mixture_seeds=[0], grpo_steps=1, grpo_prompts=2, grpo_generations=2,
+    variants=[3, 4], seeds=[0, 1], mixture_seeds=[0], grpo_steps=1, grpo_prompts=2, grpo_generations=2,
     grpo_seeds=[0], rewrite_budget=0.5,
 )
 
@@ -193,12 +200,14 @@ def plan(args) -> dict:
     other_mix = n_mix - ("default" in args.mixtures)
     phases = {
         "1 lr grid (SFT, DFT)": (2 * n_lr * n_mix * len(args.val_seeds), "light"),
-        "2 ablation (+ SFT/DFT on extra seeds)": (args.ablation_size * n_mix * len(args.ablation_seeds)
+        "2 ablation (+ SFT/DFT on extra seeds)": (len(args.variants) * n_mix * len(args.ablation_seeds)
                                                   + 2 * n_mix * extra_ref_seeds, "light"),
         "3 lr grid (chosen CADFT; its ablation runs reused)": ((n_lr - 1) * n_mix * len(args.val_seeds), "light"),
+        "3b lr grid (control: its token loss, beta 0; if alpha is 0.5)": (n_lr * n_mix * len(args.val_seeds), "light"),
         "4 test runs, default mixture (SFT, DFT, CADFT)": (3 * len(args.seeds) * ("default" in args.mixtures), "main"),
         "4 test runs, other mixtures (SFT, DFT, CADFT)": (3 * len(args.mixture_seeds) * other_mix, "light"),
         "4 test runs, CADFT+rewriting": (len(args.seeds) + len(args.mixture_seeds) * other_mix, "rewrite"),
+        "4 test runs, control (if alpha is 0.5)": (len(args.seeds) + len(args.mixture_seeds) * other_mix, "main"),
         "5 GRPO": (4 * len(args.grpo_seeds), "grpo"),
     }
     total = sum(n * EST_SECONDS[kind] for n, kind in phases.values())
@@ -250,7 +259,8 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
     logger.info("tuned rates (token power, mixture) -> lr: %s", lr)
 
     # 2. ablation on the validation seeds, plus SFT/DFT references on seeds the grid lacks
-    variants = ablation_design()[: args.ablation_size]
+    design = ablation_design()
+    variants = [design[i] for i in args.variants]
     ablation = {}
     for mix in args.mixtures:
         for v in variants:
@@ -284,8 +294,16 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
     cadft_spec = dict(method="cadft", normalization=chosen.normalization, token_power=chosen.token_power,
                       beta=chosen.beta, w_max=chosen.w_max)
     cgrids = {mix: runner.submit("lr_grid", _grid(light, args, cadft_spec, mix)) for mix in args.mixtures}
+    # 3b. the control: the chosen variant's token loss without its sample weights (beta = 0), on the
+    # same grid, so that CADFT - control isolates what the weights do (at alpha 0 or 1 it is SFT or DFT)
+    control_spec = {**cadft_spec, "method": "cadft_unweighted", "beta": 0.0}
+    control = chosen.token_power not in (0.0, 1.0)
+    ugrids = {mix: runner.submit("lr_grid", _grid(light, args, control_spec, mix))
+              for mix in args.mixtures} if control else {}
     for mix, cfgs in cgrids.items():
         lr[("cadft", mix)] = _best_lr(runner.results(cfgs), args.lrs)
+    for mix, cfgs in ugrids.items():
+        lr[("unweighted", mix)] = _best_lr(runner.results(cfgs), args.lrs)
     for mix in args.mixtures:
         for m in ("cadft_rewrite", "cadft"):  # longest first
             spec = {**cadft_spec, "method": m}
@@ -293,6 +311,9 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
             base = replace(common, n_checkpoints=args.n_checkpoints if mix == "default" else 1)
             tests[(m, mix)] = runner.submit("test", _tuned(base, spec, lr[("cadft", mix)], mix, seeds,
                                                            save_model=mix == "default"))
+        if control:
+            tests[("cadft_unweighted", mix)] = runner.submit("test", _tuned(
+                base, control_spec, lr[("unweighted", mix)], mix, seeds))
     logger.info("phase 3-4: chosen-variant grid and test runs")
     for cfgs in tests.values():  # wait for every test run, logging each as it finishes
         runner.results(cfgs)
@@ -301,10 +322,10 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
         "chosen": chosen._asdict(),
         "mean_ranks": [{"variant": v._asdict(), "mean_rank": r} for v, r in decision["mean_ranks"].items()],
         "tied": [v._asdict() for v in decision["tied"]],
-        "grids": [r for cfgs in list(grids.values()) + list(cgrids.values()) for r in runner.results(cfgs)],
+        "grids": [r for cfgs in [*grids.values(), *cgrids.values(), *ugrids.values()] for r in runner.results(cfgs)],
         "ablation": [r for cfgs in ablation.values() for r in runner.results(cfgs)],
         "tests": [r for cfgs in tests.values() for r in runner.results(cfgs)],
-        "_default_models": {m: {c.seed: runner.model_path(c) for c in tests[(m, "default")]} for m in METHODS
+        "_default_models": {m: {c.seed: runner.model_path(c) for c in tests[(m, "default")]} for m in GRPO_METHODS
                             if (m, "default") in tests},
     }
 
@@ -341,7 +362,7 @@ def main(argv=None) -> dict:
 
     if args.report_only:
         with open(os.path.join(out, "record.json")) as f:
-            return write_report(json.load(f), out_dir=out, docs_dir=docs)
+            return write_report(json.load(f), out_dir=out, docs_dir=docs, discussion=args.discussion)
     the_plan = plan(args)
     print("plan:")
     print_plan(the_plan)
@@ -379,7 +400,7 @@ def main(argv=None) -> dict:
     }
     with open(os.path.join(out, "record.json"), "w") as f:
         json.dump(record, f)
-    summary = write_report(record, out_dir=out, docs_dir=docs)
+    summary = write_report(record, out_dir=out, docs_dir=docs, discussion=args.discussion)
     print(summary["ablation_table"])
     logger.info("done in %.1f min; results page %s", wall / 60, os.path.join(docs, "results.md"))
     return summary

@@ -102,7 +102,7 @@ class BaseConfig:
 class RunConfig:
     """One fine-tuning run of one method on one seed's fine-tuning set."""
 
-    method: str = "cadft"  # sft | dft | cadft | cadft_rewrite
+    method: str = "cadft"  # sft | dft | cadft | cadft_rewrite | cadft_unweighted (the control: beta = 0)
     seed: int = 0  # the fine-tuning set, the data order and the trainer
     lr: float = 1e-3
     # the CADFT estimator (ignored by sft and dft)
@@ -126,7 +126,8 @@ class RunConfig:
 
     @property
     def loss_type(self) -> str:
-        return {"sft": "nll", "dft": "dft", "cadft": "cadft", "cadft_rewrite": "cadft"}[self.method]
+        return {"sft": "nll", "dft": "dft", "cadft": "cadft", "cadft_rewrite": "cadft", "cadft_unweighted": "cadft"}[
+            self.method]
 
     @property
     def variant(self) -> str:

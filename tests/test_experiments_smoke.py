@@ -29,13 +29,20 @@ def test_smoke_suite_runs_end_to_end_with_finite_metrics(tmp_path):
 
     assert summary["decision_rule_sha256"] == run.rule_sha256()
     assert summary["mixtures"] == ["clean", "default"]
-    assert set(summary["tests"]["default"]) == {"sft", "dft", "cadft", "cadft_rewrite"}
+    # the smoke ablates two alpha = 0.5 variants, so the control (their token loss, beta 0) runs too
+    assert summary["chosen"]["token_power"] == 0.5 and "unweighted|default" in summary["lr"]
+    methods = {"sft", "dft", "cadft", "cadft_rewrite", "cadft_unweighted"}
+    assert set(summary["tests"]["default"]) == methods
     for method, metrics in summary["tests"]["default"].items():
         for key in ("test_id_acc", "test_ood_acc", "retention_acc", "grad_snr", "align", "grpo_acc_gain"):
             ci = metrics[key]
+            if key.startswith("grpo") and method == "cadft_unweighted":  # the control gets no GRPO run
+                assert ci["n"] == 0
+                continue
             assert ci["n"] == (1 if key.startswith("grpo") else 2), (method, key)
             assert math.isfinite(ci["mean"]), (method, key, ci)
-    assert set(summary["sanity"]) == {"sft", "dft", "cadft", "cadft_rewrite"}
+    assert set(summary["sanity"]) == methods
+    assert "cadft-cadft_unweighted" in summary["paired"]["default"]
     assert {"normalization", "token_power", "beta", "w_max"} <= set(summary["chosen"])
     assert len(summary["mean_ranks"]) == 2 and summary["grid"]
     for mixture, pairs in summary["paired"].items():  # one seed has no interval, but every mean is finite

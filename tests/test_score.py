@@ -12,8 +12,10 @@ import pytest
 import torch
 from datasets import load_dataset
 
+from cadft import CADFTConfig, defaults
+from cadft.cli import rewrite as rewrite_cli
 from cadft.cli.main import main as cli_main
-from cadft.cli.score import main
+from cadft.cli.score import build_parser, main
 from cadft.data import load_demonstrations, mixed_quality_demos
 from cadft.losses import raw_sample_weights, sample_weights
 from cadft.models import load_model_and_tokenizer
@@ -69,6 +71,15 @@ def _naive_compat(model, row) -> float:
 # --------------------------------------------------------------------------- outputs
 
 
+def test_score_and_rewrite_defaults_are_the_trainers(tmp_path):
+    """`cadft score` and `cadft rewrite` weigh rows as CADFTTrainer would at its defaults."""
+    config = CADFTConfig(output_dir=str(tmp_path))
+    score = build_parser().parse_args(["--dataset_path", "d.jsonl", "--output", "s.jsonl"])
+    assert (score.beta, score.w_min, score.w_max) == (config.cadft_beta, config.cadft_w_min, config.cadft_w_max)
+    rewrite = rewrite_cli.build_parser().parse_args(["--dataset_path", "d.jsonl", "--output_dir", "r"])
+    assert rewrite.beta == config.cadft_beta
+
+
 def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_path, capsys):
     out = tmp_path / "scores.jsonl"
     assert main(["--model_name_or_path", tiny_dir, "--dataset_path", str(gsm8k), "--limit", "12",
@@ -92,13 +103,15 @@ def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_pat
         assert got["compatibility"] == pytest.approx(_naive_compat(model, row), abs=1e-4)
         assert got["mean_logprob"] == pytest.approx(math.log(got["compatibility"]), abs=1e-5)
 
-    # Weights are cadft.losses' at the library's defaults: beta 0.5, m = mean(c**0.5), clip to [0.1, 1]
+    # Weights are cadft.losses' at CADFTConfig's defaults: m = mean(c**beta), clip to [w_min, w_max]
+    config = CADFTConfig(output_dir=str(tmp_path / "unused"))
+    beta, w_min, w_max = config.cadft_beta, config.cadft_w_min, config.cadft_w_max
     compat = torch.tensor(scores["compatibility"])
-    m = float(compat.pow(0.5).mean())
-    expected = sample_weights(compat, beta=0.5, normalizer=m, w_min=0.1, w_max=1.0)
+    m = float(compat.pow(beta).mean())
+    expected = sample_weights(compat, beta=beta, normalizer=m, w_min=w_min, w_max=w_max)
     torch.testing.assert_close(torch.tensor(scores["weight"]), expected)
-    torch.testing.assert_close(torch.tensor(scores["raw_weight"]), raw_sample_weights(compat, beta=0.5, normalizer=m))
-    assert scores["clipped"] == (raw_sample_weights(compat, beta=0.5, normalizer=m) != expected).tolist()
+    torch.testing.assert_close(torch.tensor(scores["raw_weight"]), raw_sample_weights(compat, beta=beta, normalizer=m))
+    assert scores["clipped"] == (raw_sample_weights(compat, beta=beta, normalizer=m) != expected).tolist()
 
     # Summary and histogram
     assert "scored 12 demonstrations" in printed and f"m={m:.4g}" in printed
@@ -150,8 +163,8 @@ def test_dataset_sample_ids_and_rows_without_trainable_tokens(tiny_dir, tmp_path
     empty = scores[1]
     assert empty["num_tokens"] == 0
     assert empty["compatibility"] is None and empty["weight"] is None and empty["clipped"] is None
-    # Left out of the statistics: m is the mean of c**beta (beta 0.5, the default) over the two scored rows
-    m = (scores[0]["compatibility"] ** 0.5 + scores[2]["compatibility"] ** 0.5) / 2
+    # Left out of the statistics: m is the mean of c**beta (the default beta) over the two scored rows
+    m = (scores[0]["compatibility"] ** defaults.BETA + scores[2]["compatibility"] ** defaults.BETA) / 2
     assert f"m={m:.4g}" in printed and "1 with no trainable token" in printed
     assert "by source" in printed and "\n  b " not in printed
 

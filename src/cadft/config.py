@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from cadft import defaults
+
 __all__ = ["CADFTConfig", "LOSS_TYPES", "NORMALIZATIONS"]
 
 LOSS_TYPES = ("nll", "dft", "cadft")
@@ -45,38 +47,38 @@ class CADFTConfig(SFTConfig):
             "choices": list(LOSS_TYPES),
         },
     )
-    # beta 0.5 and w_max 1 (suppress-only): the variant the ablation's pre-registered rule
-    # chose (docs/method.md, "Defaults chosen by the ablation")
+    # The estimator's defaults are the variant the ablation's pre-registered rule chose
+    # (cadft/defaults.py; docs/method.md, "Defaults chosen by the ablation")
     cadft_beta: float = field(
-        default=0.5,
+        default=defaults.BETA,
         metadata={
-            "help": "Exponent on the compatibility c in the sample weight c**beta / m. 0 gives DFT exactly; larger "
-            "values down-weight incompatible demonstrations more; 1 weights by the per-token geometric-mean "
-            "probability itself. The default 0.5 is the ablation's choice (docs/method.md)."
+            "help": "Exponent on the compatibility c in the sample weight c**beta / m. 0 gives the base loss exactly "
+            "(DFT at cadft_token_power 1); larger values down-weight incompatible demonstrations more; 1 (the "
+            "default, the ablation's choice) weights by the per-token geometric-mean probability itself."
         },
     )
     cadft_w_min: float = field(
-        default=0.1,
+        default=defaults.W_MIN,
         metadata={
             "help": "Floor of the sample weight. Positive by default so that no demonstration is silently "
             "discarded; 0 lets weights vanish."
         },
     )
     cadft_w_max: float = field(
-        default=1.0,
-        metadata={"help": "Ceiling of the sample weight: bounds the variance of the estimator (>= cadft_w_min). The "
-                  "default 1 makes CADFT suppress-only (no row weighs more than in DFT), the ablation's choice."},
+        default=defaults.W_MAX,
+        metadata={"help": "Ceiling of the sample weight: bounds the variance of the estimator (>= cadft_w_min). 1 "
+                  "makes CADFT suppress-only (no row weighs more than in the base loss)."},
     )
     cadft_token_power: float = field(
-        default=1.0,
+        default=defaults.TOKEN_POWER,
         metadata={
             "help": "alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 is DFT's token weighting; 0 the plain "
             "NLL (CADFT with beta=0 is then SFT); values between trade DFT's stability against learning tokens the "
-            "model finds unlikely."
+            "model finds unlikely. The default 0.5 is the ablation's choice (docs/method.md)."
         },
     )
     cadft_normalization: str = field(
-        default="ema",
+        default=defaults.NORMALIZATION,
         metadata={
             "help": "How the weights keep the step size: 'ema' divides c**beta by m, a running mean over steps; "
             "'batch' also rescales each optimizer step's gradient so that sum_i w_i M_i = sum_i M_i over the global "

@@ -536,21 +536,22 @@ HELP = (
     '                        `processing_class` to the trainer instead. (default: None)\n'
     '  --cadft_beta CADFT_BETA, --cadft-beta CADFT_BETA\n'
     '                        Exponent on the compatibility c in the sample weight c**beta / m. 0 gives\n'
-    '                        DFT exactly; larger values down-weight incompatible demonstrations more; 1\n'
-    '                        weights by the per-token geometric-mean probability itself. The default 0.5\n'
-    "                        is the ablation's choice (docs/method.md). (default: 0.5)\n"
+    '                        the base loss exactly (DFT at cadft_token_power 1); larger values down-\n'
+    "                        weight incompatible demonstrations more; 1 (the default, the ablation's\n"
+    '                        choice) weights by the per-token geometric-mean probability itself.\n'
+    '                        (default: 1.0)\n'
     '  --cadft_w_min CADFT_W_MIN, --cadft-w-min CADFT_W_MIN\n'
     '                        Floor of the sample weight. Positive by default so that no demonstration is\n'
     '                        silently discarded; 0 lets weights vanish. (default: 0.1)\n'
     '  --cadft_w_max CADFT_W_MAX, --cadft-w-max CADFT_W_MAX\n'
     '                        Ceiling of the sample weight: bounds the variance of the estimator (>=\n'
-    '                        cadft_w_min). The default 1 makes CADFT suppress-only (no row weighs more\n'
-    "                        than in DFT), the ablation's choice. (default: 1.0)\n"
+    '                        cadft_w_min). 1 makes CADFT suppress-only (no row weighs more than in the\n'
+    '                        base loss). (default: 3.0)\n'
     '  --cadft_token_power CADFT_TOKEN_POWER, --cadft-token-power CADFT_TOKEN_POWER\n'
     "                        alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 is DFT's token\n"
     '                        weighting; 0 the plain NLL (CADFT with beta=0 is then SFT); values between\n'
-    "                        trade DFT's stability against learning tokens the model finds unlikely.\n"
-    '                        (default: 1.0)\n'
+    "                        trade DFT's stability against learning tokens the model finds unlikely. The\n"
+    "                        default 0.5 is the ablation's choice (docs/method.md). (default: 0.5)\n"
     '  --cadft_normalization {ema,batch}, --cadft-normalization {ema,batch}\n'
     "                        How the weights keep the step size: 'ema' divides c**beta by m, a running\n"
     "                        mean over steps; 'batch' also rescales each optimizer step's gradient so\n"
