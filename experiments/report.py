@@ -245,8 +245,8 @@ def sanity_section(summary: dict) -> str:
 
 
 MIXTURE_PAIRS = (("cadft-dft", "CADFT - DFT"), ("cadft-sft", "CADFT - SFT"),
-                 ("cadft-cadft_unweighted", "CADFT - b=0"), ("cadft_rewrite-dft", "CADFT+rw - DFT"),
-                 ("cadft_rewrite-sft", "CADFT+rw - SFT"))
+                 ("cadft-cadft_unweighted", "CADFT - b=0"), ("cadft_unweighted-dft", "b=0 - DFT"),
+                 ("cadft_rewrite-dft", "CADFT+rw - DFT"), ("cadft_rewrite-sft", "CADFT+rw - SFT"))
 
 
 def _mixture_table(summary: dict) -> str:
@@ -291,7 +291,7 @@ def when_cadft_helps(summary: dict) -> str:
                 verdict = _verdict(ci)
                 lines.append(f"In {mix}, CADFT against its own token loss without weights (b=0): {fmt(ci)}, "
                              + ("so the compatibility weights add to the gain.\n" if verdict == "better" else
-                                f"{verdict}: the gain cannot be credited to the compatibility weights.\n"))
+                                f"{verdict}, so this run cannot tell how much of the gain the weights make.\n"))
     else:
         lines.append("**CADFT does not beat both DFT and SFT on ID accuracy in any mixture here** (no mixture "
                      "has both paired intervals above 0); the rows above say where it ties and where it loses.\n")

@@ -39,7 +39,8 @@ def test_beta_zero_matches_trl_dft(tok, demos, tmp_path):
     """Invariant 1: CADFT at beta = 0 takes the same steps as TRL's own loss_type='dft'."""
     data = demos.select(range(8))
     common = dict(max_steps=3, optim="sgd", learning_rate=0.5, per_device_train_batch_size=4)
-    ours, _ = train_and_delta(tok, data, tmp_path, "cadft", loss_type="cadft", cadft_beta=0.0, **common)
+    ours, _ = train_and_delta(tok, data, tmp_path, "cadft", loss_type="cadft", cadft_beta=0.0, cadft_token_power=1.0,
+                              **common)
 
     model = tiny_llama(tok, seed=0)
     before = params(model)
@@ -57,7 +58,8 @@ def test_beta_zero_matches_trl_dft(tok, demos, tmp_path):
 def test_dft_loss_type_equals_cadft_beta_zero(tok, demos, tmp_path):
     data = demos.select(range(8))
     a, _ = train_and_delta(tok, data, tmp_path, "dft", loss_type="dft", optim="sgd", learning_rate=0.5)
-    b, _ = train_and_delta(tok, data, tmp_path, "c0", loss_type="cadft", cadft_beta=0.0, optim="sgd", learning_rate=0.5)
+    b, _ = train_and_delta(tok, data, tmp_path, "c0", loss_type="cadft", cadft_beta=0.0, cadft_token_power=1.0,
+                           optim="sgd", learning_rate=0.5)
     assert_same_update(a, b, rtol=1e-6)
 
 
