@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import subprocess
 from collections import defaultdict
 
@@ -408,8 +409,8 @@ def _header(record: dict, summary: dict) -> list[str]:
     return [
         "# Evidence: SFT vs DFT vs CADFT variants vs CADFT+rewriting on a controlled testbed\n",
         "This page is written by `experiments/run.py` (every number, table and plot); do not edit it by hand.\n",
-        f"- **Command**: `python experiments/run.py{' ' + ' '.join(record['argv']) if record['argv'] else ''}` "
-        "(`--report-only` rewrites this page from `experiments/results/record.json`)",
+        f"- **Command**: `{shlex.join(['python', 'experiments/run.py', *record['argv']])}` (`--report-only` with the "
+        f"same `--out` rewrites this page from `{_relative(args['out'] or os.path.join(HERE, 'results'))}/record.json`)",
         f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes (1 thread each), "
         f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
         f"({base['seconds'] / 60:.1f} min); the plan estimated {record['plan']['est_minutes']:.0f} min plus the base.",
@@ -418,6 +419,13 @@ def _header(record: dict, summary: dict) -> list[str]:
         f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
         "(recorded at the start of the run; its text is reproduced below)\n",
     ]
+
+
+def _relative(path: str) -> str:
+    """`path` relative to the repository when it lies inside it."""
+    repo = os.path.dirname(HERE)
+    path = os.path.abspath(path)
+    return os.path.relpath(path, repo) if path.startswith(repo + os.sep) else path
 
 
 def _testbed(record: dict) -> str:
