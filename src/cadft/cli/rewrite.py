@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Column with the reference answer (default: the original demonstration's final answer).")
     p.add_argument("--generator", default="policy",
                    help="policy (the scoring model) | local:<path> | openai:<model>@<base_url> | vllm:<path>.")
-    p.add_argument("--beta", type=float, default=defaults.BETA, help="CADFT beta for the weight c**beta/m, as CADFTConfig.cadft_beta (default %(default)s).")
+    p.add_argument("--beta", type=float, default=defaults.BETA,
+                   help="CADFT beta for the weight c**beta/m, as CADFTConfig.cadft_beta (default %(default)s).")
     p.add_argument("--normalizer", type=float, default=None, help="m (default: the dataset's mean of c**beta).")
     p.add_argument("--flag_threshold", type=float, default=0.5, help="Select samples with c**beta/m below this.")
     p.add_argument("--budget", type=float, default=0.1, help="Samples to attempt: a fraction (<1) or a count (>=1).")

@@ -64,12 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
     )
-    parser.add_argument("--beta", type=float, default=defaults.BETA, help="Exponent on c in the weight c**beta / m (>= 0), as CADFTConfig.cadft_beta (default %(default)s).")
+    parser.add_argument("--beta", type=float, default=defaults.BETA,
+                        help="Exponent on c in the weight c**beta / m (>= 0), as CADFTConfig.cadft_beta "
+                        "(default %(default)s).")
     parser.add_argument(
         "--normalizer", type=float, default=None, help="m (> 0); default: the scored rows' own mean of c**beta."
     )
-    parser.add_argument("--w_min", type=float, default=defaults.W_MIN, help="Weight floor, as CADFTConfig.cadft_w_min (default %(default)s).")
-    parser.add_argument("--w_max", type=float, default=defaults.W_MAX, help="Weight ceiling, as CADFTConfig.cadft_w_max (default %(default)s).")
+    parser.add_argument("--w_min", type=float, default=defaults.W_MIN,
+                        help="Weight floor, as CADFTConfig.cadft_w_min (default %(default)s).")
+    parser.add_argument("--w_max", type=float, default=defaults.W_MAX,
+                        help="Weight ceiling, as CADFTConfig.cadft_w_max (default %(default)s).")
     parser.add_argument("--top_k", type=int, default=10, help="Least compatible demonstrations to print (0: none).")
     parser.add_argument(
         "--tag_column", default=None, help="Column for per-tag means; default: 'kind' when the data has it."
