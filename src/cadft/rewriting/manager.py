@@ -232,10 +232,9 @@ class Rewriter:
         mine = self.generator.generate(shard, settings, synced=t.parameters_are_sharded, progress=self._progress)
         return gather_object([candidates for candidates, is_real in zip(mine, real) if is_real])
 
-    def _run(self, selected: list[int], step: int, call=None):
+    def _run(self, selected: list[int], step: int, call):
         """The round over `selected` (main process). `call(name, *args)` runs "score" and
-        "generate" (policy) on every process (`RoundService.run`); None: here alone."""
-        call = call or (lambda name, *args: self._handlers[name](*args))
+        "generate" (policy) on every process (`RoundService.run`; one process: here)."""
         generator = self.generator
         if isinstance(generator, PolicyGenerator):
             generator = _Collective(generator, call)
