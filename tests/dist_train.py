@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under `torchrun`: two CADFT steps on 8 fixed samples,
 then rank 0 saves the parameter update, the calibrated normaliser and the final one to the
 path in argv[1]. argv: OUT_PATH PER_DEVICE_BATCH [CALIBRATION_SAMPLES (default 8)
-[NORMALIZATION (default ema) [TOKEN_POWER (default 1)]]]."""
+[NORMALIZATION (default ema) [TOKEN_POWER (default 1) [ACCUMULATION (default 1)]]]]. The paper's
+estimator (NORMALIZATION zscore) has no normaliser: CALIBRATION_SAMPLES is then unused."""
 
 from __future__ import annotations
 
@@ -26,18 +27,20 @@ class CalibratedNormalizer(TrainerCallback):
         self.trainer, self.log_m = trainer, None
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.log_m is None:
+        if self.log_m is None and self.trainer.normalizer is not None:
             self.log_m = self.trainer.normalizer.log_value
 
 
-def main(out_path: str, per_device: int, calibration_samples: int, normalization: str, token_power: float) -> None:
+def main(out_path: str, per_device: int, calibration_samples: int, normalization: str, token_power: float,
+         accumulation: int) -> None:
     tok = tiny_tokenizer()
     model = tiny_llama(tok, seed=0)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    earlier = {} if normalization == "zscore" else dict(cadft_w_max=1.5, cadft_calibration_samples=calibration_samples)
     args = trainer_args(
-        out_path + ".run", per_device_train_batch_size=per_device, max_steps=2, optim="sgd", learning_rate=0.5,
-        cadft_beta=2.0, cadft_w_max=1.5, ddp_backend="gloo", cadft_calibration_samples=calibration_samples,
-        cadft_normalization=normalization, cadft_token_power=token_power, max_grad_norm=0.5,
+        out_path + ".run", per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
+        max_steps=2, optim="sgd", learning_rate=0.5, cadft_beta=2.0, ddp_backend="gloo",
+        cadft_normalization=normalization, cadft_token_power=token_power, max_grad_norm=0.5, **earlier,
     )
     trainer = CADFTTrainer(model, args=args, train_dataset=mixed_quality_demos(8, seed=0), processing_class=tok)
     calibrated = CalibratedNormalizer(trainer)
@@ -46,12 +49,14 @@ def main(out_path: str, per_device: int, calibration_samples: int, normalization
     if trainer.accelerator.is_main_process:
         after = dict(trainer.model.named_parameters())
         delta = {k: after[k].detach() - before[k] for k in before}
-        torch.save({"delta": delta, "m": trainer.normalizer.value, "calibrated_log_m": calibrated.log_m,
-                    "world": trainer.accelerator.num_processes}, out_path)
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        torch.save({"delta": delta, "m": trainer.normalizer.value if trainer.normalizer else None,
+                    "calibrated_log_m": calibrated.log_m, "world": trainer.accelerator.num_processes,
+                    "logs": logs}, out_path)
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
     exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.teardown)
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:] + ["8", "ema", "1"][len(sys.argv) - 3 :]
-    main(argv[0], int(argv[1]), int(argv[2]), argv[3], float(argv[4]))
+    argv = sys.argv[1:] + ["8", "ema", "1", "1"][len(sys.argv) - 3 :]
+    main(argv[0], int(argv[1]), int(argv[2]), argv[3], float(argv[4]), int(argv[5]))

@@ -35,13 +35,14 @@ def trainer_args(output_dir, **overrides):
         gradient_checkpointing=False,
         use_cpu=True,
         max_length=256,
-        cadft_calibration_samples=8,
         seed=0,
         data_seed=0,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
     kwargs.update(overrides)
+    if kwargs.get("cadft_normalization") in ("ema", "batch"):
+        kwargs.setdefault("cadft_calibration_samples", 8)  # the earlier estimator's calibration, kept small
     return CADFTConfig(**kwargs)
 
 

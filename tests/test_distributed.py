@@ -61,6 +61,21 @@ def summary_scores(out: Path) -> dict:
     return {(r["stage"], r["sample_id"]): (r["compatibility"], r["weight"]) for r in rows}
 
 
+def test_two_processes_match_one_paper_estimator(tmp_path):
+    """The paper's estimator z-scores u over the whole global batch: 2 ranks x 2 micro-batches
+    x 2 accumulation steps (the pre-pass gathers both ranks' u) == 1 rank x 8 samples x 1
+    (the training forward's u alone), and the logged step statistics agree."""
+    one = launch(1, 8, tmp_path / "one.pt", 8, "zscore", 1.0, 1)
+    two = launch(2, 2, tmp_path / "two.pt", 8, "zscore", 1.0, 2)
+    assert one["world"] == 1 and two["world"] == 2 and one["m"] is None
+    for k, d in one["delta"].items():
+        torch.testing.assert_close(two["delta"][k], d, rtol=1e-4, atol=1e-7, msg=lambda m: f"{k}: {m}")
+    for key in ("loss", "grad_norm", "cadft/u_mean", "cadft/u_std", "cadft/weight_mean", "cadft/weight_min",
+                "cadft/downweighted_frac"):
+        assert [h[key] for h in two["logs"]] == pytest.approx([h[key] for h in one["logs"]], rel=1e-4), key
+    assert all(0 < h["cadft/downweighted_frac"] < 1 for h in one["logs"])
+
+
 def test_cli_train_under_torchrun(tmp_path):
     """`cadft train` on 2 processes (gloo) ends cleanly on both: the model and the start/end
     summary are written once, and no rank aborts at exit (each destroys its process group).

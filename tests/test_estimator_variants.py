@@ -205,7 +205,8 @@ def test_ema_weight_mass_follows_the_batch(tok, demos, tmp_path):
     """Under `ema` the per-step weight mass is whatever the batch's composition makes it,
     and it is logged per optimizer step (one value per step, not per micro-batch)."""
     _, trainer = train_and_delta(tok, demos.select(range(16)), tmp_path, "ema-mass", max_steps=4,
-                                 per_device_train_batch_size=2, gradient_accumulation_steps=2, cadft_beta=2.0)
+                                 per_device_train_batch_size=2, gradient_accumulation_steps=2, cadft_beta=2.0,
+                                 cadft_normalization="ema")
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 4 and all("cadft/weight_mass" in h and "cadft/kappa" not in h for h in logs)
     assert any(abs(h["cadft/weight_mass"] - 1) > 1e-3 for h in logs)
@@ -218,31 +219,47 @@ def test_config_rejects_bad_variant_values(tmp_path):
         trainer_args(tmp_path, cadft_normalization="token")
 
 
-def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path):
-    """A `messages` row trained whole: c covers the assistant tokens only, in the trainer
-    and in `cadft score` alike, so a long unusual system prompt does not lower it."""
+@pytest.mark.parametrize("assistant_only_loss", [False, True])
+@pytest.mark.parametrize("markers", [True, False], ids=["generation-markers", "plain-template"])
+def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path, assistant_only_loss, markers):
+    """A `messages` row: u and c cover the assistant turns (content and end-of-turn token,
+    not the template's newline after it), in the trainer and in `cadft score` alike, whether
+    the conversation is trained whole or with assistant_only_loss, so a long unusual system
+    prompt does not lower it. Multi-turn rows: every assistant turn counts."""
     from datasets import Dataset
 
     from cadft.scoring import score_rows, tokenize_demonstration
+    from cadft.tiny import CHAT_TEMPLATE, tiny_tokenizer
 
+    if not markers:
+        if assistant_only_loss:
+            pytest.skip("TRL needs {% generation %} markers for assistant_only_loss")
+        tok = tiny_tokenizer()
+        tok.chat_template = CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     system = "You are a careful assistant. " * 6
     rows = [{"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"What is 2+{i}?"},
-                          {"role": "assistant", "content": f"2+{i} = {2 + i}"}]} for i in range(4)]
+                          {"role": "assistant", "content": f"2+{i} = {2 + i}"}, {"role": "user", "content": "And?"},
+                          {"role": "assistant", "content": f"{3 + i}"}]} for i in range(4)]
     seen = []
 
     class Spy(CADFTTrainer):
-        def _record(self, mode, stats, outputs, inputs, sample_ids):
-            seen.append((sample_ids.tolist(), stats["sample_compat"].tolist(), int(outputs.label_mask.sum())))
-            return super()._record(mode, stats, outputs, inputs, sample_ids)
+        def _record(self, mode, rows, outputs, sample_ids):
+            seen.append((sample_ids.tolist(), rows.compat.tolist(), int(outputs.label_mask.sum())))
+            return super()._record(mode, rows, outputs, sample_ids)
 
     model = tiny_llama(tok, seed=0)
     args = trainer_args(tmp_path / "conv", max_steps=1, per_device_train_batch_size=4, learning_rate=0.0,
-                        assistant_only_loss=False)
+                        assistant_only_loss=assistant_only_loss)
     trainer = Spy(model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
     trainer.train()
     ids, trained_compat, trainable = seen[0]
     scored = score_rows(trainer.model, [tokenize_demonstration(tok, rows[i]) for i in ids], pad_token_id=tok.pad_token_id)
     for c, s in zip(trained_compat, scored):
-        assert c == pytest.approx(s["compatibility"], rel=1e-4)
+        assert c == pytest.approx(s["compatibility"], rel=1e-5)
     assistant_tokens = sum(s["num_tokens"] for s in scored)
-    assert trainable > 3 * assistant_tokens  # the whole conversation is trained, c covers a small part
+    expected = sum(len(f"2+{i} = {2 + i}") + len(f"{3 + i}") + 2 for i in ids)  # characters + 2 end-of-turn tokens
+    assert assistant_tokens == expected
+    if assistant_only_loss:
+        assert trainable == assistant_tokens  # TRL trains exactly the tokens u is measured on
+    else:
+        assert trainable > 3 * assistant_tokens  # the whole conversation is trained, u covers a small part

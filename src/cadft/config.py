@@ -11,7 +11,7 @@ from cadft import defaults
 __all__ = ["CADFTConfig", "LOSS_TYPES", "NORMALIZATIONS"]
 
 LOSS_TYPES = ("nll", "dft", "cadft")
-NORMALIZATIONS = ("ema", "batch")
+NORMALIZATIONS = defaults.NORMALIZATIONS
 
 
 def _bf16_accelerator(use_cpu: bool) -> bool:
@@ -47,57 +47,69 @@ class CADFTConfig(SFTConfig):
             "choices": list(LOSS_TYPES),
         },
     )
-    # The estimator's defaults are the variant the ablation's pre-registered rule chose
-    # (cadft/defaults.py; docs/method.md, "Defaults chosen by the ablation")
+    # The estimator's defaults are the paper's (cadft/defaults.py; docs/method.md). The fields of the
+    # earlier estimator default to None ("not set") so that setting one that the chosen estimator
+    # does not read is an error instead of being ignored.
+    cadft_normalization: str = field(
+        default=defaults.NORMALIZATION,
+        metadata={
+            "help": "The CADFT estimator. 'zscore' (default, the paper's): u = the demonstration's length-normalised "
+            "NLL, z-scored over the optimizer step's global batch, weight exp(-beta * max(0, z)) in (0, 1]. The "
+            "project's earlier estimator: 'ema' weights clip(c**beta / m, cadft_w_min, cadft_w_max), c = exp(-u), "
+            "m a running mean of c**beta; 'batch' also rescales each step's gradient so that sum_i w_i M_i = "
+            "sum_i M_i over the global batch (M_i = the sample's base-loss mass).",
+            "choices": list(defaults.NORMALIZATIONS),
+        },
+    )
     cadft_beta: float = field(
         default=defaults.BETA,
         metadata={
-            "help": "Exponent on the compatibility c in the sample weight c**beta / m. 0 gives the base loss exactly "
-            "(DFT at cadft_token_power 1); larger values down-weight incompatible demonstrations more; 1 (the "
-            "default, the ablation's choice) weights by the per-token geometric-mean probability itself."
+            "help": "How strongly compatibility modulates the sample weight (>= 0; 0 gives DFT exactly). 'zscore': "
+            "w = exp(-beta * max(0, z)); 'ema'/'batch': the exponent in c**beta / m. Default 1, the paper's."
         },
-    )
-    cadft_w_min: float = field(
-        default=defaults.W_MIN,
-        metadata={
-            "help": "Floor of the sample weight. Positive by default so that no demonstration is silently "
-            "discarded; 0 lets weights vanish."
-        },
-    )
-    cadft_w_max: float = field(
-        default=defaults.W_MAX,
-        metadata={"help": "Ceiling of the sample weight: bounds the variance of the estimator (>= cadft_w_min). 1 "
-                  "makes CADFT suppress-only (no row weighs more than in the base loss)."},
     )
     cadft_token_power: float = field(
         default=defaults.TOKEN_POWER,
         metadata={
-            "help": "alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 is DFT's token weighting; 0 the plain "
-            "NLL (CADFT with beta=0 is then SFT); values between trade DFT's stability against learning tokens the "
-            "model finds unlikely. The default 0.5 is the ablation's choice (docs/method.md)."
+            "help": "alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 (default) is DFT's token loss; 0 the "
+            "plain NLL (CADFT with beta=0 is then SFT). The earlier estimator's default was 0.5."
         },
     )
-    cadft_normalization: str = field(
-        default=defaults.NORMALIZATION,
+    cadft_eps: float | None = field(
+        default=None,
+        metadata={"help": "'zscore' only: eps in z = (u - mean) / (std + eps) (> 0; default 1e-6, the paper's)."},
+    )
+    cadft_scope: str | None = field(
+        default=None,
         metadata={
-            "help": "How the weights keep the step size: 'ema' divides c**beta by m, a running mean over steps; "
-            "'batch' also rescales each optimizer step's gradient so that sum_i w_i M_i = sum_i M_i over the global "
-            "batch (M_i = the sample's base-loss mass), whatever the batch's composition.",
-            "choices": list(NORMALIZATIONS),
+            "help": "'zscore' only: the rows z is computed over. 'step' (default): the whole optimizer step's "
+            "global batch, exact whatever the split (a no-grad pre-pass over the step's micro-batches when "
+            "gradient_accumulation_steps > 1). 'micro_batch': each global micro-batch alone, no pre-pass; the "
+            "update then depends on how the step is split into micro-batches.",
+            "choices": list(defaults.SCOPES),
         },
     )
-    cadft_ema_decay: float = field(
-        default=0.9,
+    cadft_w_min: float | None = field(
+        default=None,
+        metadata={"help": "'ema'/'batch' only: floor of the sample weight (default 0.1): no demonstration is dropped."},
+    )
+    cadft_w_max: float | None = field(
+        default=None,
+        metadata={"help": "'ema'/'batch' only: ceiling of the sample weight (>= cadft_w_min; default 3). 1 makes the "
+                  "earlier estimator suppress-only."},
+    )
+    cadft_ema_decay: float | None = field(
+        default=None,
         metadata={
-            "help": "Decay of the running normaliser m, an EMA over optimizer steps of the global-batch mean of "
-            "c**beta. 0 uses the current batch's mean alone."
+            "help": "'ema'/'batch' only: decay of the running normaliser m, an EMA over optimizer steps of the "
+            "global-batch mean of c**beta (default 0.9; 0 uses the current batch's mean alone)."
         },
     )
-    cadft_calibration_samples: int = field(
-        default=64,
+    cadft_calibration_samples: int | None = field(
+        default=None,
         metadata={
-            "help": "Training samples scored in inference mode before the first step to initialise m (>= 1; "
-            "capped at the dataset size)."
+            "help": "'ema'/'batch' only: training samples scored in inference mode before the first step to "
+            "initialise m (>= 1, capped at the dataset size; default 64)."
         },
     )
 
@@ -178,23 +190,7 @@ class CADFTConfig(SFTConfig):
     def __post_init__(self):
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)}")
-        if self.cadft_beta < 0:
-            raise ValueError(f"cadft_beta must be >= 0, got {self.cadft_beta}")
-        if not 0 <= self.cadft_w_min <= self.cadft_w_max:
-            raise ValueError(
-                f"need 0 <= cadft_w_min <= cadft_w_max, got cadft_w_min={self.cadft_w_min}, "
-                f"cadft_w_max={self.cadft_w_max}"
-            )
-        if not 0 <= self.cadft_token_power <= 1:
-            raise ValueError(f"cadft_token_power must be in [0, 1], got {self.cadft_token_power}")
-        if self.cadft_normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"cadft_normalization={self.cadft_normalization!r} is not valid; choose one of {', '.join(NORMALIZATIONS)}"
-            )
-        if not 0 <= self.cadft_ema_decay < 1:
-            raise ValueError(f"cadft_ema_decay must be in [0, 1), got {self.cadft_ema_decay}")
-        if self.cadft_calibration_samples < 1:
-            raise ValueError(f"cadft_calibration_samples must be >= 1, got {self.cadft_calibration_samples}")
+        self._resolve_estimator()
         if self.loss_type == "cadft" and (self.packing or self.padding_free):
             raise ValueError(
                 "loss_type='cadft' needs one sequence per row to compute each sample's compatibility; set "
@@ -205,6 +201,51 @@ class CADFTConfig(SFTConfig):
         if self.bf16 is None:
             self.bf16 = not self.fp16 and _bf16_accelerator(self.use_cpu)
         super().__post_init__()
+
+    def _resolve_estimator(self) -> None:
+        """Check the estimator's fields and fill in the defaults of the chosen one. A field the
+        chosen estimator does not read is an error that names the valid combinations."""
+        if self.cadft_normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"cadft_normalization={self.cadft_normalization!r} is not valid; choose one of {', '.join(NORMALIZATIONS)}"
+            )
+        if self.cadft_beta < 0:
+            raise ValueError(f"cadft_beta must be >= 0, got {self.cadft_beta}")
+        if not 0 <= self.cadft_token_power <= 1:
+            raise ValueError(f"cadft_token_power must be in [0, 1], got {self.cadft_token_power}")
+        zscore = self.cadft_normalization == "zscore"
+        foreign = defaults.RUNNING_FIELDS if zscore else defaults.ZSCORE_FIELDS
+        given = [name for name in foreign if getattr(self, name) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no meaning for cadft_normalization="
+                f"{self.cadft_normalization!r}. The paper's estimator ('zscore', the default) reads cadft_beta, "
+                f"cadft_token_power, {', '.join(defaults.ZSCORE_FIELDS)}; the earlier one ('ema' or 'batch') reads "
+                f"cadft_beta, cadft_token_power, {', '.join(defaults.RUNNING_FIELDS)}."
+            )
+        if zscore:
+            self.cadft_eps = defaults.EPS if self.cadft_eps is None else self.cadft_eps
+            self.cadft_scope = defaults.SCOPE if self.cadft_scope is None else self.cadft_scope
+            if not self.cadft_eps > 0:
+                raise ValueError(f"cadft_eps must be > 0, got {self.cadft_eps}")
+            if self.cadft_scope not in defaults.SCOPES:
+                raise ValueError(f"cadft_scope={self.cadft_scope!r} is not valid; choose one of "
+                                 f"{', '.join(defaults.SCOPES)}")
+            return
+        for name, default in (("cadft_w_min", defaults.W_MIN), ("cadft_w_max", defaults.W_MAX),
+                              ("cadft_ema_decay", defaults.EMA_DECAY),
+                              ("cadft_calibration_samples", defaults.CALIBRATION_SAMPLES)):
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        if not 0 <= self.cadft_w_min <= self.cadft_w_max:
+            raise ValueError(
+                f"need 0 <= cadft_w_min <= cadft_w_max, got cadft_w_min={self.cadft_w_min}, "
+                f"cadft_w_max={self.cadft_w_max}"
+            )
+        if not 0 <= self.cadft_ema_decay < 1:
+            raise ValueError(f"cadft_ema_decay must be in [0, 1), got {self.cadft_ema_decay}")
+        if self.cadft_calibration_samples < 1:
+            raise ValueError(f"cadft_calibration_samples must be >= 1, got {self.cadft_calibration_samples}")
 
     def _check_rewrite(self) -> None:
         if self.loss_type != "cadft":

@@ -6,13 +6,19 @@ file. The notation follows docs/method.md:
 
     l_it = log pi(y_it | x_i, y_i,<t),  p_it = exp(l_it),  T_i = sum_t mask_it
     s_i  = (1/T_i) sum_t l_it            (mean token log-likelihood)
+    u_i  = -s_i                          (length-normalised NLL: the paper's raw signal)
     c_i  = exp(s_i)                      (compatibility, in (0, 1])
-    w_i  = clip(exp(beta * s_i - log m), w_min, w_max)     (= clip(c_i**beta / m, ...))
     M_i  = sum_t sg(p_it)**alpha         (the sample's mass in the base loss)
 
     SFT:   L = (1/N) sum_i sum_t -l_it                        (alpha = 0)
     DFT:   L = (1/N) sum_i sum_t -sg(p_it) l_it               (alpha = 1)
-    CADFT: L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it
+    CADFT: L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it    (`weighted_loss`)
+
+with the sample weight w_i of one of two estimators:
+
+    the paper's (default):  z_i = (u_i - mean_B u) / (std_B u + eps),  w_i = exp(-beta max(0, z_i))
+                            over the valid rows of the global batch B (`zscore_weights`)
+    the earlier one:        w_i = clip(exp(beta * s_i - log m), w_min, w_max)   (`sample_weights`)
 
 N is the number of trainable tokens in the whole optimizer step (`num_items_in_batch`,
 as in transformers/TRL); without it, the tokens of this batch. The weights are computed
@@ -33,7 +39,14 @@ import torch
 
 __all__ = [
     "LOGP_FLOOR",
+    "ZSCORE_EPS",
     "mean_logprob",
+    "length_normalized_nll",
+    "batch_moments",
+    "zscores",
+    "zscore_weights",
+    "weighted_loss",
+    "sample_nll",
     "compatibility",
     "log_raw_weights",
     "raw_sample_weights",
@@ -43,12 +56,17 @@ __all__ = [
     "dft_loss",
     "cadft_loss",
     "weight_stats",
+    "zscore_stats",
+    "clipped_weights",
 ]
 
 # A log-probability of -inf (a masked logit, an fp16 underflow) would turn sg(p) * l into
 # 0 * -inf = NaN. No real token probability is below exp(-1e4), so flooring there changes
 # nothing else.
 LOGP_FLOOR = -1.0e4
+
+# The paper's eps in z = (u - mu) / (sigma + eps)
+ZSCORE_EPS = 1e-6
 
 
 def _clean(per_token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -89,6 +107,46 @@ def compatibility(per_token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Te
     """
     s, valid = mean_logprob(per_token_logps, mask)
     return torch.where(valid, s.exp(), torch.zeros_like(s))
+
+
+def length_normalized_nll(per_token_logps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """u_i = -(1/T_i) sum_t l_it, the paper's raw compatibility (lower = more compatible),
+    detached, and the rows' validity. (B, T) -> (B,) float32, (B,) bool; u is 0 on a row
+    with no token, which every statistic must leave out."""
+    s, valid = mean_logprob(per_token_logps, mask)
+    return -s, valid
+
+
+def batch_moments(u: torch.Tensor, valid: torch.Tensor) -> tuple[float, float, int]:
+    """(mean, population std, count) of u over the valid rows, in float64. (B,) -> floats.
+
+    The caller passes every row of the global batch (all micro-batches, all processes);
+    with no valid row the moments are (0, 0, 0), with one the std is 0."""
+    x = u.detach().double()[valid.bool()]
+    if x.numel() == 0:
+        return 0.0, 0.0, 0
+    mean = x.mean()
+    std = (x - mean).square().mean().sqrt()  # two-pass: no cancellation when u is large and flat
+    return float(mean), float(std), int(x.numel())
+
+
+def zscores(u: torch.Tensor, valid: torch.Tensor, *, mean: float, std: float, eps: float = ZSCORE_EPS) -> torch.Tensor:
+    """z_i = (u_i - mean) / (std + eps) on the valid rows, 0 elsewhere. (B,) -> (B,) float32.
+
+    `mean` and `std` are the global batch's (`batch_moments`); a batch whose rows are all
+    equal (std 0) gives z = 0 for every row, whatever eps."""
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    z = (u.detach().double() - mean) / (std + eps)
+    return torch.where(valid.bool(), z, torch.zeros_like(z)).float()
+
+
+def zscore_weights(z: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """The paper's weight w_i = exp(-beta * max(0, z_i)), in (0, 1]: rows no worse than the
+    batch mean keep weight 1, worse rows are softened, none is boosted. (B,) -> (B,)."""
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    return torch.exp(-beta * z.detach().float().clamp(min=0))
 
 
 def log_raw_weights(mean_logp: torch.Tensor, *, beta: float, log_normalizer: float = 0.0) -> torch.Tensor:
@@ -208,6 +266,45 @@ def weight_stats(
     return stats
 
 
+def zscore_stats(
+    u: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor, mass: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """The paper's estimator's statistics over the valid rows of a (global) batch, 0-dim each:
+    the mean and population std of u, the mean and minimum weight, the fraction of rows
+    down-weighted (w < 1, i.e. z > 0), and with the base-loss masses M_i the weight mass
+    sum w_i M_i / sum M_i (the factor by which the weights scale the update). With no valid
+    row every statistic is 0."""
+    valid = valid.bool()
+    x, w = u[valid].double(), weights[valid].double()
+    zero = torch.zeros((), dtype=torch.float32)
+    keys = ("u_mean", "u_std", "weight_mean", "weight_min", "downweighted_frac", "num_samples")
+    if x.numel() == 0:
+        return {key: zero for key in keys + (("weight_mass",) if mass is not None else ())}
+    mean = x.mean()
+    stats = {
+        "u_mean": mean,
+        "u_std": (x - mean).square().mean().sqrt(),
+        "weight_mean": w.mean(),
+        "weight_min": w.min(),
+        "downweighted_frac": (w < 1).double().mean(),
+        "num_samples": torch.tensor(float(x.numel()), dtype=torch.float64),
+    }
+    if mass is not None:
+        m = mass[valid].double()
+        stats["weight_mass"] = (w * m).sum() / m.sum() if m.sum() > 0 else torch.ones((), dtype=torch.float64)
+    return {key: value.float() for key, value in stats.items()}
+
+
+def clipped_weights(
+    mean_logp: torch.Tensor, *, beta: float, log_normalizer: float, w_min: float, w_max: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The earlier estimator's (weights, raw weights) from the mean log-probs s_i, in log
+    space: exp(beta * s_i - log m), clipped to [w_min, w_max]. Unlike `sample_weights`, which
+    takes c = exp(s), nothing underflows when c**beta is below float32's range."""
+    log_raw = log_raw_weights(mean_logp, beta=beta, log_normalizer=log_normalizer)
+    return _clip_log(log_raw, w_min, w_max), log_raw.exp()
+
+
 def _weighted_loss(
     per_token_logps: torch.Tensor,
     mask: torch.Tensor,
@@ -248,13 +345,49 @@ def _with_weight_stats(stats, compat, weights, raw, valid, summary: bool = True)
     return stats
 
 
-def _compat_and_validity(per_token_logps, mask, compat_mask):
-    """c over `compat_mask` (the demonstration's tokens) where given, else over `mask`; a
-    row is valid when it has a trainable token and a token to measure c on."""
+def sample_nll(
+    per_token_logps: torch.Tensor, mask: torch.Tensor, compat_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u, valid): u_i over the demonstration's tokens, `compat_mask` & `mask` where a
+    compat mask is given (the assistant turns of a conversation trained whole), else
+    `mask`. A row is valid when it has a trainable token and a token to measure u on.
+    (B, T) -> (B,) float32 detached, (B,) bool."""
     measured = mask.bool() if compat_mask is None else compat_mask.bool() & mask.bool()
-    s, has_measured = mean_logprob(per_token_logps, measured)
-    valid = has_measured & mask.bool().any(-1)
+    u, has_measured = length_normalized_nll(per_token_logps, measured)
+    return u, has_measured & mask.bool().any(-1)
+
+
+def _compat_and_validity(per_token_logps, mask, compat_mask):
+    """(s, c, valid) over the demonstration's tokens (`sample_nll`)."""
+    u, valid = sample_nll(per_token_logps, mask, compat_mask)
+    s = -u
     return s, torch.where(valid, s.exp(), torch.zeros_like(s)), valid
+
+
+def weighted_loss(
+    per_token_logps: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None,
+    *,
+    token_power: float = 1.0,
+    num_items_in_batch=None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it with given detached sample weights.
+
+    Args:
+        per_token_logps: (B, T) label log-probs with their graph.
+        mask: (B, T) bool, trainable tokens.
+        weights: (B,) sample weights (None: all 1, the base loss exactly).
+        token_power: alpha in [0, 1]; 1 is DFT's token loss (TRL's "dft"), 0 the NLL ("nll").
+        num_items_in_batch: N, the optimizer step's trainable tokens; None: this batch's.
+
+    Returns:
+        (loss, stats) with the batch's plain token NLL `nll`, `num_tokens` and the
+        per-sample base-loss masses `sample_mass` (B,).
+    """
+    if weights is not None:
+        weights = weights.detach().to(device=per_token_logps.device, dtype=torch.float32)
+    return _weighted_loss(per_token_logps, mask, weights, token_power=token_power, num_items_in_batch=num_items_in_batch)
 
 
 def sft_loss(
