@@ -75,7 +75,7 @@ def test_score_and_rewrite_defaults_are_the_trainers(tmp_path):
     """`cadft score` and `cadft rewrite` weigh rows as CADFTTrainer would at its defaults."""
     config = CADFTConfig(output_dir=str(tmp_path))
     score = build_parser().parse_args(["--dataset_path", "d.jsonl", "--output", "s.jsonl"])
-    assert (score.beta, score.w_min, score.w_max) == (config.cadft_beta, config.cadft_w_min, config.cadft_w_max)
+    assert (score.normalization, score.beta) == (config.cadft_normalization, config.cadft_beta)
     rewrite = rewrite_cli.build_parser().parse_args(["--dataset_path", "d.jsonl", "--output_dir", "r"])
     assert rewrite.beta == config.cadft_beta
 
@@ -87,7 +87,7 @@ def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_pat
     printed = capsys.readouterr().out
     scores = _read(out)
     assert scores["sample_id"] == list(range(12))  # complete and in input order
-    score_columns = {"num_tokens", "mean_logprob", "compatibility", "weight", "raw_weight", "clipped"}
+    score_columns = {"num_tokens", "mean_logprob", "u", "compatibility", "z", "weight"}
     assert score_columns <= set(scores.column_names)
 
     # Tags carried through: GSM8K rows become prompt/completion plus `final_answer`
@@ -103,18 +103,23 @@ def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_pat
         assert got["compatibility"] == pytest.approx(_naive_compat(model, row), abs=1e-4)
         assert got["mean_logprob"] == pytest.approx(math.log(got["compatibility"]), abs=1e-5)
 
-    # Weights are cadft.losses' at CADFTConfig's defaults: m = mean(c**beta), clip to [w_min, w_max]
+    # Weights are the paper's estimator's at CADFTConfig's defaults, z relative to the whole file,
+    # checked against loops over the rows
     config = CADFTConfig(output_dir=str(tmp_path / "unused"))
-    beta, w_min, w_max = config.cadft_beta, config.cadft_w_min, config.cadft_w_max
+    beta, eps = config.cadft_beta, config.cadft_eps
+    u = [-x for x in scores["mean_logprob"]]
+    mu = sum(u) / len(u)
+    sigma = math.sqrt(sum((x - mu) ** 2 for x in u) / len(u))
+    z = [(x - mu) / (sigma + eps) for x in u]
+    assert scores["u"] == pytest.approx(u, abs=1e-6)
+    assert scores["z"] == pytest.approx(z, abs=1e-4)
+    assert scores["weight"] == pytest.approx([math.exp(-beta * max(0.0, x)) for x in z], abs=1e-5)
+    assert "raw_weight" not in scores.column_names and "clipped" not in scores.column_names
     compat = torch.tensor(scores["compatibility"])
-    m = float(compat.pow(beta).mean())
-    expected = sample_weights(compat, beta=beta, normalizer=m, w_min=w_min, w_max=w_max)
-    torch.testing.assert_close(torch.tensor(scores["weight"]), expected)
-    torch.testing.assert_close(torch.tensor(scores["raw_weight"]), raw_sample_weights(compat, beta=beta, normalizer=m))
-    assert scores["clipped"] == (raw_sample_weights(compat, beta=beta, normalizer=m) != expected).tolist()
 
     # Summary and histogram
-    assert "scored 12 demonstrations" in printed and f"m={m:.4g}" in printed
+    assert "scored 12 demonstrations" in printed and f"mean {mu:.4f}  std {sigma:.4f}" in printed
+    assert "relative to the whole file" in printed
     for q in ("p0 ", "p10 ", "p25 ", "p50 ", "p75 ", "p90 ", "p100 "):
         assert q in printed
     assert "3 least compatible" in printed and "#" in printed
@@ -127,7 +132,7 @@ def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_pat
 def test_parquet_output_tags_and_explicit_weight_options(tiny_dir, demos_file, tmp_path, capsys):
     out = tmp_path / "nested" / "scores.parquet"
     assert main(["--model_name_or_path", tiny_dir, "--dataset_path", str(demos_file), "--output", str(out),
-                 "--beta", "2", "--normalizer", "0.05", "--w_min", "0.2", "--w_max", "2"]) == 0  # fmt: skip
+                 "--normalization", "ema", "--beta", "2", "--normalizer", "0.05", "--w_min", "0.2", "--w_max", "2"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     scores = _read(out)
     demos = mixed_quality_demos(12, seed=0)
@@ -136,7 +141,7 @@ def test_parquet_output_tags_and_explicit_weight_options(tiny_dir, demos_file, t
     compat = torch.tensor(scores["compatibility"])
     expected = sample_weights(compat, beta=2.0, normalizer=0.05, w_min=0.2, w_max=2.0)
     torch.testing.assert_close(torch.tensor(scores["weight"]), expected)
-    assert "m=0.05 (given)" in printed
+    assert "m=0.05 (log m -2.9957, given)" in printed
     # Per-tag means over the default tag column `kind`
     assert "by kind" in printed
     for kind in set(demos["kind"]):
@@ -162,10 +167,11 @@ def test_dataset_sample_ids_and_rows_without_trainable_tokens(tiny_dir, tmp_path
     assert [s["source"] for s in scores] == ["a", "b", "a"]
     empty = scores[1]
     assert empty["num_tokens"] == 0
-    assert empty["compatibility"] is None and empty["weight"] is None and empty["clipped"] is None
-    # Left out of the statistics: m is the mean of c**beta (the default beta) over the two scored rows
-    m = (scores[0]["compatibility"] ** defaults.BETA + scores[2]["compatibility"] ** defaults.BETA) / 2
-    assert f"m={m:.4g}" in printed and "1 with no trainable token" in printed
+    assert empty["compatibility"] is None and empty["weight"] is None
+    # Left out of the statistics: the mean of u is over the two scored rows
+    mean_u = (scores[0]["u"] + scores[2]["u"]) / 2
+    assert f"mean {mean_u:.4f}" in printed and "1 with no trainable token" in printed
+    assert empty["u"] is None and empty["z"] is None
     assert "by source" in printed and "\n  b " not in printed
 
 
@@ -186,8 +192,11 @@ def _exit(argv, capsys) -> tuple[int, str]:
     "extra, message",
     [
         (["--beta", "-1"], "--beta must be >= 0"),
-        (["--w_min", "2", "--w_max", "1"], "need 0 <= --w_min <= --w_max"),
-        (["--normalizer", "0"], "--normalizer must be > 0"),
+        (["--normalization", "ema", "--w_min", "2", "--w_max", "1"], "need 0 <= --w_min <= --w_max"),
+        (["--normalization", "ema", "--normalizer", "0"], "--normalizer must be > 0"),
+        (["--w_max", "3"], "--w_max: no meaning for --normalization zscore"),
+        (["--normalization", "ema", "--eps", "0.1"], "--eps: no meaning for --normalization ema"),
+        (["--eps", "0"], "--eps must be > 0"),
         (["--batch_size", "0"], "--batch_size must be >= 1"),
         (["--top_k", "-1"], "--top_k must be >= 0"),
         (["--output", "scores.csv"], "--output must end in one of .jsonl, .parquet"),
@@ -287,6 +296,39 @@ def test_weight_defaults_are_the_library_defaults():
 
     config = CADFTConfig("unused", report_to="none")
     s = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl"])
-    assert (s.beta, s.w_min, s.w_max) == (config.cadft_beta, config.cadft_w_min, config.cadft_w_max)
+    assert (s.normalization, s.beta) == (config.cadft_normalization, config.cadft_beta)
+    score._check_args(score.build_parser(), s)
+    assert s.eps == config.cadft_eps
+    earlier = CADFTConfig("unused", report_to="none", cadft_normalization="ema")
+    e = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl", "--normalization", "ema"])
+    score._check_args(score.build_parser(), e)
+    assert (e.w_min, e.w_max) == (earlier.cadft_w_min, earlier.cadft_w_max)
     r = rewrite.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output_dir", "o"])
     assert r.beta == config.cadft_beta
+
+
+@pytest.mark.parametrize("normalization", ["ema", "zscore"])
+def test_weights_do_not_underflow_float32(normalization):
+    """A row whose c**beta is below float32's range (mean log-prob about -30 at beta 4: c**beta
+    about e^-120): the weights are computed in log space, so the other rows keep their weights
+    instead of every one collapsing to w_min around a floored m."""
+    from argparse import Namespace
+
+    from cadft.cli.score import _weights
+    from cadft.losses import clipped_weights
+
+    scores = [{"num_tokens": 5, "mean_logprob": s, "compatibility": math.exp(s)} for s in (-30.0, -30.2, -29.8)]
+    args = Namespace(normalization=normalization, beta=4.0, eps=1e-6, normalizer=None, w_min=0.1, w_max=3.0)
+    audit = _weights(scores, args)
+    w = audit.weights.tolist()
+    assert all(math.isfinite(x) and x > 0 for x in w)
+    if normalization == "ema":
+        log_m = math.log(sum(math.exp(4 * (s + 30)) for s in (-30.0, -30.2, -29.8)) / 3) - 120  # by hand
+        assert audit.log_normalizer == pytest.approx(log_m, abs=1e-5)  # float32 mean log-probs
+        expected = [min(max(math.exp(4 * s - log_m), 0.1), 3.0) for s in (-30.0, -30.2, -29.8)]
+        assert w == pytest.approx(expected, rel=1e-5)
+        assert w[2] > 1 > w[0] > w[1] > 0.1  # not all at w_min
+        torch.testing.assert_close(audit.weights, clipped_weights(torch.tensor([-30.0, -30.2, -29.8]), beta=4.0,
+                                                                   log_normalizer=log_m, w_min=0.1, w_max=3.0)[0])
+    else:
+        assert w[0] == w[2] == 1.0 and 0 < w[1] < 1  # u = 30.2 is the one above the mean 30

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from trl.trainer.utils import add_fused_lm_head
 
 from .conversation import assistant_token_mask, chat_ids
-from .losses import compatibility
+from .losses import compatibility, mean_logprob
 
 __all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "score_rows", "score_rows_sharded"]
 
@@ -218,7 +218,7 @@ def score_rows(
                 )
                 compat = compatibility(logps, mask).cpu()
                 num_tokens = mask.sum(-1).cpu()
-                mean_logp = torch.where(mask, logps.float(), 0.0).sum(-1).cpu() / num_tokens.clamp(min=1)
+                mean_logp = mean_logprob(logps, mask)[0].cpu()  # floored like the loss's: never -inf
                 for b, i in enumerate(idx):
                     results[i] = {
                         "num_tokens": int(num_tokens[b]),

@@ -1,9 +1,13 @@
 """`cadft score`: a per-demonstration audit of a dataset before training.
 
-For every demonstration: its trainable tokens, mean token log-probability s and
-compatibility c = exp(s) under the model, and the CADFT weight it would get,
-w = clip(c**beta / m, w_min, w_max), with m the dataset's own mean of c**beta (what the
-trainer's calibration estimates) unless --normalizer is given.
+For every demonstration: its trainable tokens, mean token log-probability s, its raw
+compatibility u = -s (the length-normalised NLL) and c = exp(s) under the model, and the
+CADFT weight it would get relative to the whole file. The paper's estimator (the default):
+z = (u - mean u) / (std u + eps) over every scored row, w = exp(-beta * max(0, z)); in
+training the statistics are those of each optimizer step's global batch instead. The
+earlier estimator (--normalization ema): w = clip(c**beta / m, w_min, w_max), with m the
+file's own mean of c**beta (what the trainer's calibration estimates) unless --normalizer
+is given. Every weight comes from cadft.losses, in log space.
 
     cadft score --dataset_path ../shared/data/gsm8k/train.jsonl --limit 200 --output gsm8k-scores.jsonl
     cadft score --model_name_or_path runs/cadft --dataset_path data.parquet --output scores.parquet --beta 2
@@ -31,7 +35,8 @@ OUTPUT_FORMATS = (".jsonl", ".parquet")
 QUANTILES = (0, 10, 25, 50, 75, 90, 100)
 # Columns that hold the demonstration itself; every other scalar column is a tag
 _TEXT_COLUMNS = ("prompt", "completion", "messages", "conversations", "text")
-_SCORE_COLUMNS = ("sample_id", "num_tokens", "mean_logprob", "compatibility", "weight", "raw_weight", "clipped")
+_SCORE_COLUMNS = ("sample_id", "num_tokens", "mean_logprob", "u", "compatibility", "z", "weight", "raw_weight",
+                  "clipped")
 # Text histogram: the narrowest of these bin widths that spans the data in at most _MAX_BINS
 # bins, aligned to multiples of the width so two runs' histograms line up
 _BIN_WIDTHS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -64,16 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
     )
+    parser.add_argument("--normalization", choices=defaults.NORMALIZATIONS, default=defaults.NORMALIZATION,
+                        help="The estimator, as CADFTConfig.cadft_normalization: 'zscore' (the paper's) or the "
+                        "earlier 'ema' ('batch' weighs a file as 'ema' does; its rescale is per optimizer step).")
     parser.add_argument("--beta", type=float, default=defaults.BETA,
-                        help="Exponent on c in the weight c**beta / m (>= 0), as CADFTConfig.cadft_beta "
-                        "(default %(default)s).")
+                        help="As CADFTConfig.cadft_beta (>= 0): w = exp(-beta * max(0, z)), or c**beta / m for 'ema'.")
+    parser.add_argument("--eps", type=float, default=None,
+                        help=f"'zscore' only: eps in z = (u - mean) / (std + eps) (default {defaults.EPS:g}).")
     parser.add_argument(
-        "--normalizer", type=float, default=None, help="m (> 0); default: the scored rows' own mean of c**beta."
+        "--normalizer", type=float, default=None,
+        help="'ema'/'batch' only: m (> 0); default: the scored rows' own mean of c**beta.",
     )
-    parser.add_argument("--w_min", type=float, default=defaults.W_MIN,
-                        help="Weight floor, as CADFTConfig.cadft_w_min (default %(default)s).")
-    parser.add_argument("--w_max", type=float, default=defaults.W_MAX,
-                        help="Weight ceiling, as CADFTConfig.cadft_w_max (default %(default)s).")
+    parser.add_argument("--w_min", type=float, default=None,
+                        help=f"'ema'/'batch' only: weight floor, as CADFTConfig.cadft_w_min (default {defaults.W_MIN}).")
+    parser.add_argument("--w_max", type=float, default=None,
+                        help=f"'ema'/'batch' only: weight ceiling, as CADFTConfig.cadft_w_max (default "
+                        f"{defaults.W_MAX}).")
     parser.add_argument("--top_k", type=int, default=10, help="Least compatible demonstrations to print (0: none).")
     parser.add_argument(
         "--tag_column", default=None, help="Column for per-tag means; default: 'kind' when the data has it."
@@ -91,10 +102,22 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--top_k must be >= 0, got {args.top_k}")
     if args.beta < 0:
         parser.error(f"--beta must be >= 0, got {args.beta}")
-    if args.normalizer is not None and not args.normalizer > 0:
-        parser.error(f"--normalizer must be > 0, got {args.normalizer}")
-    if not 0 <= args.w_min <= args.w_max:
-        parser.error(f"need 0 <= --w_min <= --w_max, got --w_min {args.w_min} and --w_max {args.w_max}")
+    foreign = ("normalizer", "w_min", "w_max") if args.normalization == "zscore" else ("eps",)
+    given = [f"--{name}" for name in foreign if getattr(args, name) is not None]
+    if given:
+        parser.error(f"{', '.join(given)}: no meaning for --normalization {args.normalization}; 'zscore' reads "
+                     "--beta and --eps, 'ema'/'batch' read --beta, --normalizer, --w_min and --w_max")
+    if args.normalization == "zscore":
+        args.eps = defaults.EPS if args.eps is None else args.eps
+        if not args.eps > 0:
+            parser.error(f"--eps must be > 0, got {args.eps}")
+    else:
+        args.w_min = defaults.W_MIN if args.w_min is None else args.w_min
+        args.w_max = defaults.W_MAX if args.w_max is None else args.w_max
+        if args.normalizer is not None and not args.normalizer > 0:
+            parser.error(f"--normalizer must be > 0, got {args.normalizer}")
+        if not 0 <= args.w_min <= args.w_max:
+            parser.error(f"need 0 <= --w_min <= --w_max, got --w_min {args.w_min} and --w_max {args.w_max}")
     if Path(args.output).suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
 
@@ -138,36 +161,55 @@ def _completion_snippet(example: dict, width: int = _SNIPPET) -> str:
 class Audit(NamedTuple):
     """The weights every scored row would get. Tensors are (N,), in input order."""
 
-    compat: Any  # float32 compatibilities, 0 where invalid
+    compat: Any  # float32 compatibilities c = exp(-u), 0 where invalid
+    u: Any  # float32 length-normalised NLL, 0 where invalid
     valid: Any  # bool, the row has a trainable token
-    raw: Any  # c**beta / m
-    weights: Any  # clip(raw, w_min, w_max)
-    normalizer: float  # m
-    stats: dict  # cadft.losses.weight_stats over the valid rows, as floats
+    z: Any  # 'zscore': z relative to the whole file; else None
+    raw: Any  # the weight before clipping ('zscore': the weight itself)
+    weights: Any
+    log_normalizer: float | None  # 'ema': log m; else None
+    stats: dict  # the estimator's statistics over the valid rows, as floats
 
     def valid_indices(self) -> list[int]:
         return [i for i, ok in enumerate(self.valid.tolist()) if ok]
 
+    @property
+    def zscore(self) -> bool:
+        return self.z is not None
+
+    def reduced(self, i: int) -> bool:
+        """Whether row i's weight is below what the base loss gives it: down-weighted
+        ('zscore') or moved by the clip ('ema')."""
+        return bool(self.weights[i] < 1) if self.zscore else bool(self.raw[i] != self.weights[i])
+
 
 def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
-    """Weights from `cadft.losses` at the command's beta, normaliser and clip range."""
+    """The weights of `cadft.losses` at the command's estimator, computed in log space."""
     import torch
 
-    from cadft.losses import raw_sample_weights, sample_weights, weight_stats
+    from cadft.losses import batch_moments, clipped_weights, weight_stats, zscore_stats, zscore_weights, zscores
+    from cadft.normalizer import log_mean_exp
 
-    compat = torch.tensor([s["compatibility"] for s in scores], dtype=torch.float32)  # (N,)
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])  # (N,)
     if not valid.any():
         raise CommandError("no demonstration has a trainable token (completions empty or cut by --max_length)")
-    if args.normalizer is None:
-        # What the trainer's calibration computes, over every scored row (floored like RunningNormalizer)
-        normalizer = max(float(compat[valid].pow(args.beta).mean()), torch.finfo(torch.float32).tiny)
+    mean_logp = torch.tensor([s["mean_logprob"] if ok else 0.0 for s, ok in zip(scores, valid.tolist())],
+                             dtype=torch.float32)
+    u = -mean_logp
+    compat = torch.where(valid, mean_logp.exp(), torch.zeros_like(mean_logp))
+    if args.normalization == "zscore":
+        mean, std, _ = batch_moments(u, valid)  # over the whole file
+        z = zscores(u, valid, mean=mean, std=std, eps=args.eps)
+        weights = zscore_weights(z, beta=args.beta)
+        stats = {k: float(v) for k, v in zscore_stats(u, weights, valid).items()}
+        return Audit(compat, u, valid, z, weights, weights, None, stats)
+    if args.normalizer is None:  # what the trainer's calibration computes, over every scored row
+        log_m, _ = log_mean_exp(args.beta * mean_logp[valid])
     else:
-        normalizer = args.normalizer
-    raw = raw_sample_weights(compat, beta=args.beta, normalizer=normalizer)
-    weights = sample_weights(compat, beta=args.beta, normalizer=normalizer, w_min=args.w_min, w_max=args.w_max)
+        log_m = math.log(args.normalizer)
+    weights, raw = clipped_weights(mean_logp, beta=args.beta, log_normalizer=log_m, w_min=args.w_min, w_max=args.w_max)
     stats = {k: float(v) for k, v in weight_stats(compat, weights, raw, valid).items()}
-    return Audit(compat, valid, raw, weights, normalizer, stats)
+    return Audit(compat, u, valid, None, raw, weights, log_m, stats)
 
 
 def _records(ids, scores, audit: Audit, tags: dict[str, list]) -> list[dict]:
@@ -175,18 +217,21 @@ def _records(ids, scores, audit: Audit, tags: dict[str, list]) -> list[dict]:
     records = []
     for i, (sample_id, score) in enumerate(zip(ids, scores)):
         scored = score["num_tokens"] > 0  # a row with no trainable token gets nulls, never a made-up score
-        records.append(
-            {
-                "sample_id": sample_id,
-                "num_tokens": score["num_tokens"],
-                "mean_logprob": score["mean_logprob"] if scored else None,
-                "compatibility": score["compatibility"] if scored else None,
-                "weight": float(weights[i]) if scored else None,
-                "raw_weight": float(raw[i]) if scored else None,
-                "clipped": bool(raw[i] != weights[i]) if scored else None,
-                **{name: values[i] for name, values in tags.items()},
-            }
-        )
+        record = {
+            "sample_id": sample_id,
+            "num_tokens": score["num_tokens"],
+            "mean_logprob": score["mean_logprob"] if scored else None,
+            "u": float(audit.u[i]) if scored else None,
+            "compatibility": score["compatibility"] if scored else None,
+        }
+        if audit.zscore:
+            record["z"] = float(audit.z[i]) if scored else None
+            record["weight"] = float(weights[i]) if scored else None
+        else:
+            record["weight"] = float(weights[i]) if scored else None
+            record["raw_weight"] = float(raw[i]) if scored else None
+            record["clipped"] = bool(raw[i] != weights[i]) if scored else None
+        records.append({**record, **{name: values[i] for name, values in tags.items()}})
     return records
 
 
@@ -201,12 +246,16 @@ def _write(records: list[dict], path: Path) -> None:
             f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
-def _clip_points(normalizer: float, args: argparse.Namespace) -> tuple[float | None, float | None]:
-    """Compatibilities below / above which the weight is clipped to w_min / w_max (None: never)."""
+def _shade_points(audit: Audit, args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """Compatibilities below which the weight is reduced ('zscore': below 1, i.e. u above the
+    file's mean; 'ema': clipped to w_min) and above which it is clipped to w_max (None: never)."""
     if args.beta == 0:
         return None, None
-    low = (args.w_min * normalizer) ** (1 / args.beta) if args.w_min > 0 else None
-    high = (args.w_max * normalizer) ** (1 / args.beta)
+    if audit.zscore:
+        return math.exp(-audit.stats["u_mean"]), None
+    log_m = audit.log_normalizer
+    low = math.exp((math.log(args.w_min) + log_m) / args.beta) if args.w_min > 0 else None
+    high = math.exp(min((math.log(args.w_max) + log_m) / args.beta, 0.0))
     return low, (high if high < 1 else None)
 
 
@@ -241,9 +290,9 @@ def _text_histogram(values: list[float]) -> tuple[float, list[str]]:
 
 
 def _tag_table(tag_name: str, tag_values: list, audit: Audit) -> list[str]:
-    """Count, mean compatibility, mean weight and clip fraction per tag value, least
-    compatible first."""
-    compat, weights, raw = audit.compat, audit.weights, audit.raw
+    """Count, mean compatibility, mean weight and the fraction of reduced weights (down-weighted
+    for 'zscore', clipped for 'ema') per tag value, least compatible first."""
+    compat, weights = audit.compat, audit.weights
     groups: dict = {}
     for i in audit.valid_indices():
         groups.setdefault(tag_values[i], []).append(i)
@@ -253,18 +302,20 @@ def _tag_table(tag_name: str, tag_values: list, audit: Audit) -> list[str]:
         idx = groups[value]
         c = sum(float(compat[i]) for i in idx) / len(idx)
         w = sum(float(weights[i]) for i in idx) / len(idx)
-        clipped = sum(bool(raw[i] != weights[i]) for i in idx) / len(idx)
+        clipped = sum(audit.reduced(i) for i in idx) / len(idx)
         rows.append((str(value), len(idx), c, w, clipped))
     rows.sort(key=lambda r: r[2])  # least compatible tag first
     width = max(len(tag_name), *(len(r[0]) for r in rows))
-    lines = [f"  {tag_name:<{width}}  {'n':>5}  {'mean c':>7}  {'mean w':>7}  {'clipped':>7}"]
+    column = "w < 1" if audit.zscore else "clipped"
+    lines = [f"  {tag_name:<{width}}  {'n':>5}  {'mean c':>7}  {'mean w':>7}  {column:>7}"]
     lines += [f"  {v:<{width}}  {n:>5}  {c:>7.4f}  {w:>7.3f}  {100 * f:>6.1f}%" for v, n, c, w, f in rows]
     if len(groups) > len(shown):
         lines.append(f"  ... {len(groups) - len(shown)} more values (the {_MAX_TAG_VALUES} most frequent shown)")
     return lines
 
 
-def _plot(path: Path, compat_values: list[float], tag_name, tag_values, clip_points, title: str) -> None:
+def _plot(path: Path, compat_values: list[float], tag_name, tag_values, clip_points, title: str,
+          low_label: str = "w = w_min") -> None:
     from matplotlib.figure import Figure  # the Agg canvas; no pyplot global state
 
     fig = Figure(figsize=(7, 4), dpi=100)
@@ -282,7 +333,7 @@ def _plot(path: Path, compat_values: list[float], tag_name, tag_values, clip_poi
     x_min, x_max = bins[0], bins[-1]
     low, high = clip_points
     if low is not None and low > x_min:
-        ax.axvspan(x_min, min(low, x_max), color="tab:red", alpha=0.12, label="w = w_min")
+        ax.axvspan(x_min, min(low, x_max), color="tab:red", alpha=0.12, label=low_label)
     if high is not None and high < x_max:
         ax.axvspan(max(high, x_min), x_max, color="tab:green", alpha=0.12, label="w = w_max")
     ax.set_xlim(x_min, x_max)
@@ -298,11 +349,43 @@ def _plot(path: Path, compat_values: list[float], tag_name, tag_values, clip_poi
 # --------------------------------------------------------------------------- main
 
 
+def _weight_lines(args, audit: Audit, n_valid: int) -> list[str]:
+    st = audit.stats
+    low, high = _shade_points(audit, args)
+    if audit.zscore:
+        lines = [
+            f"u (length-normalised NLL)  mean {st['u_mean']:.4f}  std {st['u_std']:.4f}",
+            f"weights of the paper's estimator at beta={args.beta:g}, eps={args.eps:g}, with z relative to the whole "
+            f"file (training z-scores each optimizer step's global batch instead): mean {st['weight_mean']:.3f}, "
+            f"min {st['weight_min']:.3f}, down-weighted {100 * st['downweighted_frac']:.1f}% of {n_valid}",
+        ]
+        if low is not None:
+            lines.append(f"  w < 1 for u > {st['u_mean']:.4f} (c < {low:.4f}); w = 0.5 at z = {math.log(2) / args.beta:.3f}")
+        return lines
+    raw, weights = audit.raw, audit.weights
+    valid_idx = audit.valid_indices()
+    source = "given" if args.normalizer is not None else "dataset mean of c**beta"
+    at_min = sum(bool(raw[i] < weights[i]) for i in valid_idx)
+    at_max = sum(bool(raw[i] > weights[i]) for i in valid_idx)
+    lines = [
+        f"weights of the earlier estimator ({args.normalization}) at beta={args.beta:g}, "
+        f"m={math.exp(audit.log_normalizer):.4g} (log m {audit.log_normalizer:.4f}, {source}), w_min={args.w_min:g}, "
+        f"w_max={args.w_max:g}: mean {st['weight_mean']:.3f}, ESS {st['weight_ess']:.1f}/{n_valid}, "
+        f"clipped {100 * st['clip_frac']:.1f}% ({at_min} at w_min, {at_max} at w_max)"
+    ]
+    if args.beta > 0:
+        lines.append(
+            (f"  w = w_min for c < {low:.4g}" if low is not None else "  w never reaches w_min")
+            + (f"; w = w_max for c > {high:.4f}" if high is not None else "; w never reaches w_max")
+        )
+    return lines
+
+
 def _summary(args, dataset, scores: list[dict], audit: Audit, tag_column: str | None, scoring_s: float) -> list[str]:
     """The printed report: counts, quantiles, weights, histogram, least compatible, per tag."""
     import torch
 
-    compat, raw, weights = audit.compat, audit.raw, audit.weights
+    compat, weights = audit.compat, audit.weights
     valid_idx = audit.valid_indices()
     c_valid = [float(compat[i]) for i in valid_idx]
     n, n_valid = len(scores), len(valid_idx)
@@ -315,20 +398,7 @@ def _summary(args, dataset, scores: list[dict], audit: Audit, tag_column: str | 
     q = torch.tensor(QUANTILES, dtype=torch.float64) / 100
     quantiles = torch.quantile(torch.tensor(c_valid, dtype=torch.float64), q).tolist()
     lines.append("compatibility  " + "  ".join(f"p{k} {v:.4f}" for k, v in zip(QUANTILES, quantiles)))
-    source = "given" if args.normalizer is not None else "dataset mean of c**beta"
-    at_min = sum(bool(raw[i] < weights[i]) for i in valid_idx)
-    at_max = sum(bool(raw[i] > weights[i]) for i in valid_idx)
-    lines.append(
-        f"weights at beta={args.beta:g}, m={audit.normalizer:.4g} ({source}), w_min={args.w_min:g}, "
-        f"w_max={args.w_max:g}: mean {audit.stats['weight_mean']:.3f}, ESS {audit.stats['weight_ess']:.1f}/{n_valid}, "
-        f"clipped {100 * audit.stats['clip_frac']:.1f}% ({at_min} at w_min, {at_max} at w_max)"
-    )
-    if args.beta > 0:
-        low, high = _clip_points(audit.normalizer, args)
-        lines.append(
-            (f"  w = w_min for c < {low:.4f}" if low is not None else "  w never reaches w_min")
-            + (f"; w = w_max for c > {high:.4f}" if high is not None else "; w never reaches w_max")
-        )
+    lines += _weight_lines(args, audit, n_valid)
     width, histogram = _text_histogram(c_valid)
     lines += ["", f"compatibility histogram (bins of {width:g})", *histogram]
 
@@ -403,8 +473,9 @@ def main(argv: list[str] | None = None) -> int:
         [float(audit.compat[i]) for i in valid_idx],
         tag_column,
         [dataset[tag_column][i] for i in valid_idx] if tag_column else None,
-        _clip_points(audit.normalizer, args),
+        _shade_points(audit, args),
         f"{len(valid_idx)} demonstrations of {Path(args.dataset_path).name} under {args.model_name_or_path}",
+        low_label="w < 1 (u above the file's mean)" if audit.zscore else "w = w_min",
     )
 
     print("\n" + "\n".join(_summary(args, dataset, scores, audit, tag_column, scoring_s)))

@@ -147,21 +147,34 @@ def _score(trainer, stage: str) -> list[dict]:
     ]
 
 
-def _add_weights(scores: list[dict], args: CADFTConfig, normalizer: float | None) -> None:
+def _add_weights(scores: list[dict], trainer, stage: str) -> None:
+    """Each scored row's weight at `stage`, as the trainer's estimator would give it, from the
+    library's functions in log space: the paper's estimator z-scores u over the whole training
+    set (training does so per optimizer step); the earlier one divides by m, the calibration
+    estimate over the whole set before training and the trained normaliser after."""
     import torch
 
-    from ..losses import raw_sample_weights, sample_weights
+    from ..losses import batch_moments, clipped_weights, zscore_weights, zscores
+    from ..normalizer import log_mean_exp
 
-    compat = torch.tensor([s["compatibility"] for s in scores])
+    args = trainer.args
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])
+    s_mean = torch.tensor([s["mean_logprob"] if s["num_tokens"] > 0 else 0.0 for s in scores], dtype=torch.float32)
     if args.loss_type != "cadft":
-        weights = torch.ones_like(compat)
+        weights = torch.ones_like(s_mean)
+    elif args.cadft_normalization == "zscore":
+        mean, std, _ = batch_moments(-s_mean, valid)
+        z = zscores(-s_mean, valid, mean=mean, std=std, eps=args.cadft_eps)
+        weights = zscore_weights(z, beta=args.cadft_beta)
+        for s, value in zip(scores, z.tolist()):
+            s["z"] = value
     else:
-        if normalizer is None:  # before training: the calibration estimate over the whole set
-            normalizer = float(torch.pow(compat[valid], args.cadft_beta).mean())
-        kw = dict(beta=args.cadft_beta, normalizer=normalizer)
-        weights = sample_weights(compat, **kw, w_min=args.cadft_w_min, w_max=args.cadft_w_max)
-        raw = raw_sample_weights(compat, **kw)
+        if stage == "start" or trainer.normalizer.log_value is None:
+            log_m, _ = log_mean_exp(args.cadft_beta * s_mean[valid])
+        else:
+            log_m = trainer.normalizer.log_value
+        weights, raw = clipped_weights(s_mean, beta=args.cadft_beta, log_normalizer=log_m, w_min=args.cadft_w_min,
+                                       w_max=args.cadft_w_max)
         for s, r in zip(scores, raw.tolist()):
             s["raw_weight"] = r
     for s, w in zip(scores, weights.tolist()):
@@ -207,9 +220,10 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
         tags = dict(zip(trainer.train_dataset["sample_id"], trainer.train_dataset[data_args.tag_column]))
     start = _score(trainer, "start") if data_args.summary else []  # on every process: sharded
     if start:
-        _add_weights(start, args, None)
-        if args.loss_type == "cadft" and args.cadft_calibration_samples >= len(trainer.train_dataset):
-            _calibrate_from(trainer, start)
+        _add_weights(start, trainer, "start")
+        if trainer.normalizer is not None and args.cadft_calibration_samples >= len(trainer.train_dataset):
+            # The whole training set is the calibration sample: it need not be scored twice
+            trainer.estimator.calibrate_from_scores(start)
 
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
@@ -226,18 +240,6 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     return result
 
 
-def _calibrate_from(trainer, scores: list[dict]) -> None:
-    """Calibrate m from scores of the whole training set, which is then the trainer's own
-    calibration sample: it need not be scored twice (a resumed run loads its own m)."""
-    import torch
-
-    from ..normalizer import log_mean_exp
-
-    beta = trainer.args.cadft_beta
-    tempered = torch.tensor([beta * s["mean_logprob"] for s in scores if s["num_tokens"] > 0], dtype=torch.float64)
-    trainer.normalizer.calibrate(*log_mean_exp(tempered))  # every process holds every score: no collective
-
-
 def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_args, model_path: str,
                     start: list[dict], end: list[dict], tags: dict) -> dict:
     """Write cadft_run.json; with a summary, write sample_scores.jsonl and return the table."""
@@ -246,10 +248,12 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         "model": model_args.model_name_or_path,
         "model_path": model_path,
         "peft": bool(model_args.use_peft),
+        "cadft_normalization": args.cadft_normalization,
         "cadft_beta": args.cadft_beta,
+        "cadft_token_power": args.cadft_token_power,
         "cadft_w_min": args.cadft_w_min,
         "cadft_w_max": args.cadft_w_max,
-        "cadft_normalizer": trainer.normalizer.value,
+        "cadft_normalizer": trainer.normalizer.value if trainer.normalizer is not None else None,
         "data": data_args.dataset_path or data_args.dataset_name or "embedded",
         "data_args": asdict(data_args),
         "train_samples": len(trainer.train_dataset),
@@ -259,7 +263,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         json.dump(run_info, f, indent=2)
     if not start:
         return {}
-    _add_weights(end, args, trainer.normalizer.value)
+    _add_weights(end, trainer, "end")
     texts = {r["sample_id"]: r for r in trainer.train_dataset}
     decode = trainer.processing_class.decode
     with open(os.path.join(args.output_dir, "sample_scores.jsonl"), "w") as f:
