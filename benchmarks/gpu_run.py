@@ -98,10 +98,10 @@ def device_args(cuda: bool) -> dict:
 
 def train_comparison(setup: Setup, raw, cfg: dict, cuda: bool) -> dict:
     t0 = time.perf_counter()
-    res = run_config(setup, ("trl-dft", "cadft-ema"), raw, cfg["seq_len"], cfg["batch"], cfg["warmup"],
+    res = run_config(setup, ("trl-dft", "cadft-zscore"), raw, cfg["seq_len"], cfg["batch"], cfg["warmup"],
                      cfg["rounds"], 1, device_args(cuda))
     tokens = cfg["seq_len"] * cfg["batch"]
-    dft, cad = res["trl-dft"], res["cadft-ema"]
+    dft, cad = res["trl-dft"], res["cadft-zscore"]  # the library default: the paper's estimator
     return {
         "tokens_per_step": tokens,
         "steps_per_variant": cfg["warmup"] + cfg["rounds"] + 1,
@@ -127,7 +127,7 @@ def rewriting_round(setup: Setup, raw, cfg: dict, cuda: bool) -> dict:
         args = CADFTConfig(
             output_dir=out, max_steps=2, per_device_train_batch_size=cfg["batch"], max_length=cfg["seq_len"],
             learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-            cadft_calibration_samples=cfg["batch"], rewrite=True, rewrite_start_step=1, rewrite_interval_steps=10**6,
+            rewrite=True, rewrite_start_step=1, rewrite_interval_steps=10**6,
             rewrite_persistence=1, rewrite_flag_threshold=100.0, rewrite_budget=cfg["rewrite_samples"],
             rewrite_num_candidates=2, rewrite_max_new_tokens=cfg["rewrite_tokens"], rewrite_verifier="math",
             **device_args(cuda),
@@ -196,7 +196,7 @@ def recipe_runs(setup: Setup, raw, cfg: dict, cuda: bool) -> list[tuple[str, str
                    "--model_name_or_path", model_path, "--dataset_name", "", "--dataset_path", data,
                    "--max_steps", "3", "--per_device_train_batch_size", str(cfg["batch"]),
                    "--gradient_accumulation_steps", "1", "--max_length", str(cfg["seq_len"]),
-                   "--cadft_calibration_samples", str(cfg["batch"]), "--output_dir", os.path.join(tmp, name),
+                   "--output_dir", os.path.join(tmp, name),
                    "--save_strategy", "no", "--disable_tqdm", "true", "--dtype", "float32"]
             if not cuda:
                 cmd += ["--use_cpu", "true", "--activation_checkpointing", "false"]

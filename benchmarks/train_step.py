@@ -3,6 +3,7 @@
     python benchmarks/train_step.py --suite compare   # TRL nll/dft against cadft's variants
     python benchmarks/train_step.py --suite target    # TRL dft against cadft, many rounds, own-code share
     python benchmarks/train_step.py --suite scaling   # TRL dft against cadft over lengths and batches
+    python benchmarks/train_step.py --suite paper     # TRL dft against the paper's estimator, accumulation 1 and 4
 
 Every variant is a real trainer (`trl.SFTTrainer` or `cadft.CADFTTrainer`) running its own
 `train()` in its own thread on its own copy of the same model. The threads take turns: a
@@ -47,7 +48,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
-VARIANTS = ("trl-nll", "trl-dft", "cadft-ema", "cadft-batch", "cadft-tracker")
+VARIANTS = ("trl-nll", "trl-dft", "cadft-dft", "cadft-zscore", "cadft-ema", "cadft-batch", "cadft-tracker")
 
 # ---- memory ----------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class Baton(threading.Thread):
 
 
 def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, steps: int, out: str,
-                 device_args: dict | None = None):
+                 device_args: dict | None = None, accumulation: int = 1):
     """One variant's trainer on a copy of setup.model; `device_args` (TrainingArguments
     fields) default to the CPU in float32."""
     from peft import LoraConfig
@@ -231,7 +232,7 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
     from cadft import CADFTConfig, CADFTTrainer
 
     common = dict(
-        output_dir=f"{out}/{variant}", per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+        output_dir=f"{out}/{variant}", per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
         max_steps=steps, max_length=seq_len, learning_rate=1e-5, optim=setup.optim, logging_steps=10**6,
         save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         activation_checkpointing=False, dataset_num_proc=None, **(device_args or dict(use_cpu=True, bf16=False)),
@@ -239,11 +240,17 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
     if variant.startswith("trl-"):
         args = SFTConfig(loss_type=variant.removeprefix("trl-"), **common)
         trainer_cls = SFTTrainer
+    elif variant == "cadft-dft":  # CADFTTrainer's own DFT: the same forward and metrics, no sample weight
+        args = CADFTConfig(loss_type="dft", **common)
+        trainer_cls = CADFTTrainer
     else:
-        extra = dict(cadft_normalization="batch") if variant == "cadft-batch" else {}
-        if variant == "cadft-tracker":  # the tracker observes every batch; no round starts in the run
-            extra = dict(rewrite=True, rewrite_start_step=10**9)
-        args = CADFTConfig(loss_type="cadft", cadft_calibration_samples=batch, **extra, **common)
+        extra = {  # cadft-zscore: the library defaults (the paper's estimator)
+            "cadft-ema": dict(cadft_normalization="ema", cadft_calibration_samples=batch),
+            "cadft-batch": dict(cadft_normalization="batch", cadft_calibration_samples=batch),
+            # the tracker observes every batch; no round starts in the run
+            "cadft-tracker": dict(rewrite=True, rewrite_start_step=10**9),
+        }.get(variant, {})
+        args = CADFTConfig(loss_type="cadft", **extra, **common)
         trainer_cls = CADFTTrainer
     peft_config = LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM") if setup.peft else None
     trainer = trainer_cls(copy.deepcopy(setup.model), args=args, train_dataset=dataset,
@@ -253,15 +260,16 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
 
 
 def run_config(setup: Setup, variants, raw, seq_len: int, batch: int, warmup: int, rounds: int, mem_rounds: int,
-               device_args: dict | None = None):
+               device_args: dict | None = None, accumulation: int = 1):
     """Interleaved steps of every variant; per variant the median step time (wall, cpu),
     the median step memory (MiB) and the per-round time ratios against the first variant."""
     from datasets import Dataset
 
-    dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch))
+    dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch * accumulation))
     steps = warmup + rounds + mem_rounds
     with tempfile.TemporaryDirectory() as out:
-        threads = [Baton(v, make_trainer(v, setup, dataset, seq_len, batch, steps, out, device_args)) for v in variants]
+        threads = [Baton(v, make_trainer(v, setup, dataset, seq_len, batch, steps, out, device_args, accumulation))
+                   for v in variants]
         for t in threads:
             t.start()
         times = {v: [] for v in variants}
@@ -308,7 +316,7 @@ def run_config(setup: Setup, variants, raw, seq_len: int, batch: int, warmup: in
 
 def compare_suite(args, raw) -> list[dict]:
     """Every variant against TRL dft, for each model and sequence length."""
-    variants = ("trl-dft", "trl-nll", "cadft-ema", "cadft-batch", "cadft-tracker")
+    variants = ("trl-dft", "trl-nll", "cadft-zscore", "cadft-ema", "cadft-batch", "cadft-tracker")
     # The tiny model's steps take milliseconds: more rounds for the same precision
     plans = [(tiny_setup, (128, 512), 8, args.tiny_rounds),
              (lambda: embedded_setup(True), tuple(args.lengths), args.batch, args.rounds),
@@ -324,37 +332,42 @@ def compare_suite(args, raw) -> list[dict]:
     return out
 
 
-def own_code_share(setup: Setup, raw, seq_len: int, batch: int, warmup: int, steps: int) -> dict:
-    """CPU time per step spent in cadft's own per-step code (the loss function, the
-    per-sample bookkeeping, the per-step weight statistics and normaliser update, the
-    gradient rescaling), measured inside one CADFT run against the run's whole step time:
+def own_code_share(setup: Setup, raw, seq_len: int, batch: int, warmup: int, steps: int,
+                   variant: str = "cadft-ema", accumulation: int = 1) -> dict:
+    """CPU time per step spent in cadft's own per-step code (the estimator's loss, step and
+    statistics, the per-sample bookkeeping), measured inside one CADFT run against the run's
+    whole step time, with the estimator's step pre-pass (the paper's no-grad forwards, where
+    accumulation > 1) counted apart:
     an upper bound on what cadft adds to TRL's step, since its loss and metrics replace
     TRL's own. Robust to a loaded machine: both times come from the same steps."""
     from datasets import Dataset
 
-    dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch))
+    dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch * accumulation))
     with tempfile.TemporaryDirectory() as out:
-        trainer = make_trainer("cadft-ema", setup, dataset, seq_len, batch, warmup, out)
+        trainer = make_trainer(variant, setup, dataset, seq_len, batch, warmup, out, accumulation=accumulation)
         trainer.train()
-        own = {"cpu": 0.0}
+        own = {"cpu": 0.0, "pre_pass": 0.0}
 
-        def timed(fn):
+        def timed(fn, key="cpu"):
             def wrapper(*a, **k):
                 start = time.thread_time()
                 try:
                     return fn(*a, **k)
                 finally:
-                    own["cpu"] += time.thread_time() - start
+                    own[key] += time.thread_time() - start
             return wrapper
 
-        names = ("_loss", "_record", "_after_optimizer_step", "_normalize_step_gradient")
-        for name in names:  # on the instance: other trainers are untouched
-            setattr(trainer, name, timed(getattr(trainer, name)))
+        estimator = trainer.estimator  # on the instances: other trainers are untouched
+        for name in ("loss", "before_optimizer_step", "end_step"):  # observe runs inside _record
+            setattr(estimator, name, timed(getattr(estimator, name)))
+        estimator.begin_step = timed(estimator.begin_step, "pre_pass")
+        trainer._record = timed(trainer._record)
         trainer.args.max_steps = steps  # a second train() starts again from step 0
         start = time.thread_time()
         trainer.train()
         total = time.thread_time() - start
-    return {"own_ms": 1000 * own["cpu"] / steps, "step_ms": 1000 * total / steps, "share": own["cpu"] / total}
+    return {"own_ms": 1000 * own["cpu"] / steps, "step_ms": 1000 * total / steps, "share": own["cpu"] / total,
+            "pre_pass_ms": 1000 * own["pre_pass"] / steps, "pre_pass_share": own["pre_pass"] / total}
 
 
 def target_suite(args, raw) -> list[dict]:
@@ -373,6 +386,46 @@ def target_suite(args, raw) -> list[dict]:
         print_target([out[-1]], header=len(out) == 1)
         del setup
     return out
+
+
+def paper_suite(args, raw) -> list[dict]:
+    """TRL dft against the paper's estimator (the library default) and CADFTTrainer's own
+    DFT, at gradient accumulation 1 and 4: the targets (accumulation 1: time <= 1.03,
+    memory <= 1.02; accumulation 4: time <= 1.40, the pre-pass being one extra no-grad
+    forward per micro-batch), and what the pre-pass costs."""
+    variants = ("trl-dft", "cadft-dft", "cadft-zscore")
+    plans = [(tiny_setup, 128, 8, args.tiny_rounds, 60), (lambda: embedded_setup(True), 128, 2, args.target_rounds, 4)]
+    out = []
+    for make_setup, seq_len, batch, rounds, own_steps in plans:
+        setup = make_setup()
+        for accumulation in args.accumulations:
+            res = run_config(setup, variants, raw, seq_len, batch, args.warmup, rounds, args.mem_rounds,
+                             accumulation=accumulation)
+            own = own_code_share(setup, raw, seq_len, batch, args.warmup, own_steps, "cadft-zscore", accumulation)
+            out.append({"setup": setup.name, "seq_len": seq_len, "batch": batch, "accumulation": accumulation,
+                        "rounds": rounds, "result": res, "own": own})
+            print_paper([out[-1]], header=len(out) == 1)
+        del setup
+    return out
+
+
+def print_paper(entries, header: bool) -> None:
+    if header:
+        print("| model | T | B x acc | rounds | zscore / TRL dft time, median cpu [q1, q3] (wall) | target | met "
+              "| zscore / cadft dft time | step peak / TRL dft | total memory / TRL dft | met (<= 1.02) "
+              "| pre-pass per step (cpu) | cadft's other own code per step (cpu) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for e in entries:
+        z, d, o = e["result"]["cadft-zscore"], e["result"]["cadft-dft"], e["own"]
+        target = 1.03 if e["accumulation"] == 1 else 1.40
+        mem = max(z["ratio_mem"], z["ratio_total_mem"])
+        mem_met = ("yes" if mem <= 1.02 else "no") if e["accumulation"] == 1 else "-"
+        print(f"| {e['setup']} | {e['seq_len']} | {e['batch']} x {e['accumulation']} | {e['rounds']} "
+              f"| **{z['ratio_cpu']:.3f}** [{z['ratio_cpu_q1']:.3f}, {z['ratio_cpu_q3']:.3f}] ({z['ratio_wall']:.3f}) "
+              f"| <= {target:.2f} | {'yes' if z['ratio_cpu'] <= target else 'no'} "
+              f"| {z['ratio_cpu'] / d['ratio_cpu']:.3f} | {z['ratio_mem']:.3f} | {z['ratio_total_mem']:.3f} | {mem_met} "
+              f"| {o['pre_pass_ms']:.1f} ms ({100 * o['pre_pass_share']:.1f}%) "
+              f"| {o['own_ms']:.2f} ms of {o['step_ms']:.0f} ms ({100 * o['share']:.2f}%) |", flush=True)
 
 
 def print_target(entries, header: bool) -> None:
@@ -431,7 +484,8 @@ def print_scaling(entries, header: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--suite", choices=("compare", "target", "scaling"), default="compare")
+    parser.add_argument("--suite", choices=("compare", "target", "scaling", "paper"), default="compare")
+    parser.add_argument("--accumulations", type=int, nargs="+", default=[1, 4], help="paper: accumulation steps.")
     parser.add_argument("--dataset_path", default=str(DEFAULT_DATA), help="GSM8K rows the sequences are built from.")
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128], help="compare: embedded-model lengths.")
     parser.add_argument("--batch", type=int, default=2, help="compare: embedded-model batch size.")
@@ -461,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     raw = read_gsm8k(Path(args.dataset_path), 256)
     started = time.perf_counter()
-    suites = {"compare": compare_suite, "target": target_suite, "scaling": scaling_suite}
+    suites = {"compare": compare_suite, "target": target_suite, "scaling": scaling_suite, "paper": paper_suite}
     entries = suites[args.suite](args, raw)
     import peft
     import trl

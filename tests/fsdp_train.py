@@ -63,9 +63,14 @@ def train(out_path: str, per_device: int, normalization: str) -> CADFTTrainer:
     model = tiny_llama(tok, seed=0)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     extra = dict(fsdp="full_shard", fsdp_config=FSDP_CONFIG, ddp_backend="gloo") if sharded else {}
+    if normalization == "zscore":  # the paper's estimator with accumulation: its no-grad pre-pass is a collective
+        extra.update(gradient_accumulation_steps=2)
+        per_device //= 2
+    else:
+        extra.update(cadft_w_max=1.5)
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, max_steps=2, optim="sgd", learning_rate=0.5,
-        cadft_beta=2.0, cadft_w_max=1.5, cadft_normalization=normalization, **extra,
+        cadft_beta=2.0, cadft_normalization=normalization, **extra,
     )
     if sharded:
         open_fsdp_gate()
@@ -75,7 +80,7 @@ def train(out_path: str, per_device: int, normalization: str) -> CADFTTrainer:
     if trainer.accelerator.is_main_process:
         torch.save({
             "delta": {k: after[k] - before[k] for k in before},
-            "m": trainer.normalizer.value,
+            "m": trainer.normalizer.value if trainer.normalizer is not None else None,
             "world": trainer.accelerator.num_processes,
             "fsdp": bool(trainer.is_fsdp_enabled),
             "sharded_params": sum(hasattr(p, "full_tensor") for p in trainer.model.parameters()),

@@ -86,7 +86,7 @@ def rewriting_state(trainer: CADFTTrainer) -> dict:
         "store": rewriter.store.state_dict(),
         "targets": {str(k): v for k, v in sorted(trainer.data_collator.targets.items())},
         "global_step": trainer.state.global_step,
-        "normalizer": trainer.normalizer.value,
+        "normalizer": trainer.normalizer.value if trainer.normalizer is not None else None,
         "world": trainer.accelerator.num_processes,
     }
 

@@ -121,7 +121,7 @@ def test_accelerate_config_validates(path, monkeypatch):
 
         assert args.use_deepspeed
         # CADFTTrainer raises for `batch` under DeepSpeed: its engine keeps the gradients
-        assert train_args.cadft_normalization == "ema", f"{training_config}: DeepSpeed needs cadft_normalization: ema"
+        assert train_args.cadft_normalization != "batch", f"{training_config}: DeepSpeed cannot run 'batch'"
         args.deepspeed_fields_from_accelerate_config = list(cluster.deepspeed_config)  # as launch_command sets it
         _, env = prepare_deepspeed_cmd_env(args)
         for key, value in env.items():
@@ -150,7 +150,7 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
            "-m", "cadft.cli.main", "train", "--config", training_config,
            "--model_name_or_path", model, "--dataset_name", "", "--dataset_path", str(data),
            "--max_steps", "1", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2",
-           "--max_length", "256", "--activation_checkpointing", "false", "--cadft_calibration_samples", "4",
+           "--max_length", "256", "--activation_checkpointing", "false",
            "--output_dir", str(tmp_path / "run"), "--save_strategy", "no", "--use_cpu", "true",
            "--disable_tqdm", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -158,3 +158,4 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
     assert proc.returncode == 0, f"{shlex.join(cmd)}\n{proc.stderr[-4000:]}"
     run = (tmp_path / "run" / "cadft_run.json").read_text()
     assert '"loss_type": "cadft"' in run and '"global_step": 1' in run
+    assert '"cadft_normalization": "zscore"' in run  # the recipes train the paper's estimator

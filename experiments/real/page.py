@@ -217,7 +217,7 @@ def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
     top = f"top {lora['top_layers']} layers" if lora["top_layers"] else "all layers"
     labels = dict(PART_A_KEYS)
     lines += [_meta(a), "",
-              f"Library defaults read from `CADFTConfig()`: beta = {d['beta']:g}, token power alpha = {d['alpha']:g}, "
+              f"The earlier estimator's defaults, read from `CADFTConfig(cadft_normalization=\"ema\", cadft_token_power=0.5)` at run time: beta = {d['beta']:g}, token power alpha = {d['alpha']:g}, "
               f"normalisation `{d['normalization']}`, w_min = {d['w_min']:g}, w_max = {d['w_max']:g}. "
               f"Per-sample LoRA gradients (r = {lora['r']}, `{lora['targets']}`, {top}; {a['num_params']:,} "
               f"parameters in the B matrices, the only ones with a gradient at the base) of {s['pool']} "

@@ -1,6 +1,6 @@
 """Part B: short LoRA training on a heterogeneous and a clean GSM8K mixture.
 
-Methods (the library's defaults for CADFT, read from `CADFTConfig()` at run time):
+Methods (CADFT: the project's earlier estimator at its defaults, `part_a.EARLIER_ESTIMATOR`):
 SFT, DFT, CADFT, CADFT with rewriting (the policy as generator, math-verify against the
 true answer) and the oracle filter (DFT on the mixture's gold rows only), on the mixture;
 SFT, DFT and CADFT on the clean set (the same problems, all gold; `--clean_methods`).
@@ -41,6 +41,7 @@ import torch
 
 import common
 import data
+import part_a
 from prompts import GENERAL_PROMPTS
 from stats import mean_ci, paired_ci, spikes
 
@@ -172,6 +173,7 @@ def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_ro
         logging_steps=1, save_strategy="no", report_to="none", gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(), max_length=args.max_length, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True, cadft_calibration_samples=min(64, num_rows),
+        **part_a.EARLIER_ESTIMATOR,  # the estimator this experiment measures
     )
     if method == "CADFT + rewriting":
         # One epoch is ceil(rows / batch) steps: rewriting starts after it (delayed), once per epoch

@@ -534,36 +534,45 @@ HELP = (
     '  --pad_token PAD_TOKEN, --pad-token PAD_TOKEN\n'
     '                        Deprecated. Set `tokenizer.pad_token` directly and pass it as\n'
     '                        `processing_class` to the trainer instead. (default: None)\n'
+    '  --cadft_normalization {zscore,ema,batch}, --cadft-normalization {zscore,ema,batch}\n'
+    "                        The CADFT estimator. 'zscore' (default, the paper's): u = the\n"
+    "                        demonstration's length-normalised NLL, z-scored over the optimizer step's\n"
+    "                        global batch, weight exp(-beta * max(0, z)) in (0, 1]. The project's earlier\n"
+    "                        estimator: 'ema' weights clip(c**beta / m, cadft_w_min, cadft_w_max), c =\n"
+    "                        exp(-u), m a running mean of c**beta; 'batch' also rescales each step's\n"
+    '                        gradient so that sum_i w_i M_i = sum_i M_i over the global batch (M_i = the\n'
+    "                        sample's base-loss mass). (default: zscore)\n"
     '  --cadft_beta CADFT_BETA, --cadft-beta CADFT_BETA\n'
-    '                        Exponent on the compatibility c in the sample weight c**beta / m. 0 gives\n'
-    '                        the base loss exactly (DFT at cadft_token_power 1); larger values down-\n'
-    "                        weight incompatible demonstrations more; 1 (the default, the ablation's\n"
-    '                        choice) weights by the per-token geometric-mean probability itself.\n'
-    '                        (default: 1.0)\n'
-    '  --cadft_w_min CADFT_W_MIN, --cadft-w-min CADFT_W_MIN\n'
-    '                        Floor of the sample weight. Positive by default so that no demonstration is\n'
-    '                        silently discarded; 0 lets weights vanish. (default: 0.1)\n'
-    '  --cadft_w_max CADFT_W_MAX, --cadft-w-max CADFT_W_MAX\n'
-    '                        Ceiling of the sample weight: bounds the variance of the estimator (>=\n'
-    '                        cadft_w_min). 1 makes CADFT suppress-only (no row weighs more than in the\n'
-    '                        base loss). (default: 3.0)\n'
+    '                        How strongly compatibility modulates the sample weight (>= 0; 0 gives DFT\n'
+    "                        exactly). 'zscore': w = exp(-beta * max(0, z)); 'ema'/'batch': the exponent\n"
+    "                        in c**beta / m. Default 1, the paper's. (default: 1.0)\n"
     '  --cadft_token_power CADFT_TOKEN_POWER, --cadft-token-power CADFT_TOKEN_POWER\n'
-    "                        alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 is DFT's token\n"
-    '                        weighting; 0 the plain NLL (CADFT with beta=0 is then SFT); values between\n'
-    "                        trade DFT's stability against learning tokens the model finds unlikely. The\n"
-    "                        default 0.5 is the ablation's choice (docs/method.md). (default: 0.5)\n"
-    '  --cadft_normalization {ema,batch}, --cadft-normalization {ema,batch}\n'
-    "                        How the weights keep the step size: 'ema' divides c**beta by m, a running\n"
-    "                        mean over steps; 'batch' also rescales each optimizer step's gradient so\n"
-    "                        that sum_i w_i M_i = sum_i M_i over the global batch (M_i = the sample's\n"
-    "                        base-loss mass), whatever the batch's composition. (default: ema)\n"
+    '                        alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 (default) is\n'
+    "                        DFT's token loss; 0 the plain NLL (CADFT with beta=0 is then SFT). The\n"
+    "                        earlier estimator's default was 0.5. (default: 1.0)\n"
+    '  --cadft_eps CADFT_EPS, --cadft-eps CADFT_EPS\n'
+    "                        'zscore' only: eps in z = (u - mean) / (std + eps) (> 0; default 1e-6, the\n"
+    "                        paper's). (default: None)\n"
+    '  --cadft_scope {step,micro_batch}, --cadft-scope {step,micro_batch}\n'
+    "                        'zscore' only: the rows z is computed over. 'step' (default): the whole\n"
+    "                        optimizer step's global batch, exact whatever the split (a no-grad pre-pass\n"
+    "                        over the step's micro-batches when gradient_accumulation_steps > 1).\n"
+    "                        'micro_batch': each global micro-batch alone, no pre-pass; the update then\n"
+    '                        depends on how the step is split into micro-batches. (default: None)\n'
+    '  --cadft_w_min CADFT_W_MIN, --cadft-w-min CADFT_W_MIN\n'
+    "                        'ema'/'batch' only: floor of the sample weight (default 0.1): no\n"
+    '                        demonstration is dropped. (default: None)\n'
+    '  --cadft_w_max CADFT_W_MAX, --cadft-w-max CADFT_W_MAX\n'
+    "                        'ema'/'batch' only: ceiling of the sample weight (>= cadft_w_min; default\n"
+    '                        3). 1 makes the earlier estimator suppress-only. (default: None)\n'
     '  --cadft_ema_decay CADFT_EMA_DECAY, --cadft-ema-decay CADFT_EMA_DECAY\n'
-    '                        Decay of the running normaliser m, an EMA over optimizer steps of the\n'
-    "                        global-batch mean of c**beta. 0 uses the current batch's mean alone.\n"
-    '                        (default: 0.9)\n'
+    "                        'ema'/'batch' only: decay of the running normaliser m, an EMA over optimizer\n"
+    '                        steps of the global-batch mean of c**beta (default 0.9; 0 uses the current\n'
+    "                        batch's mean alone). (default: None)\n"
     '  --cadft_calibration_samples CADFT_CALIBRATION_SAMPLES, --cadft-calibration-samples CADFT_CALIBRATION_SAMPLES\n'
-    '                        Training samples scored in inference mode before the first step to\n'
-    '                        initialise m (>= 1; capped at the dataset size). (default: 64)\n'
+    "                        'ema'/'batch' only: training samples scored in inference mode before the\n"
+    '                        first step to initialise m (>= 1, capped at the dataset size; default 64).\n'
+    '                        (default: None)\n'
     '  --rewrite [REWRITE]   Enable delayed, low-frequency, compatibility-guided rewriting of\n'
     "                        persistently incompatible demonstrations (needs loss_type='cadft').\n"
     '                        (default: False)\n'
@@ -843,13 +852,15 @@ FLAGS = (
     (('--loss_type', '--loss-type'), 'loss_type', None, 'str', ('nll', 'dft', 'cadft'), None),
     (('--activation_offloading', '--activation-offloading'), 'activation_offloading', '?', 'bool', None, True),
     (('--pad_token', '--pad-token'), 'pad_token', None, 'str', None, None),
+    (('--cadft_normalization', '--cadft-normalization'), 'cadft_normalization', None, 'str', ('zscore', 'ema', 'batch'), None),
     (('--cadft_beta', '--cadft-beta'), 'cadft_beta', None, 'float', None, None),
-    (('--cadft_w_min', '--cadft-w-min'), 'cadft_w_min', None, 'float', None, None),
-    (('--cadft_w_max', '--cadft-w-max'), 'cadft_w_max', None, 'float', None, None),
     (('--cadft_token_power', '--cadft-token-power'), 'cadft_token_power', None, 'float', None, None),
-    (('--cadft_normalization', '--cadft-normalization'), 'cadft_normalization', None, 'str', ('ema', 'batch'), None),
-    (('--cadft_ema_decay', '--cadft-ema-decay'), 'cadft_ema_decay', None, 'float', None, None),
-    (('--cadft_calibration_samples', '--cadft-calibration-samples'), 'cadft_calibration_samples', None, 'int', None, None),
+    (('--cadft_eps', '--cadft-eps'), 'cadft_eps', None, 'str', None, None),
+    (('--cadft_scope', '--cadft-scope'), 'cadft_scope', None, 'str', ('step', 'micro_batch'), None),
+    (('--cadft_w_min', '--cadft-w-min'), 'cadft_w_min', None, 'str', None, None),
+    (('--cadft_w_max', '--cadft-w-max'), 'cadft_w_max', None, 'str', None, None),
+    (('--cadft_ema_decay', '--cadft-ema-decay'), 'cadft_ema_decay', None, 'str', None, None),
+    (('--cadft_calibration_samples', '--cadft-calibration-samples'), 'cadft_calibration_samples', None, 'str', None, None),
     (('--rewrite',), 'rewrite', '?', 'bool', None, True),
     (('--rewrite_start_step', '--rewrite-start-step'), 'rewrite_start_step', None, 'str', None, None),
     (('--rewrite_start_fraction', '--rewrite-start-fraction'), 'rewrite_start_fraction', None, 'str', None, None),

@@ -64,8 +64,12 @@ _LINE_FIGURES = {
     ],
     "weights": [
         _Panel("Mean sample weight", "weight", (("cadft/weight_mean", "train"),)),
+        # The paper's estimator logs the minimum weight and the down-weighted fraction; the earlier
+        # one the effective sample size and the clipped fraction (a run logs one of each pair)
+        _Panel("Minimum sample weight", "weight", (("cadft/weight_min", "train"),)),
         _Panel("Effective sample size per batch", "ESS", (("cadft/weight_ess", "train"),)),
-        _Panel("Fraction of weights clipped", "fraction", (("cadft/clip_frac", "train"),), from_zero=True),
+        _Panel("Fraction down-weighted (w < 1) or clipped", "fraction",
+               (("cadft/downweighted_frac", "train"), ("cadft/clip_frac", "train")), from_zero=True),
     ],
     "optimisation": [
         _Panel("Learning rate", "learning rate", (("learning_rate", "train"),)),
