@@ -7,12 +7,14 @@ from collections.abc import Callable
 import torch
 from datasets import Dataset, IterableDataset
 
-__all__ = ["SAMPLE_ID", "COMPAT_MASK", "with_sample_ids", "SampleIdCollator"]
+__all__ = ["SAMPLE_ID", "COMPAT_MASK", "TOKEN_SAMPLE_IDS", "with_sample_ids", "SampleIdCollator"]
 
 SAMPLE_ID = "sample_id"
 # Per-token 0/1 column: the tokens compatibility is measured on, where they are not the
 # trainable ones (the assistant turns of a conversation trained whole)
 COMPAT_MASK = "compat_mask"
+# Per-token column of a packed dataset: the sample id of the demonstration each token belongs to
+TOKEN_SAMPLE_IDS = "token_sample_ids"
 
 
 def with_sample_ids(dataset):
@@ -51,7 +53,18 @@ class SampleIdCollator:
         sample ids number another dataset's rows and must never pick up a training rewrite."""
         return SampleIdCollator(self.base)
 
+    @property
+    def padding_free(self) -> bool:
+        """Whether the base collator flattens a batch into one row (TRL's padding-free)."""
+        return bool(getattr(self.base, "padding_free", False))
+
     def __call__(self, examples: list[dict]) -> dict:
+        if examples and TOKEN_SAMPLE_IDS in examples[0]:
+            # Packed rows: collated as the demonstrations they hold (the padding-free collator
+            # lays them out back to back again), each with its id, so a rewrite replaces its own
+            from .packing import split_packed
+
+            examples = [piece for example in examples for piece in split_packed(example)]
         if self.targets and examples and SAMPLE_ID in examples[0]:
             # A rewrite is a prompt-completion row: c covers its completion, not the original's mask
             examples = [{**ex, **self.targets[ex[SAMPLE_ID]], COMPAT_MASK: None} if ex[SAMPLE_ID] in self.targets else ex
@@ -61,7 +74,11 @@ class SampleIdCollator:
             examples = [{k: v for k, v in ex.items() if k != COMPAT_MASK} for ex in examples]
         batch = self.base(examples)
         if any(m is not None for m in masks):
-            batch[COMPAT_MASK] = _pad_right(masks, batch["input_ids"])
+            lengths = [len(ex["input_ids"]) for ex in examples]
+            if self.padding_free:
+                batch[COMPAT_MASK] = _concat(masks, lengths, batch["input_ids"])
+            else:
+                batch[COMPAT_MASK] = _pad_right(masks, batch["input_ids"])
         if examples and SAMPLE_ID in examples[0]:
             batch[SAMPLE_ID] = torch.tensor([example[SAMPLE_ID] for example in examples], dtype=torch.long)
         return batch
@@ -76,4 +93,15 @@ def _pad_right(masks: list, input_ids: torch.Tensor) -> torch.Tensor:
             out[i] = True
         else:
             out[i, : len(mask)] = torch.tensor(mask[: input_ids.shape[1]], dtype=torch.bool)
+    return out
+
+
+def _concat(masks: list, lengths: list[int], input_ids: torch.Tensor) -> torch.Tensor:
+    """(1, T) bool of a padding-free batch from per-sample 0/1 lists laid back to back, as the
+    collator lays out their tokens; a sample without a mask (None) counts every position."""
+    out = torch.zeros(input_ids.shape, dtype=torch.bool)
+    start = 0
+    for mask, length in zip(masks, lengths):
+        out[0, start : start + length] = True if mask is None else torch.tensor(mask[:length], dtype=torch.bool)
+        start += length
     return out

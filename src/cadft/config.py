@@ -191,10 +191,11 @@ class CADFTConfig(SFTConfig):
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)}")
         self._resolve_estimator()
-        if self.loss_type == "cadft" and (self.packing or self.padding_free):
+        if self.loss_type == "cadft" and self.packing and self.packing_strategy in ("wrapped", "bfd_split"):
             raise ValueError(
-                "loss_type='cadft' needs one sequence per row to compute each sample's compatibility; set "
-                "packing=False and padding_free=False (or use loss_type='dft')."
+                f"packing_strategy={self.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
+                "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which keeps "
+                "each one whole (or loss_type='dft', which weighs tokens only)."
             )
         if self.rewrite:
             self._check_rewrite()

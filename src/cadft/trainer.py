@@ -23,6 +23,7 @@ from .collate import COMPAT_MASK, SAMPLE_ID, SampleIdCollator, with_sample_ids
 from .config import CADFTConfig
 from .estimators import STEP_U, Batch, Rows, make_estimator
 from .models import resolve_model_path
+from .packing import unpack_rows
 from .scoring import mark_fused_lm_head
 from .state_io import STATE_FILE
 from .trainer_checkpoints import CrashSafeCheckpoints
@@ -117,11 +118,6 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
             args.loss_type = loss_type
 
         mark_fused_lm_head(self.model)  # SFTTrainer installed it; scoring must not replace it
-        self.train_dataset = self._with_compat_masks(train_dataset, self.train_dataset)
-        if isinstance(eval_dataset, dict):
-            self.eval_dataset = {k: self._with_compat_masks(eval_dataset[k], v) for k, v in self.eval_dataset.items()}
-        else:
-            self.eval_dataset = self._with_compat_masks(eval_dataset, self.eval_dataset)
         self.data_collator = SampleIdCollator(self.data_collator)
         self.estimator = make_estimator(args)
         if self.estimator.name == "batch" and self.is_deepspeed_enabled:
@@ -161,9 +157,8 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         if outputs is None:
             raise RuntimeError("CADFTTrainer: TRL's compute_loss did not run the fused-head forward "
                                "(sequence parallelism is not supported)")
-        if compat_mask is not None:
-            compat_mask = compat_mask[:, 1:].to(outputs.label_mask.device)  # aligned with the shifted labels
-        batch = Batch(outputs.log_probs, outputs.label_mask, compat_mask, num_items_in_batch, step_u)
+        logps, mask, compat_mask = self.label_rows(outputs, compat_mask, inputs.get("position_ids"), sample_ids)
+        batch = Batch(logps, mask, compat_mask, num_items_in_batch, step_u)
         loss, rows = self.estimator.loss(self, batch, mode)
 
         # As in SFTTrainer.compute_loss: N counts every process's tokens and DDP averages the gradients
@@ -174,6 +169,19 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
         self._record(mode, rows, outputs, sample_ids)
         return (loss, result[1]) if return_outputs else loss
+
+    def label_rows(self, outputs, compat_mask, position_ids, sample_ids):
+        """The fused head's label log-probs and mask, and the compatibility mask, one row per
+        demonstration: as they are for a padded batch, unpacked for a padding-free one
+        (`cadft.packing`). (S, L) each; the log-probs keep their graph."""
+        logps, mask = outputs.log_probs, outputs.label_mask
+        if compat_mask is not None:
+            compat_mask = compat_mask[:, 1:].to(mask.device)  # aligned with the shifted labels
+        if not (self.padding_free and position_ids is not None):
+            return logps, mask, compat_mask
+        tensors = (logps, mask) if compat_mask is None else (logps, mask, compat_mask)
+        rows = unpack_rows(position_ids, None if sample_ids is None else len(sample_ids), *tensors)
+        return rows[0], rows[1], rows[2] if compat_mask is not None else None
 
     def _clip_grad_norm(self, model):
         self.estimator.before_optimizer_step(self)  # the `batch` rescale acts before the clip

@@ -1,6 +1,6 @@
 """`SampleData`: the trainer part that carries sample ids and compatibility masks from the
-datasets to the loss, keeps training rewrites out of evaluation, and names the rows TRL's
-truncation left without a trainable token."""
+datasets to the loss (through packing too), keeps training rewrites out of evaluation, and
+names the rows TRL's truncation left without a trainable token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 
 from datasets import Dataset
 
-from .collate import COMPAT_MASK, SAMPLE_ID
+from .collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS
+from .packing import CUTTING_STRATEGIES, split_packed, token_sample_ids
 
 __all__ = ["SampleData"]
 
@@ -32,23 +33,62 @@ class SampleData:
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        extra = [c for c in (SAMPLE_ID, COMPAT_MASK) if c not in self._signature_columns]
+        extra = [c for c in (SAMPLE_ID, COMPAT_MASK, TOKEN_SAMPLE_IDS) if c not in self._signature_columns]
         self._signature_columns = [*self._signature_columns, *extra]
 
-    def _with_compat_masks(self, raw, tokenized):
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        """TRL's preparation, with the compatibility masks of conversations; with packing,
+        TRL's own `pack_dataset` over the tokenized demonstrations *and* a per-token column of
+        their sample ids, so that every segment of a packed row keeps its demonstration's id."""
+        if not packing:
+            tokenized = super()._prepare_dataset(dataset, processing_class, args, False, formatting_func, dataset_name)
+            return self._with_compat_masks(dataset, tokenized, processing_class, args)
+        if args.packing_strategy in CUTTING_STRATEGIES:
+            raise ValueError(
+                f"packing_strategy={args.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
+                "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which "
+                "keeps each one whole."
+            )
+        if not isinstance(dataset, Dataset):
+            raise ValueError("packing with CADFTTrainer needs a map-style Dataset (not an IterableDataset)")
+        if args.max_length is None:
+            raise ValueError("When packing is enabled, `max_length` can't be `None`.")
+        from trl.data_utils import pack_dataset
+
+        # Tokenized, labelled, truncated to max_length (TRL's steps without packing), then packed
+        tokenized = super()._prepare_dataset(dataset, processing_class, args, False, formatting_func, dataset_name)
+        tokenized = self._with_compat_masks(dataset, tokenized, processing_class, args)
+        tokenized = tokenized.map(token_sample_ids, desc=f"Sample ids per token of the {dataset_name} dataset")
+        columns = ["input_ids", "labels", TOKEN_SAMPLE_IDS] + ([COMPAT_MASK] if COMPAT_MASK in tokenized.column_names
+                                                                else [])
+        map_kwargs = {"num_proc": args.dataset_num_proc, "desc": f"Packing {dataset_name} dataset"}
+        return pack_dataset(tokenized.select_columns(columns), args.max_length, args.packing_strategy, map_kwargs)
+
+    def training_samples(self) -> list[dict]:
+        """Every training demonstration as the trainer tokenized it (input_ids, labels,
+        sample_id and, for conversations, compat_mask), in dataset order; packed rows are
+        split back into their demonstrations."""
+        rows = self.train_dataset
+        if TOKEN_SAMPLE_IDS in rows.column_names:
+            return [piece for row in rows for piece in split_packed(row)]
+        return list(rows)
+
+    def _with_compat_masks(self, raw, tokenized, tokenizer=None, args=None):
         """Add COMPAT_MASK to a tokenized `messages` dataset: u and c cover the assistant
         turns (`cadft.conversation.assistant_token_mask`, as `cadft score` measures them),
         whether the conversation is trained whole or with `assistant_only_loss`."""
         if not (isinstance(raw, Dataset) and isinstance(tokenized, Dataset) and "messages" in raw.column_names):
             return tokenized
-        if SAMPLE_ID not in tokenized.column_names:
+        if SAMPLE_ID not in tokenized.column_names or COMPAT_MASK in tokenized.column_names:
             return tokenized
         from .conversation import assistant_token_mask
 
+        tokenizer = self.processing_class if tokenizer is None else tokenizer
+        args = self.args if args is None else args
         by_id = {}
         for sample_id, messages in zip(raw[SAMPLE_ID], raw["messages"]):
-            by_id[sample_id] = assistant_token_mask(self.processing_class, messages)
-        keep_end = self.args.truncation_mode == "keep_end"
+            by_id[sample_id] = assistant_token_mask(tokenizer, messages)
+        keep_end = args.truncation_mode == "keep_end"
         masks, mismatched = [], []
         for sample_id, ids in zip(tokenized[SAMPLE_ID], tokenized["input_ids"]):
             full, mask = by_id[sample_id]
@@ -68,9 +108,14 @@ class SampleData:
 
     def _warn_dropped(self, before, after) -> None:
         # TRL drops rows that truncation left without a trainable token; say which
-        if not (isinstance(before, Dataset) and isinstance(after, Dataset) and SAMPLE_ID in after.column_names):
+        if not (isinstance(before, Dataset) and isinstance(after, Dataset)):
             return
-        kept = set(after[SAMPLE_ID])
+        if SAMPLE_ID in after.column_names:
+            kept = set(after[SAMPLE_ID])
+        elif TOKEN_SAMPLE_IDS in after.column_names:
+            kept = {sample_id for row in after[TOKEN_SAMPLE_IDS] for sample_id in set(row)}
+        else:
+            return
         # Rows in the user's terms: the 1-based position in the dataset given to the trainer
         # (the row a data error names for parquet/CSV, and the line of a .jsonl without
         # blank lines), with the sample id (0-based by default, or the data's own ids)

@@ -127,7 +127,7 @@ def _score(trainer, stage: str) -> list[dict]:
     from ..scoring import score_rows_sharded
 
     accelerator = trainer.accelerator
-    rows = trainer.train_dataset
+    rows = trainer.training_samples()  # packed rows split back into their demonstrations
     return [
         {**score, "sample_id": sample_id, "stage": stage}
         for score, sample_id in zip(
@@ -142,7 +142,7 @@ def _score(trainer, stage: str) -> list[dict]:
                 progress=accelerator.is_main_process,
                 desc=f"Scoring training set ({stage})",
             ),
-            rows["sample_id"],
+            [row["sample_id"] for row in rows],
         )
     ]
 
@@ -203,6 +203,7 @@ def _summary_table(start: list[dict], end: list[dict], tags: dict[int, str]) -> 
 def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     from trl import get_peft_config
 
+    from ..collate import with_sample_ids
     from ..models import resolve_model_path
     from ..trainer import CADFTTrainer
 
@@ -216,8 +217,9 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     main_process = trainer.accelerator.is_main_process
 
     tags = {}
-    if data_args.tag_column in dataset.column_names:
-        tags = dict(zip(trainer.train_dataset["sample_id"], trainer.train_dataset[data_args.tag_column]))
+    if data_args.tag_column in dataset.column_names:  # by the sample ids the trainer gave the rows
+        tagged = with_sample_ids(dataset)
+        tags = dict(zip(tagged["sample_id"], tagged[data_args.tag_column]))
     start = _score(trainer, "start") if data_args.summary else []  # on every process: sharded
     if start:
         _add_weights(start, trainer, "start")
@@ -256,7 +258,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         "cadft_normalizer": trainer.normalizer.value if trainer.normalizer is not None else None,
         "data": data_args.dataset_path or data_args.dataset_name or "embedded",
         "data_args": asdict(data_args),
-        "train_samples": len(trainer.train_dataset),
+        "train_samples": len(trainer.training_samples()),
         "global_step": trainer.state.global_step,
     }
     with open(os.path.join(args.output_dir, "cadft_run.json"), "w") as f:
@@ -264,7 +266,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
     if not start:
         return {}
     _add_weights(end, trainer, "end")
-    texts = {r["sample_id"]: r for r in trainer.train_dataset}
+    texts = {r["sample_id"]: r for r in trainer.training_samples()}
     decode = trainer.processing_class.decode
     with open(os.path.join(args.output_dir, "sample_scores.jsonl"), "w") as f:
         for s in start + end:

@@ -108,18 +108,20 @@ class RunningNormalized(Estimator):
         tempered = []  # beta * s_i of the valid rows: log c**beta, which may underflow as c**beta
         batch_size = trainer.args.per_device_eval_batch_size
         for start in range(0, len(shard), batch_size):
-            batch = trainer.data_collator([dataset[i] for i in shard[start : start + batch_size]])
-            is_real = torch.tensor(real[start : start + batch_size])  # (B,)
-            batch.pop(SAMPLE_ID, None)
+            examples = [dataset[i] for i in shard[start : start + batch_size]]
+            # (B,): a packed row holds several demonstrations, each real if its row is
+            is_real = torch.tensor([flag for example, flag in zip(examples, real[start : start + batch_size])
+                                    for _ in range(len(example.get("seq_lengths") or [None]))])
+            batch = trainer.data_collator(examples)
+            sample_ids = batch.pop(SAMPLE_ID, None)
             compat_mask = batch.pop(COMPAT_MASK, None)
             batch = trainer._prepare_inputs(batch)
             with cpu_vocab_tiles(trainer.args.device):
                 out = scorer(**batch, use_cache=False, fused_lm_head=True)
-            measured = out.label_mask
-            if compat_mask is not None:
-                measured = measured & compat_mask[:, 1:].to(out.label_mask.device)
-            s, valid = mean_logprob(out.log_probs, measured)
-            keep = valid & out.label_mask.any(-1) & is_real.to(valid.device)
+            logps, mask, compat_mask = trainer.label_rows(out, compat_mask, batch.get("position_ids"), sample_ids)
+            measured = mask if compat_mask is None else mask & compat_mask
+            s, valid = mean_logprob(logps, measured)
+            keep = valid & mask.any(-1) & is_real.to(valid.device)
             tempered.append(self.beta * s[keep])
         scorer.train(was_training)
         values = torch.cat(tempered) if tempered else torch.zeros(0)

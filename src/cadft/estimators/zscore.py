@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..collate import COMPAT_MASK
+from ..collate import COMPAT_MASK, SAMPLE_ID
 from ..losses import ZSCORE_EPS, batch_moments, sample_nll, weighted_loss, zscore_stats, zscore_weights, zscores
 from ..vocab_tiles import cpu_vocab_tiles
 from .base import Batch, Estimator, Rows
@@ -59,9 +59,9 @@ class ZScore(Estimator):
         compat_mask = inputs.pop(COMPAT_MASK, None)
         with trainer.compute_loss_context_manager(), cpu_vocab_tiles(trainer.args.device):
             out = trainer.inference_model(**inputs, use_cache=False, fused_lm_head=True)
-        if compat_mask is not None:
-            compat_mask = compat_mask[:, 1:].to(out.label_mask.device)
-        u, valid = sample_nll(out.log_probs, out.label_mask, compat_mask)
+        logps, mask, compat_mask = trainer.label_rows(out, compat_mask, inputs.get("position_ids"),
+                                                     batch.get(SAMPLE_ID))
+        u, valid = sample_nll(logps, mask, compat_mask)
         return u.cpu(), valid.cpu()
 
     def _weights(self, trainer, u: torch.Tensor, valid: torch.Tensor, mode: str) -> torch.Tensor:
