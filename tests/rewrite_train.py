@@ -33,12 +33,17 @@ from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or 
 # 16 demonstrations, a global batch of 4: one epoch is 4 optimizer steps
 DATA = dict(n=16, seed=3, frac_foreign=0.25, frac_wrong=0.25)
 
-# Every visit is flagged (the threshold is far above any weight), so a round takes the
-# least compatible samples up to the budget: foreign and wrong demonstrations included.
+# The project's verified rewriting with its earlier selection, one round per epoch (4
+# steps): every visit is flagged (the threshold is far above any weight), so a round takes
+# the least compatible samples up to the budget, foreign and wrong demonstrations included.
 REWRITE = dict(
     loss_type="cadft",
     learning_rate=1e-3,
     rewrite=True,
+    rewrite_preset="verified",
+    rewrite_selection="flagged",
+    rewrite_start_step=4,
+    rewrite_interval_steps=4,
     rewrite_verifier="math",
     rewrite_answer_column="answer",
     rewrite_flag_threshold=100.0,
