@@ -21,9 +21,11 @@ def setup(tmp_path_factory):
 
 
 def test_offline_round_writes_provenance_and_keeps_every_row(setup, tmp_path, capsys):
+    """The verified configuration with the earlier (flagged) selection."""
     model, data = setup
     out = tmp_path / "out"
     code = main(["rewrite", "--model_name_or_path", model, "--dataset_path", str(data), "--output_dir", str(out),
+                 "--preset", "verified", "--selection", "flagged",
                  "--answer_column", "answer", "--budget", "4", "--flag_threshold", "10", "--max_new_tokens", "8",
                  "--verifier", "exact", "--batch_size", "4"])
     assert code == 0

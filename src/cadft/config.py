@@ -108,7 +108,7 @@ class CADFTConfig(SFTConfig):
         default=False,
         metadata={"help": "Enable delayed, low-frequency, compatibility-guided rewriting of persistently "
                   "incompatible demonstrations (needs loss_type='cadft'). By default the paper's procedure: after "
-                  "3000 steps, every 1000, the 0.5% of samples with the highest moving-average NLL, each replaced "
+                  "3000 steps, every 1000, the 0.005 of the samples with the highest moving-average NLL, each replaced "
                   "with probability 0.5 by the policy's own sample for the prompt alone, unverified."},
     )
     rewrite_preset: str = field(
@@ -162,7 +162,7 @@ class CADFTConfig(SFTConfig):
     rewrite_budget: float = field(
         default=0.005,
         metadata={"help": "Samples per round: below 1, a fraction of the training set (at least one); 1 or more, a "
-                  "count. Default 0.005, the paper's 0.5%."},
+                  "count. Default 0.005, the paper's half a percent."},
     )
     rewrite_replace_prob: float | None = field(
         default=None,

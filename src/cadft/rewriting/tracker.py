@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SampleRecord", "CompatibilityTracker", "raw_compatibility"]
 
@@ -56,6 +58,8 @@ class CompatibilityTracker:
         """Which of these visits are flagged. (n,), (n,) -> (n,) bool. The quantile is over
         the latest compatibility of every tracked sample, this batch's values replacing
         its samples' older ones."""
+        import torch  # here, not at the top: `cadft rewrite` answers bad input without importing torch
+
         flags = raw_weights < self.flag_threshold
         if self.flag_quantile is not None:
             current = {int(i) for i in sample_ids}
