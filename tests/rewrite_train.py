@@ -64,6 +64,17 @@ RESUMABLE = dict(
     save_steps=5,
 )
 
+# The paper's procedure on the same schedule (RESUMABLE): top-u selection after one visit,
+# the prompt alone, no verifier, no gain gate, each target replaced with probability 0.5
+PAPER = dict(
+    rewrite_preset="paper",
+    rewrite_selection="top_u",
+    rewrite_min_visits=1,
+    rewrite_verifier=None,
+    rewrite_num_candidates=None,
+    rewrite_seed=1,
+)
+
 # Quick failures against the loopback server (the defaults wait 60 s and retry 3 times)
 FAST_GENERATOR = dict(timeout_s=5.0, max_retries=1, backoff_s=0.01)
 

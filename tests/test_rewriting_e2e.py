@@ -86,20 +86,24 @@ _QUESTION = re.compile(
 )
 
 
-def plain_rewrite(question: str, reference: str) -> str:
+def plain_rewrite(question: str, reference: str | None) -> str:
     """The plain style of cadft.data.embedded (`_plain`), solved from the question's
-    numbers, ending with the final answer the reference states (right or wrong)."""
+    numbers, ending with the final answer the reference states (right or wrong), or,
+    asked the question alone (no reference), the right one."""
     m = _QUESTION.search(question)
     a, b, c = int(m["a"]), int(m["b"]), int(m["c"])
-    stated = re.findall(r"-?\d+", reference)[-1]
+    stated = re.findall(r"-?\d+", reference)[-1] if reference is not None else a + b - c
     return (
         f"{m['name']} starts with {a} {m['item']}. After getting {b} more: {a} + {b} = {a + b}. "
         f"After losing {c}: {a + b} - {c} = {a + b - c}.\nThe answer is {stated}."
     )
 
 
-def split_rewrite_prompt(content: str) -> tuple[str, str]:
-    """(question, reference) from a prompt built with DEFAULT_REWRITE_TEMPLATE."""
+def split_rewrite_prompt(content: str) -> tuple[str, str | None]:
+    """(question, reference) from a prompt built with DEFAULT_REWRITE_TEMPLATE; (the
+    question, None) from the prompt alone (the paper's procedure)."""
+    if "Problem:\n" not in content:
+        return content, None
     question, rest = content.split("Problem:\n", 1)[1].split("\n\nReference solution:\n", 1)
     return question, rest.split("\n\nWrite your OWN", 1)[0]
 
