@@ -302,6 +302,21 @@ def spy_on_generator(trainer) -> list[tuple]:
     return seen
 
 
+def spy_on_selection(trainer) -> list[tuple[dict, list[int]]]:
+    """(the tracker's moving-average u and visits, the ids selected) at every round."""
+    calls = []
+    select = trainer.rewriter.select
+
+    def spy():
+        snapshot = dict(trainer.rewriter.tracker.moving_u())
+        chosen = select()
+        calls.append((snapshot, chosen))
+        return chosen
+
+    trainer.rewriter.select = spy
+    return calls
+
+
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -320,6 +335,7 @@ def test_paper_defaults_scaled_down_replace_targets_with_the_policys_own_samples
     args = trainer_args(tmp_path, max_steps=7, **PAPER_SCALED_DOWN)
     trainer = CADFTTrainer(tiny_llama(tok, seed=0), args=args, train_dataset=data, processing_class=tok)
     seen = spy_on_generator(trainer)
+    selections = spy_on_selection(trainer)
     trainer.train()
 
     logs = round_logs(trainer)
@@ -343,7 +359,15 @@ def test_paper_defaults_scaled_down_replace_targets_with_the_policys_own_samples
             else:  # the one screen the paper's round keeps: a row that does not fit max_length
                 assert r["rejection"] in ("too_long", "reply_too_large", "generation_error"), r["rejection"]
     assert len(seen) == sum(r["draw"]["replace"] for r in records)  # losers of the draw are never generated
-    # Selection: in each round, the highest tracked u among the not-yet-rewritten
+    # Selection: in each round, exactly the budget's count of the highest tracked u among the
+    # samples not yet rewritten and visited since their last attempt (rewrite_min_visits=1)
+    rewritten: set[int] = set()
+    for (tracked, selected), h in zip(selections, logs):
+        eligible = sorted((i for i, (_, visits) in tracked.items() if visits >= 1 and i not in rewritten),
+                          key=lambda i: (-tracked[i][0], i))
+        assert selected == eligible[:4]
+        assert [r["sample_id"] for r in records if r["round"] == h["rewrite/round"]] == selected
+        rewritten |= {r["sample_id"] for r in replaced if r["round"] == h["rewrite/round"]}
     for h in logs:
         assert h["rewrite/kept"] + h["rewrite/attempted"] == h["rewrite/selected"]
         assert h["rewrite/replaced"] == h["rewrite/accepted"]
@@ -391,3 +415,55 @@ def test_prompt_alone_of_string_data_is_the_string(tmp_path):
     seen = spy_on_generator(trainer)
     trainer.train()
     assert sorted(prompt for prompt, _ in seen) == sorted(row["prompt"] for row in rows)
+
+
+def test_cadft_rewrite_defaults_are_the_trainings(tmp_path):
+    from cadft.cli import rewrite
+
+    config = CADFTConfig(str(tmp_path), rewrite=True, use_cpu=True, report_to="none")
+    r = rewrite.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output_dir", "o"])
+    assert (r.preset, r.selection, r.budget, r.top_p, r.temperature, r.min_gain, r.max_new_tokens) == (
+        config.rewrite_preset, config.rewrite_selection, config.rewrite_budget, config.rewrite_top_p,
+        config.rewrite_temperature, config.rewrite_min_gain, config.rewrite_max_new_tokens)
+
+
+# ------------------------------------------------------------------------------ the embedded model
+
+
+def test_paper_defaults_scaled_down_on_the_embedded_model(tmp_path):
+    """SmolLM2-135M-Instruct with LoRA on the embedded demonstrations: after step 2 of 3,
+    the 2 samples with the highest moving-average u are selected and the draws that win
+    replace their targets with the model's own answers to the prompt alone; step 3
+    trains on them."""
+    from peft import LoraConfig
+
+    from cadft.models import resolve_model_path
+
+    data = mixed_quality_demos(8, seed=0)
+    args = trainer_args(tmp_path, max_steps=3, per_device_train_batch_size=4, learning_rate=5e-4, max_length=512,
+                        rewrite=True, rewrite_start_step=2, rewrite_interval_steps=2, rewrite_min_visits=1,
+                        rewrite_budget=2, rewrite_max_new_tokens=48, rewrite_answer_column="answer", rewrite_seed=3)
+    trainer = CADFTTrainer(resolve_model_path("embedded"), args=args, train_dataset=data,
+                           peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    seen = spy_on_generator(trainer)
+    selections = spy_on_selection(trainer)
+    trainer.train()
+
+    [log] = round_logs(trainer)
+    assert (log["step"], log["rewrite/selected"]) == (2, 2)
+    records = read_jsonl(tmp_path / PROVENANCE_FILE)
+    # the 2 highest moving-average u of the 8 samples, each seen once in steps 1 and 2
+    [(tracked, selected)] = selections
+    assert sorted(tracked) == list(range(8))
+    assert selected == sorted(tracked, key=lambda i: -tracked[i][0])[:2]
+    assert [r["sample_id"] for r in records] == selected
+    assert [r["u_tracked"] for r in records] == [tracked[i][0] for i in selected]
+    replaced = [r for r in records if r["accepted"]]
+    assert replaced, [r["draw"] for r in records]
+    for r in replaced:
+        prompt = data[r["sample_id"]]["prompt"]
+        [(asked, texts)] = [(p, t) for p, t in seen if p == prompt]
+        assert r["rewrite"] == texts[0] and r["rewrite"] != r["original"]  # the model's own sample, for the prompt alone
+        assert r["candidates"][0]["verdict"] == UNVERIFIED and r["answer_correct"] in (True, False)
+    assert log["rewrite/replaced"] == len(replaced) and log["rewrite/kept"] == 2 - len(replaced)
+    assert set(trainer.data_collator.targets) == {r["sample_id"] for r in replaced}
