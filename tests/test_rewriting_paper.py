@@ -467,3 +467,19 @@ def test_paper_defaults_scaled_down_on_the_embedded_model(tmp_path):
         assert r["candidates"][0]["verdict"] == UNVERIFIED and r["answer_correct"] in (True, False)
     assert log["rewrite/replaced"] == len(replaced) and log["rewrite/kept"] == 2 - len(replaced)
     assert set(trainer.data_collator.targets) == {r["sample_id"] for r in replaced}
+
+
+def test_an_openai_generator_sends_a_plain_text_prompt_as_one_user_turn():
+    from cadft.rewriting import OpenAIChatGenerator
+
+    from test_generators import ChatServer
+
+    server = ChatServer()
+    try:
+        generator = OpenAIChatGenerator(server.base_url, "test-model", api_key_env=None, max_retries=0)
+        [[candidate]] = generator.generate(["Q: what is 2 plus 2?\nA:"], ONE)
+        [request] = [r for r in server.requests if r["body"]]
+        assert request["body"]["messages"] == [{"role": "user", "content": "Q: what is 2 plus 2?\nA:"}]
+        assert candidate.text == "re:Q: what is 2 plus 2?\nA:#0"
+    finally:
+        server.close()
