@@ -14,7 +14,6 @@ tracker, and trains on identical data afterwards.
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import torch

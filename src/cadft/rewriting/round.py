@@ -38,7 +38,8 @@ from .generators import Candidate, GenerationSettings, RewriteGenerator
 from .prompt import DEFAULT_REWRITE_TEMPLATE, prompt_alone, rewrite_messages
 from .tracker import raw_compatibility
 
-__all__ = ["REJECTION_REASONS", "STORED_REPLY_CHARS", "UNVERIFIED", "RewriteItem", "RoundResult", "run_round"]
+__all__ = ["LOST_DRAW", "REJECTION_REASONS", "STORED_REPLY_CHARS", "UNVERIFIED", "RewriteItem", "RoundResult",
+           "run_round"]
 
 # Candidate stages, furthest first: an item without an accepted candidate is rejected
 # for the furthest stage one of its candidates reached
