@@ -108,8 +108,8 @@ class CADFTConfig(SFTConfig):
         default=False,
         metadata={"help": "Enable delayed, low-frequency, compatibility-guided rewriting of persistently "
                   "incompatible demonstrations (needs loss_type='cadft'). By default the paper's procedure: after "
-                  "3000 steps, every 1000, the 0.005 of the samples with the highest moving-average NLL, each replaced "
-                  "with probability 0.5 by the policy's own sample for the prompt alone, unverified."},
+                  "3000 steps, every 1000, the samples (0.005 of the set) with the highest moving-average NLL, each "
+                  "replaced with probability 0.5 by the policy's own sample for the prompt alone, unverified."},
     )
     rewrite_preset: str = field(
         default="paper",
