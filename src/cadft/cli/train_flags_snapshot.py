@@ -566,8 +566,8 @@ HELP = (
     '                        initialise m (>= 1; capped at the dataset size). (default: 64)\n'
     '  --rewrite [REWRITE]   Enable delayed, low-frequency, compatibility-guided rewriting of\n'
     "                        persistently incompatible demonstrations (needs loss_type='cadft'). By\n"
-    "                        default the paper's procedure: after 3000 steps, every 1000, the 0.005 of\n"
-    '                        the samples with the highest moving-average NLL, each replaced with\n'
+    "                        default the paper's procedure: after 3000 steps, every 1000, the samples\n"
+    '                        (0.005 of the set) with the highest moving-average NLL, each replaced with\n'
     "                        probability 0.5 by the policy's own sample for the prompt alone, unverified.\n"
     '                        (default: False)\n'
     '  --rewrite_preset {paper,verified}, --rewrite-preset {paper,verified}\n'
