@@ -127,7 +127,8 @@ def rewriting_round(setup: Setup, raw, cfg: dict, cuda: bool) -> dict:
         args = CADFTConfig(
             output_dir=out, max_steps=2, per_device_train_batch_size=cfg["batch"], max_length=cfg["seq_len"],
             learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-            rewrite=True, rewrite_start_step=1, rewrite_interval_steps=10**6,
+            rewrite=True, rewrite_preset="verified",
+            rewrite_selection="flagged", rewrite_start_step=1, rewrite_interval_steps=10**6,
             rewrite_persistence=1, rewrite_flag_threshold=100.0, rewrite_budget=cfg["rewrite_samples"],
             rewrite_num_candidates=2, rewrite_max_new_tokens=cfg["rewrite_tokens"], rewrite_verifier="math",
             **device_args(cuda),

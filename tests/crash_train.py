@@ -7,7 +7,8 @@ variable, so the moment is exact (no sleeps, no races):
     CADFT_CRASH_AT=save:4  python tests/crash_train.py run.json  # saving checkpoint-4: model in, no trainer_state.json
     CADFT_CRASH_AT=round:5 python tests/crash_train.py run.json  # in the rewriting round after step 5, once generated
 
-run.json holds {"model", "output_dir", "base_url"}. The run is tests/rewrite_train.py's
+run.json holds {"model", "output_dir", "base_url", "mode"} (mode: "verified", the
+default, or "paper"). The run is tests/rewrite_train.py's
 resumable one (rounds after steps 3, 5 and 7) with a checkpoint every 2 steps of which
 only the newest is kept, so a save that destroyed the previous checkpoint too early
 would leave nothing to resume from.
@@ -26,15 +27,17 @@ from transformers import TrainerCallback
 
 from cadft import CADFTTrainer
 
-from rewrite_train import RESUMABLE, make_trainer  # tests/ is on sys.path: pytest's rootdir, or this script's folder
+# tests/ is on sys.path: pytest's rootdir, or this script's folder
+from rewrite_train import PAPER, RESUMABLE, make_trainer
 
 CRASH_ENV = "CADFT_CRASH_AT"
 # Checkpoints 2, 4, 6, 8; save_total_limit=1 keeps only the newest complete one
 CRASHABLE = {**RESUMABLE, "save_steps": 2, "save_total_limit": 1}
 
 
-def crash_trainer(model_path, output_dir, base_url: str) -> CADFTTrainer:
-    return make_trainer(model_path, output_dir, base_url, **CRASHABLE)
+def crash_trainer(model_path, output_dir, base_url: str, mode: str = "verified") -> CADFTTrainer:
+    """`mode` "verified" (tests/rewrite_train.py's REWRITE) or "paper" (its PAPER)."""
+    return make_trainer(model_path, output_dir, base_url, **CRASHABLE, **(PAPER if mode == "paper" else {}))
 
 
 def die() -> None:
@@ -87,7 +90,7 @@ def install_crash(trainer: CADFTTrainer, spec: str) -> None:
 def main(config_path: str) -> None:
     torch.set_num_threads(1)
     config = json.loads(Path(config_path).read_text())
-    trainer = crash_trainer(config["model"], config["output_dir"], config["base_url"])
+    trainer = crash_trainer(config["model"], config["output_dir"], config["base_url"], config.get("mode", "verified"))
     install_crash(trainer, os.environ[CRASH_ENV])
     trainer.train()
     raise SystemExit(f"{CRASH_ENV}={os.environ[CRASH_ENV]}: the run finished without crashing")

@@ -33,12 +33,17 @@ from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or 
 # 16 demonstrations, a global batch of 4: one epoch is 4 optimizer steps
 DATA = dict(n=16, seed=3, frac_foreign=0.25, frac_wrong=0.25)
 
-# Every visit is flagged (the threshold is far above any weight), so a round takes the
-# least compatible samples up to the budget: foreign and wrong demonstrations included.
+# The project's verified rewriting with its earlier selection, one round per epoch (4
+# steps): every visit is flagged (the threshold is far above any weight), so a round takes
+# the least compatible samples up to the budget, foreign and wrong demonstrations included.
 REWRITE = dict(
     loss_type="cadft",
     learning_rate=1e-3,
     rewrite=True,
+    rewrite_preset="verified",
+    rewrite_selection="flagged",
+    rewrite_start_step=4,
+    rewrite_interval_steps=4,
     rewrite_verifier="math",
     rewrite_answer_column="answer",
     rewrite_flag_threshold=100.0,
@@ -57,6 +62,17 @@ RESUMABLE = dict(
     rewrite_budget=3,
     save_strategy="steps",
     save_steps=5,
+)
+
+# The paper's procedure on the same schedule (RESUMABLE): top-u selection after one visit,
+# the prompt alone, no verifier, no gain gate, each target replaced with probability 0.5
+PAPER = dict(
+    rewrite_preset="paper",
+    rewrite_selection="top_u",
+    rewrite_min_visits=1,
+    rewrite_verifier=None,
+    rewrite_num_candidates=None,
+    rewrite_seed=1,
 )
 
 # Quick failures against the loopback server (the defaults wait 60 s and retry 3 times)

@@ -44,7 +44,8 @@ def main(out_path: str, ddp_timeout: int, sleep_s: float, round_timeout: float) 
     tok = tiny_tokenizer()
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=2, max_steps=2, ddp_backend="gloo", ddp_timeout=ddp_timeout,
-        rewrite=True, rewrite_verifier="none", rewrite_flag_threshold=100.0, rewrite_persistence=1,
+        rewrite=True, rewrite_preset="verified", rewrite_selection="flagged", rewrite_verifier="none",
+        rewrite_flag_threshold=100.0, rewrite_persistence=1,
         rewrite_budget=2, rewrite_start_step=1, rewrite_interval_steps=1, rewrite_num_candidates=1,
         rewrite_min_gain=-1.0, rewrite_round_timeout=round_timeout,
     )

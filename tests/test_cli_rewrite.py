@@ -21,9 +21,11 @@ def setup(tmp_path_factory):
 
 
 def test_offline_round_writes_provenance_and_keeps_every_row(setup, tmp_path, capsys):
+    """The verified configuration with the earlier (flagged) selection."""
     model, data = setup
     out = tmp_path / "out"
     code = main(["rewrite", "--model_name_or_path", model, "--dataset_path", str(data), "--output_dir", str(out),
+                 "--preset", "verified", "--selection", "flagged",
                  "--answer_column", "answer", "--budget", "4", "--flag_threshold", "10", "--max_new_tokens", "8",
                  "--verifier", "exact", "--batch_size", "4"])
     assert code == 0
@@ -41,6 +43,41 @@ def test_offline_round_writes_provenance_and_keeps_every_row(setup, tmp_path, ca
     assert len(rows) == 12 and rows["sample_id"] == list(range(12))
     assert all(x is None for x in rows["rewritten_completion"])
     assert rows["completion"] == load_dataset("json", data_files=str(data), split="train")["completion"]
+
+
+def test_offline_round_in_the_papers_configuration(setup, tmp_path, capsys):
+    """The defaults: the highest u = -log c, the draw, the prompt alone, unverified."""
+    model, data = setup
+    out = tmp_path / "out"
+    code = main(["rewrite", "--model_name_or_path", model, "--dataset_path", str(data), "--output_dir", str(out),
+                 "--answer_column", "answer", "--budget", "6", "--max_new_tokens", "8", "--batch_size", "4",
+                 "--seed", "1"])
+    assert code == 0
+    assert "selected the 6 with the highest u" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "rewrites.jsonl").read_text().splitlines()]
+    assert len(records) == 6
+    assert [r["u_tracked"] for r in records] == sorted((r["u_tracked"] for r in records), reverse=True)
+    assert all(r["draw"]["prob"] == 0.5 and r["verifier"] == "none" for r in records)
+    won = [r for r in records if r["draw"]["replace"]]
+    assert 0 < len(won) < 6  # seed 1: some replaced, some kept
+    for r in records:
+        if r["draw"]["replace"]:
+            assert r["accepted"] and r["num_candidates"] == 1 and r["candidates"][0]["verdict"] == "unverified"
+            assert r["answer_correct"] in (True, False)  # checked against the answer column, gated or not
+        else:
+            assert not r["accepted"] and r["rejection"] == "lost_draw" and r["num_candidates"] == 0
+    rows = load_dataset("json", data_files=str(out / "rewritten_dataset.jsonl"), split="train")
+    assert sum(x is not None for x in rows["rewritten_completion"]) == len(won)
+
+
+def test_template_needs_the_reference_in_the_prompt(setup, tmp_path, capsys):
+    model, data = setup
+    template = tmp_path / "t.txt"
+    template.write_text("{question} {reference}")
+    with pytest.raises(SystemExit) as exc:
+        main(["rewrite", "--model_name_or_path", model, "--dataset_path", str(data), "--output_dir", str(tmp_path / "o"),
+              "--template_file", str(template)])
+    assert exc.value.code == 2 and "--reference_in_prompt true" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

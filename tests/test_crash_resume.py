@@ -80,15 +80,23 @@ class _StartStep(TrainerCallback):
 
 
 @pytest.fixture(scope="module")
-def reference(plain_model, chat_server, tmp_path_factory):  # noqa: F811
-    """The crash tests' run, uninterrupted, in this process."""
-    chat_server.reset()
-    out = tmp_path_factory.mktemp("reference")
-    trainer = crash_trainer(plain_model, out, chat_server.base_url)
-    losses = spy_on_step_losses(trainer)
-    trainer.train()
-    return {"state": json.loads(json.dumps(rewriting_state(trainer))), "losses": losses,
-            "logged": logged_losses(trainer), "records": read_jsonl(out / PROVENANCE_FILE)}
+def references(plain_model, chat_server, tmp_path_factory):  # noqa: F811
+    """mode -> the crash tests' run in that rewriting mode, uninterrupted, in this process
+    (each run once, when a test first asks for it)."""
+    runs = {}
+
+    def reference(mode: str) -> dict:
+        if mode not in runs:
+            chat_server.reset()
+            out = tmp_path_factory.mktemp(f"reference-{mode}")
+            trainer = crash_trainer(plain_model, out, chat_server.base_url, mode)
+            losses = spy_on_step_losses(trainer)
+            trainer.train()
+            runs[mode] = {"state": json.loads(json.dumps(rewriting_state(trainer))), "losses": losses,
+                          "logged": logged_losses(trainer), "records": read_jsonl(out / PROVENANCE_FILE)}
+        return runs[mode]
+
+    return reference
 
 
 def run_until_killed(tmp_path: Path, crash_at: str, config: dict) -> None:
@@ -109,21 +117,25 @@ def run_until_killed(tmp_path: Path, crash_at: str, config: dict) -> None:
 
 
 # Where each crash hits the run (rounds after steps 3, 5, 7; checkpoints every 2 steps, the
-# newest kept), the checkpoint the resume must start from, and the rounds logged by then
+# newest kept), the checkpoint the resume must start from, the rounds logged by then, and
+# the rewriting mode (the project's verified rewriting, or the paper's procedure)
 CRASHES = {
-    "mid-step": ("step:7", 6, [1, 2]),
-    "mid-checkpoint-save": ("save:4", 2, [1]),
-    "mid-rewriting-round": ("round:5", 4, [1]),
+    "mid-step": ("step:7", 6, [1, 2], "verified"),
+    "mid-checkpoint-save": ("save:4", 2, [1], "verified"),
+    "mid-rewriting-round": ("round:5", 4, [1], "verified"),
+    "mid-rewriting-round-paper": ("round:5", 4, [1], "paper"),
 }
 
 
 @pytest.mark.parametrize("moment", list(CRASHES))
 def test_sigkill_then_resume_matches_the_uninterrupted_run(
-    plain_model, server, reference, tmp_path, moment  # noqa: F811
+    plain_model, server, references, tmp_path, moment  # noqa: F811
 ):
-    crash_at, resume_step, logged_rounds = CRASHES[moment]
+    crash_at, resume_step, logged_rounds, mode = CRASHES[moment]
+    reference = references(mode)
     out = tmp_path / "run"
-    run_until_killed(tmp_path, crash_at, dict(model=plain_model, output_dir=str(out), base_url=server.base_url))
+    run_until_killed(tmp_path, crash_at,
+                     dict(model=plain_model, output_dir=str(out), base_url=server.base_url, mode=mode))
 
     # The kill left the previous complete checkpoint, and nothing else named checkpoint-*
     assert checkpoint_dirs(out) == [f"checkpoint-{resume_step}"]
@@ -135,7 +147,7 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(
     saved_rounds = read_state(str(out / f"checkpoint-{resume_step}"))["rewriting"]["store"]["rounds_done"]
     orphans = [r for r in logged if r["round"] > saved_rounds]
 
-    trainer = crash_trainer(plain_model, out, server.base_url)
+    trainer = crash_trainer(plain_model, out, server.base_url, mode)
     start = _StartStep()
     trainer.add_callback(start)
     losses = spy_on_step_losses(trainer)
@@ -167,6 +179,9 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(
     assert checkpoint_dirs(out) == ["checkpoint-8"]
     assert not list(out.glob(".staging-*"))
     assert_close(read_state(str(out / "checkpoint-8"))["rewriting"]["store"], state["store"])
+    if mode == "paper":  # the draws, the same after the resume, replaced some targets and kept others
+        assert {r["rejection"] for r in records} >= {None, "lost_draw"}
+        assert all(r["verifier"] == "none" and r["draw"]["prob"] == 0.5 for r in records)
 
 
 # ------------------------------------------------------------------------------ incomplete checkpoints

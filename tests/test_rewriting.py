@@ -19,7 +19,7 @@ from datasets import load_dataset
 from cadft.rewriting import Candidate, GenerationSettings, rewrite_messages
 from cadft.rewriting.manager import target_length
 from cadft.rewriting.round import REJECTION_REASONS, STORED_REPLY_CHARS, RewriteItem, run_round
-from cadft.rewriting.schedule import budget_count, resolve_steps, round_due, select_samples
+from cadft.rewriting.schedule import budget_count, planned_rounds, resolve_steps, round_due, select_samples
 from cadft.rewriting.store import DATASET_FILE, ORPHANED_FILE, PROVENANCE_FILE, RewriteStore
 from cadft.rewriting.tracker import CompatibilityTracker
 from cadft.verifiers import get_verifier
@@ -38,21 +38,28 @@ def rounds_over(steps: int, **schedule) -> list[int]:
     return done
 
 
-def test_default_delay_and_interval_are_one_epoch():
-    schedule = dict(start_step=None, start_fraction=None, interval_steps=None, steps_per_epoch=5, max_steps=20)
-    assert resolve_steps(**schedule) == (5, 5)
-    assert rounds_over(20, **schedule) == [5, 10, 15, 20]  # none during the first epoch
+def test_default_warm_up_and_interval_are_the_papers():
+    schedule = dict(start_step=None, start_fraction=None, interval_steps=None, max_steps=6000)
+    assert resolve_steps(**schedule) == (3000, 1000)
+    assert rounds_over(6000, **schedule) == [3000, 4000, 5000, 6000]  # none before T_warm
+    assert planned_rounds(start=3000, interval=1000, max_steps=6000) == [3000, 4000, 5000]  # none at the last step
+    assert planned_rounds(start=3000, interval=1000, max_steps=3000) == []
 
 
 def test_explicit_delay_and_interval():
-    schedule = dict(start_step=7, start_fraction=0.9, interval_steps=3, steps_per_epoch=5, max_steps=20)
+    schedule = dict(start_step=7, start_fraction=0.9, interval_steps=3, max_steps=20)
     assert resolve_steps(**schedule) == (7, 3)  # an explicit step wins over the fraction
     assert rounds_over(20, **schedule) == [7, 10, 13, 16, 19]
     fraction = dict(schedule, start_step=None, start_fraction=0.3)
     assert resolve_steps(**fraction) == (6, 3)  # ceil(0.3 * 20)
     assert rounds_over(20, **fraction)[0] == 6
     # Degenerate values still give a schedule (no round before step 1, at most one per step)
-    assert resolve_steps(start_step=0, start_fraction=None, interval_steps=0, steps_per_epoch=5, max_steps=20) == (1, 1)
+    assert resolve_steps(start_step=0, start_fraction=None, interval_steps=0, max_steps=20) == (1, 1)
+    # The interval as a fraction of training too; an explicit step count wins
+    assert resolve_steps(start_step=None, start_fraction=0.5, interval_steps=None, interval_fraction=0.25,
+                         max_steps=20) == (10, 5)
+    assert resolve_steps(start_step=None, start_fraction=None, interval_steps=4, interval_fraction=0.25,
+                         max_steps=20) == (3000, 4)
 
 
 def test_round_due_counts_from_the_last_round():
@@ -68,6 +75,8 @@ def test_budget_is_a_count_or_a_fraction():
     assert budget_count(0.01, 50) == 1  # a fraction gives at least one sample
     assert budget_count(0.999, 10) == 9
     assert budget_count(1, 50) == 1 and budget_count(3, 50) == 3 and budget_count(3.7, 50) == 3
+    assert budget_count(0.005, 100_000) == 500 and budget_count(0.005, 10) == 1  # the paper's 0.5%
+    assert budget_count(0.005, 0) == 0  # an empty set: nothing to take
     for bad in (0, -1):
         with pytest.raises(ValueError, match="budget"):
             budget_count(bad, 50)

@@ -36,7 +36,7 @@ from cadft.scoring import tokenize_demonstration
 from cadft.tiny import tiny_llama, tiny_tokenizer
 
 from helpers import torchrun
-from rewrite_train import RESUMABLE, demos, make_trainer, rewriting_state
+from rewrite_train import PAPER, RESUMABLE, demos, make_trainer, rewriting_state
 
 HERE = Path(__file__).parent
 RUN_TIMEOUT_S = 180  # per subprocess run; a healthy one takes about 10 s
@@ -86,20 +86,24 @@ _QUESTION = re.compile(
 )
 
 
-def plain_rewrite(question: str, reference: str) -> str:
+def plain_rewrite(question: str, reference: str | None) -> str:
     """The plain style of cadft.data.embedded (`_plain`), solved from the question's
-    numbers, ending with the final answer the reference states (right or wrong)."""
+    numbers, ending with the final answer the reference states (right or wrong), or,
+    asked the question alone (no reference), the right one."""
     m = _QUESTION.search(question)
     a, b, c = int(m["a"]), int(m["b"]), int(m["c"])
-    stated = re.findall(r"-?\d+", reference)[-1]
+    stated = re.findall(r"-?\d+", reference)[-1] if reference is not None else a + b - c
     return (
         f"{m['name']} starts with {a} {m['item']}. After getting {b} more: {a} + {b} = {a + b}. "
         f"After losing {c}: {a + b} - {c} = {a + b - c}.\nThe answer is {stated}."
     )
 
 
-def split_rewrite_prompt(content: str) -> tuple[str, str]:
-    """(question, reference) from a prompt built with DEFAULT_REWRITE_TEMPLATE."""
+def split_rewrite_prompt(content: str) -> tuple[str, str | None]:
+    """(question, reference) from a prompt built with DEFAULT_REWRITE_TEMPLATE; (the
+    question, None) from the prompt alone (the paper's procedure)."""
+    if "Problem:\n" not in content:
+        return content, None
     question, rest = content.split("Problem:\n", 1)[1].split("\n\nReference solution:\n", 1)
     return question, rest.split("\n\nWrite your OWN", 1)[0]
 
@@ -541,4 +545,33 @@ def test_two_process_round(plain_model, server, tmp_path, uninterrupted, process
     assert set(rank0["store"]["accepted"]) == set(uninterrupted["state"]["store"]["accepted"])
     records = read_jsonl(out / PROVENANCE_FILE)  # written once, by rank 0
     assert assert_rounds_not_duplicated(records) == [1, 2, 3]
+    assert_dataset_keeps_every_row(out, {int(k): v for k, v in rank0["store"]["accepted"].items()})
+
+
+def test_two_process_round_in_the_papers_mode(plain_model, server, tmp_path, processes):
+    """The same 2-process run with the paper's procedure: the selection, the draws and the
+    replacements are the same on both processes."""
+    out = tmp_path / "run"
+    overrides = dict(PAPER, per_device_train_batch_size=2, ddp_backend="gloo", save_strategy="no")
+    config = dict(model=plain_model, output_dir=str(out), base_url=server.base_url, overrides=overrides,
+                  dump=str(tmp_path / "rank-{rank}.json"))
+    (tmp_path / "ddp.json").write_text(json.dumps(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [*torchrun(2), str(HERE / "rewrite_train.py"), str(tmp_path / "ddp.json")]
+    with open(tmp_path / "ddp.log", "w") as log:
+        processes.append(proc := subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path),
+                                                  start_new_session=True))
+    try:
+        finish(proc, tmp_path, "ddp")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    rank0, rank1 = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1))
+    assert rank0["world"] == 2 and rank0 == rank1
+    records = read_jsonl(out / PROVENANCE_FILE)
+    assert assert_rounds_not_duplicated(records) == [1, 2, 3]
+    assert {r["rejection"] for r in records} >= {None, "lost_draw"}  # some replaced, some kept by the draw
+    replaced = {str(r["sample_id"]) for r in records if r["accepted"]}
+    assert set(rank0["targets"]) == set(rank0["store"]["accepted"]) == replaced
     assert_dataset_keeps_every_row(out, {int(k): v for k, v in rank0["store"]["accepted"].items()})

@@ -74,6 +74,8 @@ def rewriting_trainer(output_dir, server, train_rows, eval_rows=None, generator_
     settings = dict(
         per_device_train_batch_size=len(train_rows),
         rewrite=True,
+        rewrite_preset="verified",
+        rewrite_selection="flagged",
         rewrite_verifier="none",
         rewrite_min_gain=-1.0,
         rewrite_flag_threshold=100.0,
@@ -183,11 +185,19 @@ def test_evaluation_rows_never_take_a_training_rewrite(trained):
 # ------------------------------------------------------------------------------ replies that must not be kept
 
 
-def test_oversized_and_too_long_replies_are_rejected(server, tmp_path):
+# The paper's procedure, every selected target drawn for replacement: the screens that
+# keep training sound (reply size, length, key redaction) hold without any gate
+PAPER = dict(rewrite_preset="paper", rewrite_verifier=None, rewrite_replace_prob=1.0)
+
+
+@pytest.mark.parametrize("preset, max_length", [("verified", 256), ("paper", 64)])
+def test_oversized_and_too_long_replies_are_rejected(server, tmp_path, preset, max_length):
     """Replies of 5 MB (over 32 x 64 characters) are rejected before verification and
-    stored cut; replies of ~900 characters whose rows exceed max_length=256 are too long."""
+    stored cut; replies whose rows exceed max_length are too long (~900 characters with the
+    rewrite prompt; with the paper's prompt alone ~40, so a smaller max_length)."""
     out = tmp_path / "run"
-    trainer = rewriting_trainer(out, server, rows(["huge", "normal", "normal"]), max_steps=2, max_length=256)
+    trainer = rewriting_trainer(out, server, rows(["huge", "normal", "normal"]), max_steps=2, max_length=max_length,
+                                **(PAPER if preset == "paper" else {}))
     trainer.train()
 
     records = {r["sample_id"]: r for r in read_jsonl(out / PROVENANCE_FILE)}
@@ -199,18 +209,21 @@ def test_oversized_and_too_long_replies_are_rejected(server, tmp_path):
     for sample_id in (1, 2):
         r = records[sample_id]
         assert (r["accepted"], r["rejection"]) == (False, "too_long")
-        assert all(c["reason"].startswith("too_long: ") and "> max_length 256" in c["reason"] for c in r["candidates"])
+        assert all(c["reason"].startswith("too_long: ") and f"> max_length {max_length}" in c["reason"]
+                   for c in r["candidates"])
     assert trainer.data_collator.targets == {}
     metrics = round_metrics(trainer)
     assert (metrics["rewrite/rejected_reply_too_large"], metrics["rewrite/rejected_too_long"]) == (1, 2)
     assert (out / PROVENANCE_FILE).stat().st_size < 50_000 and (out / DATASET_FILE).stat().st_size < 10_000
 
 
-def test_an_echoed_api_key_never_reaches_a_file(server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset", ["verified", "paper"])
+def test_an_echoed_api_key_never_reaches_a_file(server, tmp_path, monkeypatch, preset):
     monkeypatch.setenv("CADFT_TEST_KEY", SECRET)
     out = tmp_path / "run"
     trainer = rewriting_trainer(out, server, rows(["echo_auth", "badrequest"]), max_steps=2,
-                                generator_kwargs={"api_key_env": "CADFT_TEST_KEY"})
+                                generator_kwargs={"api_key_env": "CADFT_TEST_KEY"},
+                                **(PAPER if preset == "paper" else {}))
     trainer.train()
     records = {r["sample_id"]: r for r in read_jsonl(out / PROVENANCE_FILE)}
     assert records[0]["accepted"] and "Bearer [REDACTED]" in records[0]["rewrite"]

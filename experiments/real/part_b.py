@@ -180,7 +180,8 @@ def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_ro
         # (low-frequency); a visit in that epoch flagged a row (persistence 1: each row is seen
         # once per epoch, and a short run has too few epochs to wait for two)
         epoch = math.ceil(num_rows / args.train_batch)
-        kwargs.update(rewrite=True, rewrite_generator="policy", rewrite_verifier="math",
+        kwargs.update(rewrite=True, rewrite_preset="verified", rewrite_selection="flagged", rewrite_top_p=0.95,
+                      rewrite_generator="policy", rewrite_verifier="math",
                       rewrite_answer_column="answer", rewrite_start_step=min(epoch, args.steps - 1),
                       rewrite_interval_steps=epoch, rewrite_persistence=1,
                       rewrite_budget=max(1, num_rows // 8), rewrite_num_candidates=2,

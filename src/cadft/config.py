@@ -114,42 +114,98 @@ class CADFTConfig(SFTConfig):
     )
 
     # ---- rewriting (off unless `rewrite=True`; see docs/rewriting.md) ------------------
+    # The defaults are the paper's procedure; `rewrite_preset="verified"` turns on the
+    # project's gates. Each gate field left unset (None) takes its preset's value
     rewrite: bool = field(
         default=False,
         metadata={"help": "Enable delayed, low-frequency, compatibility-guided rewriting of persistently "
-                  "incompatible demonstrations (needs loss_type='cadft')."},
+                  "incompatible demonstrations (needs loss_type='cadft'). By default the paper's procedure: after "
+                  "3000 steps, every 1000, the samples (0.005 of the set) with the highest moving-average NLL, each "
+                  "replaced with probability 0.5 by the policy's own sample for the prompt alone, unverified."},
+    )
+    rewrite_preset: str = field(
+        default="paper",
+        metadata={"help": "'paper' (prompt alone, no verifier, no gain gate, replacement probability 0.5, one "
+                  "candidate) or 'verified' (reference in the prompt, math verifier, gain gate, probability 1, two "
+                  "candidates). Sets rewrite_reference_in_prompt, rewrite_verifier, rewrite_gain_gate, "
+                  "rewrite_replace_prob and rewrite_num_candidates where they are not given.",
+                  "choices": ["paper", "verified"]},
     )
     rewrite_start_step: int | None = field(
-        default=None, metadata={"help": "First optimizer step after which a round may run (default: one epoch)."}
+        default=None,
+        metadata={"help": "Warm-up: optimizer steps before the first round (default 3000, the paper's T_warm, "
+                  "unless rewrite_start_fraction is given)."},
     )
     rewrite_start_fraction: float | None = field(
         default=None, metadata={"help": "Alternative to rewrite_start_step: a fraction of max steps, in (0, 1]."}
     )
     rewrite_interval_steps: int | None = field(
-        default=None, metadata={"help": "Optimizer steps between rounds (default: one epoch)."}
+        default=None,
+        metadata={"help": "Optimizer steps between rounds (default 1000, the paper's K, unless "
+                  "rewrite_interval_fraction is given)."},
+    )
+    rewrite_interval_fraction: float | None = field(
+        default=None, metadata={"help": "Alternative to rewrite_interval_steps: a fraction of max steps, in (0, 1]."}
+    )
+    rewrite_selection: str = field(
+        default="top_u",
+        metadata={"help": "'top_u' (the paper's: the highest moving-average u, the length-normalised NLL, among "
+                  "samples seen on at least rewrite_min_visits visits) or 'flagged' (weight below "
+                  "rewrite_flag_threshold on rewrite_persistence consecutive visits, least compatible first).",
+                  "choices": ["top_u", "flagged"]},
+    )
+    rewrite_min_visits: int = field(
+        default=2,
+        metadata={"help": "top_u selection: visits (since its last rewrite attempt) a sample needs to be selected."},
     )
     rewrite_persistence: int = field(
-        default=2, metadata={"help": "Consecutive flagged visits that make a sample persistently incompatible."}
+        default=2, metadata={"help": "flagged selection: consecutive flagged visits that make a sample persistently "
+                             "incompatible."}
     )
     rewrite_flag_threshold: float = field(
-        default=0.5, metadata={"help": "A visit is flagged when the weight before clipping, c**beta/m, is below this."}
+        default=0.5, metadata={"help": "flagged selection: a visit is flagged when the weight before clipping is "
+                               "below this."}
     )
     rewrite_flag_quantile: float | None = field(
         default=None,
-        metadata={"help": "Also flag a visit whose compatibility is in this bottom quantile of all tracked samples."},
+        metadata={"help": "flagged selection: also flag a visit whose compatibility is in this bottom quantile of "
+                  "all tracked samples."},
     )
     rewrite_budget: float = field(
-        default=0.1,
-        metadata={"help": "Samples per round: below 1, a fraction of the training set; 1 or more, a count."},
+        default=0.005,
+        metadata={"help": "Samples per round: below 1, a fraction of the training set (at least one); 1 or more, a "
+                  "count. Default 0.005, the paper's half a percent."},
     )
-    rewrite_num_candidates: int = field(default=2, metadata={"help": "Candidates generated per selected sample."})
+    rewrite_replace_prob: float | None = field(
+        default=None,
+        metadata={"help": "Probability that a selected target is replaced (a seeded draw per sample and round, "
+                  "recorded in the provenance); default from the preset: 0.5 (paper), 1 (verified)."},
+    )
+    rewrite_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the replacement draws (default: seed)."}
+    )
+    rewrite_reference_in_prompt: bool | None = field(
+        default=None,
+        metadata={"help": "Show the original demonstration to the generator as a reference (rewrite_template); "
+                  "off: the prompt alone. Default from the preset: off (paper), on (verified)."},
+    )
+    rewrite_gain_gate: bool | None = field(
+        default=None,
+        metadata={"help": "Replace only if c(candidate) >= c(original) + rewrite_min_gain. Default from the preset: "
+                  "off (paper), on (verified)."},
+    )
+    rewrite_num_candidates: int | None = field(
+        default=None,
+        metadata={"help": "Candidates generated per selected sample (the most compatible that passes the gates "
+                  "wins). Default from the preset: 1 (paper), 2 (verified)."},
+    )
     rewrite_min_gain: float = field(
         default=0.0,
-        metadata={"help": "Margin: a candidate needs c(candidate) >= c(original) + this to be accepted."},
+        metadata={"help": "The gain gate's margin: a candidate needs c(candidate) >= c(original) + this."},
     )
     rewrite_max_new_tokens: int = field(default=256, metadata={"help": "Generation length limit for rewrites."})
     rewrite_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for rewrites."})
-    rewrite_top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling for rewrites."})
+    rewrite_top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling for rewrites (the paper's 0.9)."})
     rewrite_max_reply_chars: int | None = field(
         default=None,
         metadata={"help": "A generator reply longer than this many characters is rejected unverified "
@@ -165,21 +221,23 @@ class CADFTConfig(SFTConfig):
         metadata={"help": "Keyword arguments for the generator, as a dict or a JSON string, e.g. "
                   "'{\"timeout_s\": 30, \"max_retries\": 5, \"concurrency\": 8}' for an openai: generator."},
     )
-    rewrite_verifier: str = field(
-        default="math",
+    rewrite_verifier: str | None = field(
+        default=None,
         metadata={"help": "'math' (math-verify final-answer equivalence), 'exact' (normalised final answer), "
-                  "'none' (unverified; warns) or 'module:function'."},
+                  "'none' (unverified) or 'module:function'. Default from the preset: none (paper), math (verified)."},
     )
     rewrite_answer_column: str | None = field(
         default=None,
-        metadata={"help": "Column holding each sample's reference answer for the verifier (e.g. 'answer'); "
-                  "default: the final answer of the original demonstration."},
+        metadata={"help": "Column holding each sample's reference answer for the verifier and for measuring "
+                  "whether replacements are right (e.g. 'answer'); default: the final answer of the original."},
     )
     rewrite_template: str | None = field(
-        default=None, metadata={"help": "Rewrite prompt template with {question} and {reference} (default: built in)."}
+        default=None,
+        metadata={"help": "Rewrite prompt template with {question} and {reference} (default: built in; needs "
+                  "rewrite_reference_in_prompt)."},
     )
     rewrite_tracker_decay: float = field(
-        default=0.5, metadata={"help": "EMA decay of each sample's tracked compatibility over its visits."}
+        default=0.5, metadata={"help": "EMA decay of each sample's tracked compatibility (and u) over its visits."}
     )
     rewrite_round_timeout: float = field(
         default=21600.0,
@@ -249,17 +307,35 @@ class CADFTConfig(SFTConfig):
             raise ValueError(f"cadft_calibration_samples must be >= 1, got {self.cadft_calibration_samples}")
 
     def _check_rewrite(self) -> None:
+        from .rewriting.presets import resolve_gates
+
         if self.loss_type != "cadft":
-            raise ValueError("rewrite=True needs loss_type='cadft' (it flags samples by their CADFT weight)")
+            raise ValueError("rewrite=True needs loss_type='cadft' (it tracks samples by their CADFT compatibility)")
         if self.dataloader_num_workers:
             raise ValueError("rewrite=True needs dataloader_num_workers=0: rewritten targets live in the collator")
-        if self.rewrite_start_fraction is not None and not 0 < self.rewrite_start_fraction <= 1:
-            raise ValueError(f"rewrite_start_fraction must be in (0, 1], got {self.rewrite_start_fraction}")
-        for name in ("rewrite_persistence", "rewrite_num_candidates", "rewrite_max_new_tokens"):
+        gates = resolve_gates(
+            self.rewrite_preset, reference_in_prompt=self.rewrite_reference_in_prompt, verifier=self.rewrite_verifier,
+            gain_gate=self.rewrite_gain_gate, replace_prob=self.rewrite_replace_prob,
+            num_candidates=self.rewrite_num_candidates,
+        )
+        for name, value in gates.items():
+            setattr(self, f"rewrite_{name}", value)
+        for name in ("rewrite_start_fraction", "rewrite_interval_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        for name in ("rewrite_persistence", "rewrite_min_visits", "rewrite_num_candidates", "rewrite_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rewrite_selection not in ("top_u", "flagged"):
+            raise ValueError(f"rewrite_selection={self.rewrite_selection!r} is not valid; choose top_u or flagged")
         if self.rewrite_budget <= 0:
             raise ValueError(f"rewrite_budget must be > 0, got {self.rewrite_budget}")
+        if not 0 <= self.rewrite_replace_prob <= 1:
+            raise ValueError(f"rewrite_replace_prob must be in [0, 1], got {self.rewrite_replace_prob}")
+        if self.rewrite_template is not None and not self.rewrite_reference_in_prompt:
+            raise ValueError("rewrite_template is the prompt with a reference: it needs "
+                             "rewrite_reference_in_prompt=True (or rewrite_preset='verified')")
         if self.rewrite_max_reply_chars is not None and self.rewrite_max_reply_chars < 1:
             raise ValueError(f"rewrite_max_reply_chars must be >= 1 (or unset), got {self.rewrite_max_reply_chars}")
         if self.rewrite_flag_quantile is not None and not 0 < self.rewrite_flag_quantile < 1:

@@ -574,39 +574,76 @@ HELP = (
     '                        first step to initialise m (>= 1, capped at the dataset size; default 64).\n'
     '                        (default: None)\n'
     '  --rewrite [REWRITE]   Enable delayed, low-frequency, compatibility-guided rewriting of\n'
-    "                        persistently incompatible demonstrations (needs loss_type='cadft').\n"
+    "                        persistently incompatible demonstrations (needs loss_type='cadft'). By\n"
+    "                        default the paper's procedure: after 3000 steps, every 1000, the samples\n"
+    '                        (0.005 of the set) with the highest moving-average NLL, each replaced with\n'
+    "                        probability 0.5 by the policy's own sample for the prompt alone, unverified.\n"
     '                        (default: False)\n'
+    '  --rewrite_preset {paper,verified}, --rewrite-preset {paper,verified}\n'
+    "                        'paper' (prompt alone, no verifier, no gain gate, replacement probability\n"
+    "                        0.5, one candidate) or 'verified' (reference in the prompt, math verifier,\n"
+    '                        gain gate, probability 1, two candidates). Sets rewrite_reference_in_prompt,\n'
+    '                        rewrite_verifier, rewrite_gain_gate, rewrite_replace_prob and\n'
+    '                        rewrite_num_candidates where they are not given. (default: paper)\n'
     '  --rewrite_start_step REWRITE_START_STEP, --rewrite-start-step REWRITE_START_STEP\n'
-    '                        First optimizer step after which a round may run (default: one epoch).\n'
-    '                        (default: None)\n'
+    "                        Warm-up: optimizer steps before the first round (default 3000, the paper's\n"
+    '                        T_warm, unless rewrite_start_fraction is given). (default: None)\n'
     '  --rewrite_start_fraction REWRITE_START_FRACTION, --rewrite-start-fraction REWRITE_START_FRACTION\n'
     '                        Alternative to rewrite_start_step: a fraction of max steps, in (0, 1].\n'
     '                        (default: None)\n'
     '  --rewrite_interval_steps REWRITE_INTERVAL_STEPS, --rewrite-interval-steps REWRITE_INTERVAL_STEPS\n'
-    '                        Optimizer steps between rounds (default: one epoch). (default: None)\n'
+    "                        Optimizer steps between rounds (default 1000, the paper's K, unless\n"
+    '                        rewrite_interval_fraction is given). (default: None)\n'
+    '  --rewrite_interval_fraction REWRITE_INTERVAL_FRACTION, --rewrite-interval-fraction REWRITE_INTERVAL_FRACTION\n'
+    '                        Alternative to rewrite_interval_steps: a fraction of max steps, in (0, 1].\n'
+    '                        (default: None)\n'
+    '  --rewrite_selection {top_u,flagged}, --rewrite-selection {top_u,flagged}\n'
+    "                        'top_u' (the paper's: the highest moving-average u, the length-normalised\n"
+    "                        NLL, among samples seen on at least rewrite_min_visits visits) or 'flagged'\n"
+    '                        (weight below rewrite_flag_threshold on rewrite_persistence consecutive\n'
+    '                        visits, least compatible first). (default: top_u)\n'
+    '  --rewrite_min_visits REWRITE_MIN_VISITS, --rewrite-min-visits REWRITE_MIN_VISITS\n'
+    '                        top_u selection: visits (since its last rewrite attempt) a sample needs to\n'
+    '                        be selected. (default: 2)\n'
     '  --rewrite_persistence REWRITE_PERSISTENCE, --rewrite-persistence REWRITE_PERSISTENCE\n'
-    '                        Consecutive flagged visits that make a sample persistently incompatible.\n'
-    '                        (default: 2)\n'
+    '                        flagged selection: consecutive flagged visits that make a sample\n'
+    '                        persistently incompatible. (default: 2)\n'
     '  --rewrite_flag_threshold REWRITE_FLAG_THRESHOLD, --rewrite-flag-threshold REWRITE_FLAG_THRESHOLD\n'
-    '                        A visit is flagged when the weight before clipping, c**beta/m, is below\n'
-    '                        this. (default: 0.5)\n'
+    '                        flagged selection: a visit is flagged when the weight before clipping is\n'
+    '                        below this. (default: 0.5)\n'
     '  --rewrite_flag_quantile REWRITE_FLAG_QUANTILE, --rewrite-flag-quantile REWRITE_FLAG_QUANTILE\n'
-    '                        Also flag a visit whose compatibility is in this bottom quantile of all\n'
-    '                        tracked samples. (default: None)\n'
+    '                        flagged selection: also flag a visit whose compatibility is in this bottom\n'
+    '                        quantile of all tracked samples. (default: None)\n'
     '  --rewrite_budget REWRITE_BUDGET, --rewrite-budget REWRITE_BUDGET\n'
-    '                        Samples per round: below 1, a fraction of the training set; 1 or more, a\n'
-    '                        count. (default: 0.1)\n'
+    '                        Samples per round: below 1, a fraction of the training set (at least one); 1\n'
+    "                        or more, a count. Default 0.005, the paper's half a percent. (default:\n"
+    '                        0.005)\n'
+    '  --rewrite_replace_prob REWRITE_REPLACE_PROB, --rewrite-replace-prob REWRITE_REPLACE_PROB\n'
+    '                        Probability that a selected target is replaced (a seeded draw per sample and\n'
+    '                        round, recorded in the provenance); default from the preset: 0.5 (paper), 1\n'
+    '                        (verified). (default: None)\n'
+    '  --rewrite_seed REWRITE_SEED, --rewrite-seed REWRITE_SEED\n'
+    '                        Seed of the replacement draws (default: seed). (default: None)\n'
+    '  --rewrite_reference_in_prompt REWRITE_REFERENCE_IN_PROMPT, --rewrite-reference-in-prompt REWRITE_REFERENCE_IN_PROMPT\n'
+    '                        Show the original demonstration to the generator as a reference\n'
+    '                        (rewrite_template); off: the prompt alone. Default from the preset: off\n'
+    '                        (paper), on (verified). (default: None)\n'
+    '  --rewrite_gain_gate REWRITE_GAIN_GATE, --rewrite-gain-gate REWRITE_GAIN_GATE\n'
+    '                        Replace only if c(candidate) >= c(original) + rewrite_min_gain. Default from\n'
+    '                        the preset: off (paper), on (verified). (default: None)\n'
     '  --rewrite_num_candidates REWRITE_NUM_CANDIDATES, --rewrite-num-candidates REWRITE_NUM_CANDIDATES\n'
-    '                        Candidates generated per selected sample. (default: 2)\n'
+    '                        Candidates generated per selected sample (the most compatible that passes\n'
+    '                        the gates wins). Default from the preset: 1 (paper), 2 (verified). (default:\n'
+    '                        None)\n'
     '  --rewrite_min_gain REWRITE_MIN_GAIN, --rewrite-min-gain REWRITE_MIN_GAIN\n'
-    '                        Margin: a candidate needs c(candidate) >= c(original) + this to be accepted.\n'
-    '                        (default: 0.0)\n'
+    "                        The gain gate's margin: a candidate needs c(candidate) >= c(original) +\n"
+    '                        this. (default: 0.0)\n'
     '  --rewrite_max_new_tokens REWRITE_MAX_NEW_TOKENS, --rewrite-max-new-tokens REWRITE_MAX_NEW_TOKENS\n'
     '                        Generation length limit for rewrites. (default: 256)\n'
     '  --rewrite_temperature REWRITE_TEMPERATURE, --rewrite-temperature REWRITE_TEMPERATURE\n'
     '                        Sampling temperature for rewrites. (default: 0.7)\n'
     '  --rewrite_top_p REWRITE_TOP_P, --rewrite-top-p REWRITE_TOP_P\n'
-    '                        Nucleus sampling for rewrites. (default: 0.95)\n'
+    "                        Nucleus sampling for rewrites (the paper's 0.9). (default: 0.9)\n"
     '  --rewrite_max_reply_chars REWRITE_MAX_REPLY_CHARS, --rewrite-max-reply-chars REWRITE_MAX_REPLY_CHARS\n'
     '                        A generator reply longer than this many characters is rejected unverified\n'
     "                        ('reply_too_large') and stored cut short (default: 32 x\n"
@@ -621,17 +658,18 @@ HELP = (
     '                        generator. (default: None)\n'
     '  --rewrite_verifier REWRITE_VERIFIER, --rewrite-verifier REWRITE_VERIFIER\n'
     "                        'math' (math-verify final-answer equivalence), 'exact' (normalised final\n"
-    "                        answer), 'none' (unverified; warns) or 'module:function'. (default: math)\n"
+    "                        answer), 'none' (unverified) or 'module:function'. Default from the preset:\n"
+    '                        none (paper), math (verified). (default: None)\n'
     '  --rewrite_answer_column REWRITE_ANSWER_COLUMN, --rewrite-answer-column REWRITE_ANSWER_COLUMN\n'
-    "                        Column holding each sample's reference answer for the verifier (e.g.\n"
-    "                        'answer'); default: the final answer of the original demonstration.\n"
-    '                        (default: None)\n'
+    "                        Column holding each sample's reference answer for the verifier and for\n"
+    "                        measuring whether replacements are right (e.g. 'answer'); default: the final\n"
+    '                        answer of the original. (default: None)\n'
     '  --rewrite_template REWRITE_TEMPLATE, --rewrite-template REWRITE_TEMPLATE\n'
-    '                        Rewrite prompt template with {question} and {reference} (default: built in).\n'
-    '                        (default: None)\n'
+    '                        Rewrite prompt template with {question} and {reference} (default: built in;\n'
+    '                        needs rewrite_reference_in_prompt). (default: None)\n'
     '  --rewrite_tracker_decay REWRITE_TRACKER_DECAY, --rewrite-tracker-decay REWRITE_TRACKER_DECAY\n'
-    "                        EMA decay of each sample's tracked compatibility over its visits. (default:\n"
-    '                        0.5)\n'
+    "                        EMA decay of each sample's tracked compatibility (and u) over its visits.\n"
+    '                        (default: 0.5)\n'
     '  --rewrite_round_timeout REWRITE_ROUND_TIMEOUT, --rewrite-round-timeout REWRITE_ROUND_TIMEOUT\n'
     "                        Seconds the other processes wait for the main process's rewrite generation\n"
     '                        in a round (a separate gloo group with this timeout, not ddp_timeout;\n'
@@ -862,14 +900,22 @@ FLAGS = (
     (('--cadft_ema_decay', '--cadft-ema-decay'), 'cadft_ema_decay', None, 'str', None, None),
     (('--cadft_calibration_samples', '--cadft-calibration-samples'), 'cadft_calibration_samples', None, 'str', None, None),
     (('--rewrite',), 'rewrite', '?', 'bool', None, True),
+    (('--rewrite_preset', '--rewrite-preset'), 'rewrite_preset', None, 'str', ('paper', 'verified'), None),
     (('--rewrite_start_step', '--rewrite-start-step'), 'rewrite_start_step', None, 'str', None, None),
     (('--rewrite_start_fraction', '--rewrite-start-fraction'), 'rewrite_start_fraction', None, 'str', None, None),
     (('--rewrite_interval_steps', '--rewrite-interval-steps'), 'rewrite_interval_steps', None, 'str', None, None),
+    (('--rewrite_interval_fraction', '--rewrite-interval-fraction'), 'rewrite_interval_fraction', None, 'str', None, None),
+    (('--rewrite_selection', '--rewrite-selection'), 'rewrite_selection', None, 'str', ('top_u', 'flagged'), None),
+    (('--rewrite_min_visits', '--rewrite-min-visits'), 'rewrite_min_visits', None, 'int', None, None),
     (('--rewrite_persistence', '--rewrite-persistence'), 'rewrite_persistence', None, 'int', None, None),
     (('--rewrite_flag_threshold', '--rewrite-flag-threshold'), 'rewrite_flag_threshold', None, 'float', None, None),
     (('--rewrite_flag_quantile', '--rewrite-flag-quantile'), 'rewrite_flag_quantile', None, 'str', None, None),
     (('--rewrite_budget', '--rewrite-budget'), 'rewrite_budget', None, 'float', None, None),
-    (('--rewrite_num_candidates', '--rewrite-num-candidates'), 'rewrite_num_candidates', None, 'int', None, None),
+    (('--rewrite_replace_prob', '--rewrite-replace-prob'), 'rewrite_replace_prob', None, 'str', None, None),
+    (('--rewrite_seed', '--rewrite-seed'), 'rewrite_seed', None, 'str', None, None),
+    (('--rewrite_reference_in_prompt', '--rewrite-reference-in-prompt'), 'rewrite_reference_in_prompt', None, 'bool', None, None),
+    (('--rewrite_gain_gate', '--rewrite-gain-gate'), 'rewrite_gain_gate', None, 'bool', None, None),
+    (('--rewrite_num_candidates', '--rewrite-num-candidates'), 'rewrite_num_candidates', None, 'str', None, None),
     (('--rewrite_min_gain', '--rewrite-min-gain'), 'rewrite_min_gain', None, 'float', None, None),
     (('--rewrite_max_new_tokens', '--rewrite-max-new-tokens'), 'rewrite_max_new_tokens', None, 'int', None, None),
     (('--rewrite_temperature', '--rewrite-temperature'), 'rewrite_temperature', None, 'float', None, None),

@@ -1,10 +1,14 @@
 """Compatibility-guided rewriting of demonstrations.
 
-`tracker` follows each sample's compatibility, `schedule` decides when a round runs and
-which samples it takes, `round` generates, verifies and gain-gates candidates,
-`store` keeps accepted rewrites and their provenance, and `manager.Rewriter` wires them
-into `CADFTTrainer`. A round asks a generator (`generators`) for its own version of a
-persistently incompatible demonstration, prompted with `prompt.rewrite_messages`.
+`tracker` follows each sample's compatibility c and u = -log c, `schedule` decides when a
+round runs and which samples it takes, `draw` whether each selected target is replaced,
+`round` generates candidates and screens them (and, as options, verifies and gain-gates
+them), `store` keeps accepted rewrites and their provenance, `presets` holds the two
+configurations (the paper's procedure, the project's verified rewriting), and
+`manager.Rewriter` wires them into `CADFTTrainer`. A round asks a generator
+(`generators`) for its own answer to a persistently incompatible demonstration's prompt:
+the prompt alone (`prompt.prompt_alone`) or with the original as a reference
+(`prompt.rewrite_messages`).
 """
 
 from .generators import (
@@ -18,13 +22,16 @@ from .generators import (
     VLLMGenerator,
     make_generator,
 )
-from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template, rewrite_messages
+from .draw import replacement_draw
+from .presets import PRESETS, resolve_gates
+from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template, prompt_alone, rewrite_messages
 from .round import REJECTION_REASONS, RewriteItem, RoundResult, run_round
-from .schedule import budget_count, resolve_steps, round_due, select_samples
+from .schedule import budget_count, planned_rounds, resolve_steps, round_due, select_highest_u, select_samples
 from .store import RewriteStore
 from .tracker import CompatibilityTracker, SampleRecord
 
 __all__ = [
+    "PRESETS",
     "REJECTION_REASONS",
     "CompatibilityTracker",
     "RewriteItem",
@@ -32,9 +39,13 @@ __all__ = [
     "RoundResult",
     "SampleRecord",
     "budget_count",
+    "planned_rounds",
+    "replacement_draw",
+    "resolve_gates",
     "resolve_steps",
     "round_due",
     "run_round",
+    "select_highest_u",
     "select_samples",
     "DEFAULT_REWRITE_TEMPLATE",
     "GENERATOR_SPECS",
@@ -47,5 +58,6 @@ __all__ = [
     "VLLMGenerator",
     "check_template",
     "make_generator",
+    "prompt_alone",
     "rewrite_messages",
 ]

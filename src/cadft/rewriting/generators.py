@@ -6,7 +6,9 @@
     candidates = generator.generate(conversations, GenerationSettings(num_candidates=2))
     candidates[0][1].text  # the second candidate for the first conversation (or None, then .error says why)
 
-Every generator maps a list of chat conversations to one list of
+Every generator maps a list of chat conversations (or plain-text prompts: the prompt
+alone of string data, which a local model continues as it is and a server gets as one
+user turn) to one list of
 `settings.num_candidates` `Candidate`s per conversation, in order. A failure that
 concerns some conversations (an unencodable prompt, a server error, a malformed
 response) becomes `Candidate(None, error=...)` entries for them and never raises;
@@ -70,7 +72,7 @@ class GenerationSettings:
 
     max_new_tokens: int = 256  # a full GSM8K-style solution; a cut-off one has no final answer
     temperature: float = 0.7  # diverse candidates that still read like the model's own
-    top_p: float = 0.95  # trims the unreliable tail of the distribution
+    top_p: float = 0.95  # trims the unreliable tail of the distribution (CADFTConfig's default: the paper's 0.9)
     num_candidates: int = 2  # more candidates raise the acceptance rate, at linear cost
     # Longer replies are rejected unread (None: REPLY_CHARS_PER_TOKEN x max_new_tokens): a
     # server that ignores max_tokens, or echoes its input, cannot flood the round or the files
@@ -539,7 +541,7 @@ class OpenAIChatGenerator:
                 break
             payload = {
                 "model": self.model,
-                "messages": conversation,
+                "messages": _as_messages(conversation),
                 "max_tokens": settings.max_new_tokens,
                 "temperature": settings.temperature,
                 "top_p": settings.top_p,
@@ -588,6 +590,11 @@ class OpenAIChatGenerator:
             results = list(pool.map(lambda c: self._complete(c, settings, server_down), conversations))
         _log_round(self.name, results, time.perf_counter() - start)
         return results
+
+
+def _as_messages(conversation) -> list[dict]:
+    """A conversation as chat messages: a plain-text prompt (the prompt alone, of string data) is one user turn."""
+    return [{"role": "user", "content": conversation}] if isinstance(conversation, str) else conversation
 
 
 def redact_key(text: str, key: str) -> str:

@@ -1,7 +1,9 @@
 """`Rewriter`: connects the tracker, the schedule, a round and the store to a trainer.
 
 The trainer calls `observe` with every training batch's gathered per-sample values and
-`after_step` after every optimizer step. A round runs on the main process (verification,
+`after_step` after every optimizer step; at the start of training the Rewriter checks
+(through a callback of its own) that the run is long enough for a round, and warns once
+if it is not. A round runs on the main process (verification,
 the gain gate; generation by an external generator); scoring under the current policy and
 generation by the policy run on every process as collectives (see `collective.py`: with
 FSDP or ZeRO-3 a forward needs every process). The round's result reaches every process,
@@ -12,11 +14,11 @@ tracker, and trains on identical data afterwards.
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import torch
 from accelerate.utils import gather_object
+from transformers import TrainerCallback
 
 from ..collate import SAMPLE_ID
 from ..data.loading import final_answer
@@ -27,7 +29,7 @@ from .collective import RoundService
 from .generators import GenerationSettings, PolicyGenerator, make_generator
 from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template
 from .round import RewriteItem, run_round
-from .schedule import budget_count, resolve_steps, round_due, select_samples
+from .schedule import budget_count, planned_rounds, resolve_steps, round_due, select_highest_u, select_samples
 from .store import PROVENANCE_FILE, RewriteStore
 from .tracker import CompatibilityTracker
 
@@ -107,7 +109,8 @@ class Rewriter:
         self.rows = {row["sample_id"]: row for row in dataset}
         self.template = args.rewrite_template or DEFAULT_REWRITE_TEMPLATE
         check_template(self.template)
-        self.verifier = get_verifier(args.rewrite_verifier)
+        # "none": no verification at all (the paper's procedure), every verdict "unverified"
+        self.verifier = None if args.rewrite_verifier == "none" else get_verifier(args.rewrite_verifier)
         self.settings = GenerationSettings(
             max_new_tokens=args.rewrite_max_new_tokens,
             temperature=args.rewrite_temperature,
@@ -127,6 +130,8 @@ class Rewriter:
         )
         self._generator = None
         self._row_index = None  # sample id -> row of the trainer's tokenized training set
+        self._schedule_checked = False
+        trainer.add_callback(_ScheduleCheck(self))
         if trainer.accelerator.is_main_process:
             # Fail at start-up, not at the first round, when a server is unreachable or a model will not load
             check = getattr(self.generator, "check", None)
@@ -150,29 +155,51 @@ class Rewriter:
         keep = valid & (sample_ids >= 0)
         self.tracker.update(sample_ids[keep].tolist(), compat[keep].float().cpu(), raw_weights[keep].float().cpu())
 
-    def after_step(self, step: int, max_steps: int) -> None:
-        if step >= max_steps:  # rewrites made now would never be trained on
-            return
-        args, t = self.trainer.args, self.trainer
-        global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * t.accelerator.num_processes
-        steps_per_epoch = max(1, math.ceil(len(t.train_dataset) / global_batch))
-        start, interval = resolve_steps(
+    def schedule(self, max_steps: int) -> tuple[int, int]:
+        """(warm-up, interval) in optimizer steps for a run of `max_steps` steps."""
+        args = self.trainer.args
+        return resolve_steps(
             start_step=args.rewrite_start_step,
             start_fraction=args.rewrite_start_fraction,
             interval_steps=args.rewrite_interval_steps,
-            steps_per_epoch=steps_per_epoch,
+            interval_fraction=args.rewrite_interval_fraction,
             max_steps=max_steps,
         )
+
+    def check_schedule(self, max_steps: int) -> list[int]:
+        """The steps after which rounds will run; warns (once, main process) when there are none."""
+        start, interval = self.schedule(max_steps)
+        rounds = planned_rounds(start=start, interval=interval, max_steps=max_steps)
+        if not rounds and not self._schedule_checked and self.trainer.accelerator.is_main_process:
+            logger.warning(
+                "rewrite=True, but no rewriting round will run: the warm-up is %d optimizer steps and training has "
+                "%d (a round runs after step T_warm, T_warm + K, ..., never after the last step). Set "
+                "rewrite_start_step (or rewrite_start_fraction) below %d, and rewrite_interval_steps (or "
+                "rewrite_interval_fraction) for later rounds.", start, max_steps, max_steps,
+            )
+        self._schedule_checked = True
+        return rounds
+
+    def select(self) -> list[int]:
+        """The samples of the next round: `rewrite_selection`, without those already rewritten."""
+        args = self.trainer.args
+        budget = budget_count(args.rewrite_budget, len(self.rows))
+        rewritten = set(self.store.accepted)
+        if args.rewrite_selection == "flagged":
+            return select_samples(self.tracker.persistent(args.rewrite_persistence), rewritten=rewritten, budget=budget)
+        return select_highest_u(self.tracker.moving_u(), min_visits=args.rewrite_min_visits, rewritten=rewritten,
+                                budget=budget)
+
+    def after_step(self, step: int, max_steps: int) -> None:
+        if step >= max_steps:  # rewrites made now would never be trained on
+            return
+        start, interval = self.schedule(max_steps)
         if not round_due(step, start=start, interval=interval, last_round_step=self.store.last_round_step):
             return
-        selected = select_samples(
-            self.tracker.persistent(args.rewrite_persistence),
-            rewritten=set(self.store.accepted),
-            budget=budget_count(args.rewrite_budget, len(self.rows)),
-        )
+        selected = self.select()
         result = self.service.run(lambda call: self._run(selected, step, call), handlers=self._handlers)
         self.apply(result, step)
-        t.log_round(result.metrics)
+        self.trainer.log_round(result.metrics)
 
     # ---- a round --------------------------------------------------------------------------
 
@@ -238,12 +265,14 @@ class Rewriter:
         generator = self.generator
         if isinstance(generator, PolicyGenerator):
             generator = _Collective(generator, call)
+        args = self.trainer.args
         items = [
             RewriteItem(
                 sample_id=i,
                 prompt=self.rows[i]["prompt"],
                 original=completion_text(self.rows[i]["completion"]),
                 reference=self.reference(self.rows[i]),
+                u_tracked=self.tracker.records[i].u_ema if i in self.tracker.records else None,
             )
             for i in selected
         ]
@@ -260,7 +289,11 @@ class Rewriter:
             verifier_name=self.trainer.args.rewrite_verifier,
             length=self.length,
             max_length=self.trainer.args.max_length,
-            needs_reference=self.trainer.args.rewrite_verifier != "none",
+            needs_reference=self.verifier is not None,
+            reference_in_prompt=args.rewrite_reference_in_prompt,
+            gain_gate=args.rewrite_gain_gate,
+            replace_prob=args.rewrite_replace_prob,
+            draw_seed=args.seed if args.rewrite_seed is None else args.rewrite_seed,
         )
 
     def apply(self, result, step: int) -> None:
@@ -271,7 +304,8 @@ class Rewriter:
             self.tracker.note_attempt(
                 r["sample_id"],
                 {"round": r["round"], "step": r["step"], "accepted": r["accepted"], "rejection": r["rejection"],
-                 "compat_before": r["compat_before"], "compat_after": r["compat_after"]},
+                 "compat_before": r["compat_before"], "compat_after": r["compat_after"],
+                 "u_tracked": r["u_tracked"], "draw": r["draw"]["value"]},
             )
         self._sync_targets()
         t = self.trainer
@@ -344,3 +378,13 @@ class _Collective:
 
     def generate(self, conversations: list, settings: GenerationSettings) -> list:
         return self.call("generate", conversations, settings)
+
+
+class _ScheduleCheck(TrainerCallback):
+    """At the start of training (max_steps is known then): warn if no round will run."""
+
+    def __init__(self, rewriter: Rewriter):
+        self.rewriter = rewriter
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.rewriter.check_schedule(state.max_steps)

@@ -1,4 +1,14 @@
-"""The prompt that asks a generator to rewrite a demonstration in its own words.
+"""What the generator is asked: the prompt alone (the paper's), or a rewrite prompt with
+the original as a reference (the project's option, `rewrite_reference_in_prompt`).
+
+    prompt_alone([{"role": "user", "content": "Tom has 3 apples and buys 2 more. How many?"}])
+    # -> the same messages (a copy): the policy answers the question as in training
+
+A string prompt stays the string (the policy continues it as training formats it; an
+`openai:` generator sends it as one user turn). A conversational prompt must end with a
+user turn, the turn the generator answers.
+
+The rewrite prompt with a reference:
 
     messages = rewrite_messages(
         [{"role": "system", "content": "You are a careful tutor."},
@@ -17,7 +27,7 @@ from __future__ import annotations
 
 import string
 
-__all__ = ["DEFAULT_REWRITE_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "rewrite_messages"]
+__all__ = ["DEFAULT_REWRITE_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "prompt_alone", "rewrite_messages"]
 
 TEMPLATE_FIELDS = ("question", "reference")
 
@@ -74,6 +84,25 @@ def rewrite_messages(prompt, reference: str, template: str = DEFAULT_REWRITE_TEM
     if not isinstance(prompt, list) or not all(isinstance(m, dict) for m in prompt):
         raise TypeError(f"the prompt must be a string or a list of message dicts, got {type(prompt).__name__}")
 
+    last_user = _last_user_turn(prompt)
+    messages = [dict(m) for m in prompt]
+    messages[last_user]["content"] = template.format(question=prompt[last_user]["content"], reference=reference)
+    return messages
+
+
+def prompt_alone(prompt) -> str | list[dict]:
+    """The generation prompt without any reference: `prompt` itself (a copy), checked
+    as `rewrite_messages` checks it."""
+    if isinstance(prompt, str):
+        return prompt
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) for m in prompt):
+        raise TypeError(f"the prompt must be a string or a list of message dicts, got {type(prompt).__name__}")
+    _last_user_turn(prompt)
+    return [dict(m) for m in prompt]
+
+
+def _last_user_turn(prompt: list[dict]) -> int:
+    """The index of the last turn, which must be a user turn with text."""
     roles = [m.get("role") for m in prompt]
     if "user" not in roles:
         raise ValueError(f"the prompt has no user turn to rewrite (roles: {roles})")
@@ -84,7 +113,4 @@ def rewrite_messages(prompt, reference: str, template: str = DEFAULT_REWRITE_TEM
     question = prompt[last_user].get("content")
     if not isinstance(question, str):
         raise TypeError(f"the last user turn's content must be a string, got {type(question).__name__}")
-
-    messages = [dict(m) for m in prompt]
-    messages[last_user]["content"] = template.format(question=question, reference=reference)
-    return messages
+    return last_user

@@ -1,41 +1,53 @@
-"""One rewriting round: generate, screen, verify, score, accept. No trainer and no files here.
+"""One rewriting round: draw, generate, screen, score, replace. No trainer and no files here.
 
-For each selected demonstration the generator sees the prompt plus the original
-demonstration as a reference (see `prompt.py`) and writes `num_candidates` answers. A
-candidate is accepted only if
+Each selected demonstration first gets its replacement draw (`draw.py`): with
+probability 1 - `replace_prob` it keeps its target (`lost_draw`) and nothing is
+generated. Otherwise the generator gets the prompt alone (the paper's), or, with
+`reference_in_prompt`, the prompt plus the original demonstration as a reference (see
+`prompt.py`), and writes `num_candidates` answers. A candidate replaces the target only if
 
     (a) its reply is at most `settings.reply_char_limit` characters,
     (b) its training row (prompt + candidate + end of turn) fits `max_length` tokens
         whole, so that training never cuts it,
-    (c) the verifier agrees with the reference answer, and
-    (d) its compatibility under the current policy, for the original prompt alone,
-        beats the original demonstration's by at least `min_gain`:
+    (c) with a verifier, it agrees with the reference answer (without one its verdict
+        is "unverified"), and
+    (d) with the gain gate, its compatibility under the current policy, for the original
+        prompt alone, beats the original demonstration's by at least `min_gain`:
         c(candidate) >= c(original) + min_gain.
 
-The best accepted candidate (highest compatibility) wins. A sample with no accepted
+(a) and (b) always hold; (c) and (d) are the project's gates, off in the paper's
+procedure. The most compatible candidate that passes wins. A sample with no passing
 candidate keeps its original target; each is reported with its rejection reason: the
 furthest stage any of its candidates reached (`no_gain`, `verifier`, `too_long`,
 `reply_too_large`, `generation_error`), or, for a sample never attempted,
-`no_reference` (nothing to verify against) or `bad_prompt` (a prompt no rewrite prompt
-can be built from, e.g. one that does not end with a user turn). A bad sample is
-rejected; it never stops the round.
+`no_reference` (a verifier, and nothing to verify against) or `bad_prompt` (a prompt no
+generation prompt can be built from, e.g. one that does not end with a user turn). A bad
+sample is rejected; it never stops the round. Every replacement whose sample has a
+reference answer is also checked against it (`answer_check`, math-verify by default),
+gated or not, so that a round says how many of its new targets are right.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .draw import replacement_draw
 from .generators import Candidate, GenerationSettings, RewriteGenerator
-from .prompt import DEFAULT_REWRITE_TEMPLATE, rewrite_messages
+from .prompt import DEFAULT_REWRITE_TEMPLATE, prompt_alone, rewrite_messages
+from .tracker import raw_compatibility
 
-__all__ = ["REJECTION_REASONS", "STORED_REPLY_CHARS", "RewriteItem", "RoundResult", "run_round"]
+__all__ = ["LOST_DRAW", "REJECTION_REASONS", "STORED_REPLY_CHARS", "UNVERIFIED", "RewriteItem", "RoundResult",
+           "run_round"]
 
 # Candidate stages, furthest first: an item without an accepted candidate is rejected
 # for the furthest stage one of its candidates reached
 _CANDIDATE_REASONS = ("no_gain", "verifier", "too_long", "reply_too_large", "generation_error")
 REJECTION_REASONS = ("verifier", "no_gain", "generation_error", "no_reference", "too_long", "reply_too_large",
                      "bad_prompt")
+LOST_DRAW = "lost_draw"  # the record's `rejection` of a sample kept by the replacement draw
+UNVERIFIED = "unverified"  # the verdict of a candidate when no verifier runs
 
 # Characters of an oversized reply kept in the provenance: enough to see what went wrong
 STORED_REPLY_CHARS = 2000
@@ -47,6 +59,7 @@ class RewriteItem:
     prompt: str | list  # the demonstration's prompt: a string or chat messages
     original: str  # the original completion text
     reference: str | None  # the answer the verifier checks against
+    u_tracked: float | None = None  # the moving-average u that selected it (None: not tracked)
 
 
 @dataclass
@@ -60,7 +73,7 @@ def run_round(
     items: Sequence[RewriteItem],
     *,
     generator: RewriteGenerator,
-    verifier: Callable[[str, str], object],
+    verifier: Callable[[str, str], object] | None,
     score: Callable[[list[tuple]], list[float]],
     settings: GenerationSettings,
     min_gain: float,
@@ -71,21 +84,35 @@ def run_round(
     length: Callable[[object, str], int] | None = None,
     max_length: int | None = None,
     needs_reference: bool = True,
+    reference_in_prompt: bool = True,
+    gain_gate: bool = True,
+    replace_prob: float = 1.0,
+    draw_seed: int = 0,
+    answer_check: Callable[[str, str], object] | None = None,
 ) -> RoundResult:
     """Run one round over `items`. `score` maps (prompt, completion text) pairs to their
     compatibilities under the current policy; `length(prompt, text)` is the token length
     of that training row, untruncated, checked against `max_length` (None: no check).
-    With `needs_reference=False` (the `none` verifier) items without a reference are
-    attempted too, and the compatibility gain alone gates."""
-    conversations, skipped = {}, {}  # item index -> rewrite prompt / (reason, detail)
+    `verifier` None: no verification. With `needs_reference=False` items without a
+    reference are attempted too. The defaults are the project's gates with every
+    selected sample drawn for replacement; the paper's procedure is `verifier=None,
+    needs_reference=False, reference_in_prompt=False, gain_gate=False, replace_prob=0.5`.
+    `answer_check(text, reference)` (default: math-verify) measures whether each
+    replacement's final answer is right; it gates nothing."""
+    draws = {k: replacement_draw(seed=draw_seed, round_index=round_index, sample_id=item.sample_id, prob=replace_prob)
+             for k, item in enumerate(items)}
+    conversations, skipped = {}, {}  # item index -> generation prompt / (reason, detail)
     for k, item in enumerate(items):
-        if needs_reference and item.reference is None:
+        if not draws[k]["replace"]:
+            skipped[k] = (LOST_DRAW, None)
+        elif needs_reference and item.reference is None:
             skipped[k] = ("no_reference", None)
-            continue
-        try:
-            conversations[k] = rewrite_messages(item.prompt, item.original, template)
-        except (TypeError, ValueError) as error:  # e.g. a prompt that does not end with a user turn
-            skipped[k] = ("bad_prompt", str(error))
+        else:
+            try:
+                conversations[k] = (rewrite_messages(item.prompt, item.original, template) if reference_in_prompt
+                                    else prompt_alone(item.prompt))
+            except (TypeError, ValueError) as error:  # e.g. a prompt that does not end with a user turn
+                skipped[k] = ("bad_prompt", str(error))
     attempted = list(conversations)
     generated = generator.generate([conversations[k] for k in attempted], settings) if attempted else []
     candidates = dict(zip(attempted, generated))
@@ -99,40 +126,64 @@ def run_round(
     scores = score(to_score) if to_score else []
     original_compat = dict(zip(attempted, scores))
     for (k, j), compat in zip(slots, scores[len(attempted) :]):
-        _gate(rows[k][j], compat, original_compat[k], min_gain)
+        _gate(rows[k][j], compat, original_compat[k], min_gain if gain_gate else None)
 
-    records, accepted, gains = [], {}, []
-    counts = {reason: 0 for reason in REJECTION_REASONS}
+    check = answer_check or _math_check()
+    records, accepted, gains, correct = [], {}, [], []
+    counts = {reason: 0 for reason in (*REJECTION_REASONS, LOST_DRAW)}
     for k, item in enumerate(items):
         if k in skipped:
             reason, detail = skipped[k]
             counts[reason] += 1
-            records.append(_record(item, [], None, None, reason, detail, round_index, step, generator, verifier_name))
+            records.append(_record(item, [], None, None, reason, detail, round_index, step, generator, verifier_name,
+                                   draws[k], None))
             continue
         best = None
         for row in rows[k]:
             if row["reason"] == "accepted" and (best is None or row["compat"] > best[1]):
                 best = (row["text"], row["compat"])
-        reason = None
+        reason, right = None, None
         if best is not None:
             accepted[item.sample_id] = best[0]
             gains.append(best[1] - original_compat[k])
+            if item.reference is not None:
+                right = bool(check(best[0], item.reference).ok)
+                correct.append(right)
         else:
             reason = _item_reason(rows[k])
             counts[reason] += 1
-        records.append(
-            _record(item, rows[k], original_compat[k], best, reason, None, round_index, step, generator, verifier_name)
-        )
+        records.append(_record(item, rows[k], original_compat[k], best, reason, None, round_index, step, generator,
+                               verifier_name, draws[k], right))
 
+    replaced = [r for r in records if r["accepted"]]
     metrics = {
         "rewrite/round": float(round_index),
         "rewrite/selected": float(len(items)),
         "rewrite/attempted": float(len(attempted)),
+        "rewrite/generated": float(sum(c.text is not None for k in attempted for c in candidates[k])),
         "rewrite/accepted": float(len(accepted)),
-        **{_metric(reason): float(count) for reason, count in counts.items()},
+        "rewrite/replaced": float(len(accepted)),
+        "rewrite/kept": float(counts[LOST_DRAW]),
+        **{_metric(reason): float(counts[reason]) for reason in REJECTION_REASONS},
         "rewrite/mean_gain": sum(gains) / len(gains) if gains else 0.0,
+        **_mean("rewrite/mean_u_selected", [item.u_tracked for item in items if item.u_tracked is not None]),
+        **_mean("rewrite/mean_u_before", [r["u_before"] for r in replaced]),
+        **_mean("rewrite/mean_u_after", [r["u_after"] for r in replaced]),
+        "rewrite/replaced_with_reference": float(len(correct)),
+        **_mean("rewrite/replaced_correct", [float(right) for right in correct]),
     }
     return RoundResult(records=records, accepted=accepted, metrics=metrics)
+
+
+def _mean(key: str, values: list[float]) -> dict[str, float]:
+    """{key: the mean of values}, or nothing when there are none (no made-up zero)."""
+    return {key: math.fsum(values) / len(values)} if values else {}
+
+
+def _math_check():
+    from ..verifiers import get_verifier  # math-verify, only once a round has a replacement to check
+
+    return get_verifier("math")
 
 
 def _metric(reason: str) -> str:
@@ -162,6 +213,8 @@ class _Screen:
             if tokens > self.max_length:
                 reason = f"too_long: {tokens} tokens with the prompt > max_length {self.max_length}"
                 return _row(cand.text, None, reason)
+        if self.verifier is None:
+            return _row(cand.text, UNVERIFIED, None)
         verdict = self.verifier(cand.text, item.reference)
         if not verdict.ok:
             return _row(cand.text, False, f"verifier: {verdict.reason}")
@@ -172,10 +225,11 @@ def _row(text, verdict, reason) -> dict:
     return {"text": text, "verdict": verdict, "reason": reason, "compat": None}
 
 
-def _gate(row: dict, compat: float, original_compat: float, min_gain: float) -> None:
-    """Fill in a scored candidate's compatibility and whether it clears the gain margin."""
+def _gate(row: dict, compat: float, original_compat: float, min_gain: float | None) -> None:
+    """Fill in a scored candidate's compatibility and whether it clears the gain margin
+    (`min_gain` None: no gain gate, it passes)."""
     row["compat"] = compat
-    if compat < original_compat + min_gain:
+    if min_gain is not None and compat < original_compat + min_gain:
         row["reason"] = f"no_gain: {compat:.4f} < {original_compat:.4f} + {min_gain}"
     else:
         row["reason"] = "accepted"
@@ -186,7 +240,12 @@ def _item_reason(rows: list[dict]) -> str:
     return next((reason for reason in _CANDIDATE_REASONS if reason in reasons), "generation_error")
 
 
-def _record(item, rows, compat_before, best, reason, detail, round_index, step, generator, verifier_name):
+def _u(compat: float | None) -> float | None:
+    return None if compat is None else raw_compatibility(compat)
+
+
+def _record(item, rows, compat_before, best, reason, detail, round_index, step, generator, verifier_name, draw,
+            answer_correct):
     return {
         "sample_id": item.sample_id,
         "round": round_index,
@@ -194,11 +253,16 @@ def _record(item, rows, compat_before, best, reason, detail, round_index, step, 
         "original": item.original,
         "reference": item.reference,
         "rewrite": best[0] if best else None,
+        "u_tracked": item.u_tracked,
         "compat_before": compat_before,
+        "u_before": _u(compat_before),
         "compat_after": best[1] if best else None,
+        "u_after": _u(best[1]) if best else None,
         "accepted": best is not None,
         "rejection": reason,
         "rejection_detail": detail,  # why a sample was not attempted (bad_prompt), else None
+        "draw": draw,  # the replacement draw: {"prob", "value", "replace"}
+        "answer_correct": answer_correct,  # a replacement's final answer against the reference (None: unchecked)
         "num_candidates": len(rows),
         "candidates": rows,
         "generator": generator.name,
