@@ -124,3 +124,42 @@ def test_cadft_train_packs_and_summarises_every_demonstration(tmp_path):
         assert sorted(s["sample_id"] for s in rows) == list(range(8))
         assert all(s["kind"] in ("plain", "foreign", "wrong") and s["num_tokens"] > 0 for s in rows)
     assert json.loads((out / "cadft_run.json").read_text())["train_samples"] == 8
+
+
+def test_a_rewriting_round_on_packed_data_replaces_the_right_demonstration(tok, tmp_path):
+    """The paper's rewriting on packed rows: the round selects and replaces demonstrations by
+    their sample ids, and every later packed batch trains each replaced demonstration on its
+    rewrite, in the segment that carries its id; the others keep their own tokens."""
+    from cadft.data import mixed_quality_demos
+    from cadft.rewriting.manager import _sample_tokens
+    from cadft.rewriting.store import PROVENANCE_FILE
+
+    data = mixed_quality_demos(16, seed=3)
+    args = trainer_args(tmp_path, max_steps=8, packing=True, max_length=512, per_device_train_batch_size=2,
+                        rewrite=True, rewrite_start_step=2, rewrite_interval_steps=10, rewrite_min_visits=1,
+                        rewrite_budget=3, rewrite_replace_prob=1.0, rewrite_max_new_tokens=16,
+                        rewrite_answer_column="answer")
+    batches = []
+
+    class Spy(CADFTTrainer):
+        def compute_loss(self, model, inputs, *a, **k):
+            if self.model.training:
+                batches.append((self.state.global_step, inputs["sample_id"].tolist(),
+                                _sample_tokens({k: v.cpu() for k, v in inputs.items() if hasattr(v, "cpu")})))
+            return super().compute_loss(model, inputs, *a, **k)
+
+    trainer = Spy(tiny_llama(tok, seed=0), args=args, train_dataset=data, processing_class=tok)
+    assert trainer.padding_free
+    trainer.train()
+    records = [__import__("json").loads(line) for line in (tmp_path / PROVENANCE_FILE).read_text().splitlines()]
+    replaced = {r["sample_id"] for r in records if r["accepted"]}
+    assert len(records) == 3 and replaced, records
+    targets = trainer.data_collator.targets
+    assert set(targets) == replaced
+    originals = {s["sample_id"]: s["input_ids"] for s in trainer.training_samples()}
+    later = [(ids, tokens) for step, ids, tokens in batches if step >= 2]
+    assert any(i in replaced for ids, _ in later for i in ids)
+    for ids, tokens in later:
+        for sample_id, seen in zip(ids, tokens):
+            expected = targets[sample_id]["input_ids"] if sample_id in replaced else originals[sample_id]
+            assert seen == expected, sample_id

@@ -73,6 +73,14 @@ class SampleData:
             return [piece for row in rows for piece in split_packed(row)]
         return list(rows)
 
+    _samples_by_id: dict | None = None
+
+    def training_sample(self, sample_id: int) -> dict:
+        """One training demonstration as `training_samples` gives it, by its sample id."""
+        if self._samples_by_id is None:
+            self._samples_by_id = {sample[SAMPLE_ID]: sample for sample in self.training_samples()}
+        return self._samples_by_id[sample_id]
+
     def _with_compat_masks(self, raw, tokenized, tokenizer=None, args=None):
         """Add COMPAT_MASK to a tokenized `messages` dataset: u and c cover the assistant
         turns (`cadft.conversation.assistant_token_mask`, as `cadft score` measures them),

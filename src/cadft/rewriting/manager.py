@@ -92,6 +92,16 @@ def score_pairs(
     return [s["compatibility"] for s in scores]
 
 
+def _sample_tokens(batch: dict) -> list[list[int]]:
+    """The token ids of each demonstration of a collated batch, in order: its row of a padded
+    batch, or its segment of a padding-free one (position ids restart at 0 at each)."""
+    ids = batch["input_ids"]
+    if "attention_mask" in batch:
+        return [ids[row, :length].tolist() for row, length in enumerate(batch["attention_mask"].sum(-1).tolist())]
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
+    return [ids[0, start:end].tolist() for start, end in zip(starts, starts[1:])]
+
+
 class Rewriter:
     def __init__(self, trainer, dataset):
         args = trainer.args
@@ -129,7 +139,6 @@ class Rewriter:
             world=accelerator.num_processes, rank=accelerator.process_index, timeout_s=args.rewrite_round_timeout
         )
         self._generator = None
-        self._row_index = None  # sample id -> row of the trainer's tokenized training set
         self._schedule_checked = False
         trainer.add_callback(_ScheduleCheck(self))
         if trainer.accelerator.is_main_process:
@@ -332,17 +341,10 @@ class Rewriter:
         if not targets or SAMPLE_ID not in batch:
             return batch
         ids = batch[SAMPLE_ID].tolist()
-        lengths = batch["attention_mask"].sum(-1).tolist()
-        stale = any(
-            i in targets and batch["input_ids"][row, : lengths[row]].tolist() != targets[i]["input_ids"]
-            for row, i in enumerate(ids)
-        )
+        stale = any(i in targets and tokens != targets[i]["input_ids"] for i, tokens in zip(ids, _sample_tokens(batch)))
         if not stale:
             return batch
-        dataset = self.trainer.train_dataset
-        if self._row_index is None:
-            self._row_index = {sample_id: row for row, sample_id in enumerate(dataset[SAMPLE_ID])}
-        fresh = self.trainer.data_collator([dataset[self._row_index[i]] for i in ids])
+        fresh = self.trainer.data_collator([self.trainer.training_sample(i) for i in ids])
         device = batch["input_ids"].device
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in fresh.items()}
 
