@@ -463,7 +463,8 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
     def run_probes(step: int) -> None:
         entry = {"step": step, "val_acc": accuracy(trainer.model, tok, sets["val"])}
         if cfg.instruments:
-            log_m = trainer.normalizer.log_value if trainer.normalizer.ready else None
+            normalizer = trainer.normalizer  # None for SFT and DFT runs
+            log_m = normalizer.log_value if normalizer is not None and normalizer.ready else None
             w_min, w_max = trainer.args.cadft_w_min, cfg.w_max
             entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id, log_m=log_m,
                                          w_min=w_min))

@@ -164,7 +164,10 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(
         assert logged[step] == pytest.approx(loss, rel=1e-6, abs=1e-8), f"logged at step {step}"
     # m, tracker, accepted rewrites, collator targets, global step
     state = rewriting_state(trainer)
-    assert state["normalizer"] == pytest.approx(reference["state"]["normalizer"], rel=1e-6)
+    if reference["state"]["normalizer"] is None:  # the paper's estimator keeps no normaliser
+        assert state["normalizer"] is None
+    else:
+        assert state["normalizer"] == pytest.approx(reference["state"]["normalizer"], rel=1e-6)
     assert_close(json.loads(json.dumps(state)), reference["state"])
 
     # Every demonstration kept; rewrites.jsonl as if never interrupted; redone rounds moved aside

@@ -97,7 +97,11 @@ def test_cli_train_under_torchrun(tmp_path):
     assert not list(two.glob(".staging-*"))
     expected, got = summary_scores(one), summary_scores(two)
     assert len(got) == 14 and got.keys() == expected.keys()  # 7 demonstrations, at the start and the end
-    for key, values in expected.items():
-        assert got[key] == pytest.approx(values, rel=1e-4), key
-    m_one, m_two = (json.loads((out / "cadft_run.json").read_text())["cadft_normalizer"] for out in (one, two))
-    assert m_two == pytest.approx(m_one, rel=1e-5)
+    for key, (compat, weight) in expected.items():
+        assert got[key][0] == pytest.approx(compat, rel=1e-4), key
+        # w = exp(-max(0, z)) with z = (u - mean) / std: the tiny model's u differ by ~1e-2, so the
+        # float noise of one DDP step in u (~1e-6 relative) is amplified ~100-fold in w
+        assert got[key][1] == pytest.approx(weight, rel=2e-3), key
+    runs = [json.loads((out / "cadft_run.json").read_text()) for out in (one, two)]
+    assert [r["cadft_normalization"] for r in runs] == ["zscore", "zscore"]
+    assert runs[0]["cadft_normalizer"] is None and runs[1]["cadft_normalizer"] is None

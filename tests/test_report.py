@@ -33,7 +33,7 @@ def _train(out: Path, loss_type: str, with_eval: bool = False) -> None:
     evaluation = dict(eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=4) if with_eval else {}
     args = CADFTConfig(
         str(out), max_steps=4, per_device_train_batch_size=4, logging_steps=1, report_to=[], bf16=False,
-        gradient_checkpointing=False, use_cpu=True, cadft_calibration_samples=8, max_length=256,
+        gradient_checkpointing=False, use_cpu=True, max_length=256,
         save_strategy="no", loss_type=loss_type, learning_rate=1e-3, disable_tqdm=True, **evaluation,
     )
     trainer = CADFTTrainer(
@@ -147,10 +147,15 @@ def test_single_run_has_every_section_and_only_embedded_pngs(run_dirs, tmp_path)
 def test_three_runs_are_overlaid_and_compared(run_dirs, three_run_report):
     runs = [load_run(run_dirs[t]) for t in LOSS_TYPES]
     figs = figures(runs)
-    for name in ("loss", "weights", "optimisation", "tokens"):
+    for name in ("loss", "optimisation", "tokens"):
         for ax in figs[name].axes:
             colours = {line.get_color() for line in ax.get_lines() if len(line.get_xdata())}
             assert len(colours) == 3, (name, ax.get_title())
+    # Sample weights: only the CADFT run (the paper's estimator) has any, SFT and DFT weigh every row 1;
+    # the effective sample size is the earlier estimator's
+    drawn = {ax.get_title(): {line.get_color() for line in ax.get_lines() if len(line.get_xdata())}
+             for ax in figs["weights"].axes}
+    assert [len(c) for c in drawn.values()] == [1, 1, 0, 1], drawn
     assert len(figs["compatibility"].axes[0].collections) == 3  # one p10-p50 band per run
     assert figs["rewrite_outcomes"] is not None  # the cadft run has rewrites.jsonl
 
