@@ -247,8 +247,8 @@ def test_vllm_request_has_the_run_sampling_and_the_transformers_prompt_ids():
     token_prompts, params = vllm_request(tok, prompts, sampling, seeds=[11, 12])
     assert token_prompts == [{"prompt_token_ids": ids} for ids in encode_prompts(tok, prompts)]
     assert params == [
-        {"n": 16, "temperature": 1.0, "top_p": 0.95, "top_k": -1, "max_tokens": 4096, "seed": 11},
-        {"n": 16, "temperature": 1.0, "top_p": 0.95, "top_k": -1, "max_tokens": 4096, "seed": 12},
+        {"n": 16, "temperature": 1.0, "top_p": 0.95, "max_tokens": 4096, "seed": 11},
+        {"n": 16, "temperature": 1.0, "top_p": 0.95, "max_tokens": 4096, "seed": 12},
     ]
     greedy = vllm_request(tok, prompts[:1], Sampling(num_samples=1, temperature=0), seeds=[0])[1][0]
     assert (greedy["n"], greedy["temperature"]) == (1, 0)

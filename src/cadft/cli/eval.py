@@ -38,11 +38,19 @@ FILE_DEFAULTS = {"max_new_tokens": 512, "num_samples": 1, "temperature": 0.0, "t
 SUITE_DEFAULTS = {"max_new_tokens": 4096, "num_samples": 16, "temperature": 1.0, "top_p": 1.0}
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except None: those flags say their defaults in their help."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="cadft eval",
-        description="Evaluate a model on math word problems (GSM8K / MATH-500 formats), checked with math-verify.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Evaluate a model on math problems, checked with math-verify: one file (--dataset_path) or "
+        "the papers' benchmarks with their protocol (--benchmark).",
+        formatter_class=_Defaults,
     )
     add_model_argument(parser)
     parser.add_argument(
@@ -83,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout_s", type=float, default=5.0, help="Time limit of each math-verify step; a timeout is a mismatch."
     )
     parser.add_argument(
-        "--output_dir", default="cadft-eval", help="Folder for eval_samples.jsonl and eval_summary.json."
+        "--output_dir", default="cadft-eval",
+        help="Folder for eval_samples.jsonl and eval_summary.json; with --benchmark, suite_results.jsonl (a rerun "
+        "continues it) and suite_summary.json."
     )
     parser.add_argument(
         "--backend",

@@ -6,7 +6,7 @@
 The prompts are the token ids the transformers backend generates from (the same chat
 template, no second BOS), and each problem gets the run's sampling parameters and a seed
 of its own, so that a resumed run asks vLLM for exactly what the interrupted one asked.
-`top_k=-1` (no top-k) as on the transformers path, which turns top-k off too.
+top-k is left at vLLM's default, off, as on the transformers path.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ def sampling_kwargs(sampling, seed: int) -> dict:
         "n": sampling.num_samples,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
-        "top_k": -1,
         "max_tokens": sampling.max_new_tokens,
         "seed": seed,
     }
