@@ -70,13 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="With --benchmark: a benchmark's .jsonl file, or a folder holding <name>/test.jsonl folders "
         "(default: $CADFT_SHARED_DATA, then ../shared/data, then the hub).",
     )
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N problems (of each benchmark).")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="Evaluate only the first N problems (of each benchmark)."
+    )
     parser.add_argument(
         "--batch_size", type=int, default=None,
         help="Prompts per generation batch. Default 8; with --benchmark on vLLM, 256 problems per call.",
     )
     parser.add_argument(
-        "--max_new_tokens", type=int, default=None, help="Generation budget per answer. Default 512; 4096 with --benchmark."
+        "--max_new_tokens", type=int, default=None,
+        help="Generation budget per answer. Default 512; 4096 with --benchmark.",
     )
     parser.add_argument(
         "--num_samples", type=int, default=None,
@@ -84,9 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(1 when --temperature is 0).",
     )
     parser.add_argument(
-        "--temperature", type=float, default=None, help="0 decodes greedily; > 0 samples. Default 0; 1.0 with --benchmark."
+        "--temperature", type=float, default=None,
+        help="0 decodes greedily; > 0 samples. Default 0; 1.0 with --benchmark.",
     )
-    parser.add_argument("--top_p", type=float, default=None, help="Nucleus-sampling mass (with temperature > 0). Default 1.0.")
+    parser.add_argument(
+        "--top_p", type=float, default=None, help="Nucleus-sampling mass (with temperature > 0). Default 1.0."
+    )
     parser.add_argument(
         "--timeout_s", type=float, default=5.0, help="Time limit of each math-verify step; a timeout is a mismatch."
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .figures import figures, fmt, png_uri, run_colour
-from .runs import REWRITES_FILE, RUN_FILE, SAMPLES_FILE, SUITE_FILE, ReportError, Run, gain, load_run, rewrite_rounds, to_float
+from .runs import (REWRITES_FILE, RUN_FILE, SAMPLES_FILE, SUITE_FILE, ReportError, Run, gain, load_run, rewrite_rounds,
+                   to_float)
 
 __all__ = ["render_report", "write_report"]
 

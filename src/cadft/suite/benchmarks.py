@@ -8,7 +8,8 @@ row's question and reference answer are read, and the prompt.
 |---|---|---|
 | `math500` | `math500/test.jsonl` | `answer` (LaTeX) |
 | `minerva` | `minerva_math/test.jsonl` | the last `\boxed{}` of `solution` (no answer field) |
-| `olympiadbench` | `olympiadbench/test.jsonl` | `final_answer`, a list of LaTeX strings; `$` dropped, several answers joined by commas |
+| `olympiadbench` | `olympiadbench/test.jsonl` | `final_answer`, a list of LaTeX strings, `$` dropped, |
+|   |   | several answers joined by commas |
 | `aime24` | `aime24/test.jsonl` | `answer`, an integer 0-999 written as a string (`"025"` is 25) |
 | `amc23` | `amc23/test.jsonl` | `answer`, a float (`27.0` is 27) |
 
