@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -121,19 +122,34 @@ def test_an_answer_math_verify_cannot_find_is_unparsable():
 # --------------------------------------------------------------------------- every real row
 
 
+def _as_float(text) -> float | None:
+    """The number a plain decimal answer means (`"025"`, `27.0`, `"4.5e33"`), or None (`52_8` is base 8)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    if isinstance(text, str) and re.fullmatch(r"-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", text.strip()):
+        return float(text)
+    return None
+
+
 def test_every_reference_of_the_five_files_reads_and_grades_itself(shared_data):
     """Each row gives a reference math-verify reads, and the answer `\\boxed{reference}` is
     graded correct; AIME/AMC's reference + 1 and half of a two-answer reference are not."""
+    raw = {"math500": lambda row: row["answer"], "minerva": lambda row: benchmarks._last_boxed(row["solution"]),
+           "olympiadbench": lambda row: None, "aime24": lambda row: row["answer"], "amc23": lambda row: row["answer"]}
     loaded = {}
     for name in PAPER:
-        problems, table = load_problems(name, shared_data)
+        problems, table = load_problems(name, shared_data, check=False)  # the check `load_problems` makes is below
         loaded[name] = {p.id: p for p in problems}
         assert len(problems) == ROWS[name] == len(table.rows), name
         assert len({p.id for p in problems}) == len(problems)
-        for p in problems:
+        for p, row in zip(problems, table.rows):
             gold = parse_reference(p.reference)
+            assert gold, (name, p.id, p.reference)
             ok, extracted = grade(f"Therefore the answer is $\\boxed{{{p.reference}}}$.", gold)
             assert ok and extracted is not None, (name, p.id, p.reference)
+            number = _as_float(raw[name](row))  # `4.5e33` in a Minerva solution is 4.5e33, not 4.5 * e * 33
+            if number is not None:
+                assert float(gold[0]) == pytest.approx(number, rel=1e-9), (name, p.id, p.reference, gold)
             if name in ("aime24", "amc23"):
                 assert not grade(f"\\boxed{{{int(p.reference) + 1}}}", gold)[0], (name, p.id)
         if name == "olympiadbench":

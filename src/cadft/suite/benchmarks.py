@@ -240,14 +240,15 @@ def fingerprint(table: Table) -> str:
 
 
 def load_problems(benchmark: str, path: str | Path | None = None, *, limit: int | None = None,
-                  timeout_s: int = 5) -> tuple[list[Problem], Table]:
+                  timeout_s: int = 5, check: bool = True) -> tuple[list[Problem], Table]:
     """The first `limit` problems of a benchmark (all when None), each checked, and the table
-    they came from. Ids must be unique; a bad row raises a DataError naming file, line and field."""
+    they came from. Ids must be unique; a bad row raises a DataError naming file, line and field.
+    `check=False` skips only the math-verify reading of each reference (for a caller that does it)."""
     table = read_benchmark(benchmark, path).head(limit)
     problems, seen = [], {}
     for i, row in enumerate(table.rows):
         try:
-            problem = problem_of(benchmark, row, table.numbers[i], timeout_s=timeout_s)
+            problem = problem_of(benchmark, row, table.numbers[i], check=check, timeout_s=timeout_s)
         except DataError as error:
             raise table.locate(error, i) from None
         if problem.id in seen:
