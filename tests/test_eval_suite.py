@@ -227,6 +227,13 @@ def test_without_a_local_copy_the_hub_is_asked_and_its_failure_is_clear(tmp_path
         load_problems("aime24")
     with pytest.raises(DataError, match="no aime24/test.jsonl or test.jsonl here"):
         load_problems("aime24", tmp_path)
+    # one benchmark's file in a folder: fine for that benchmark, never read as all five's
+    _write(tmp_path / "test.jsonl", [GOOD["aime24"]])
+    assert len(load_problems("aime24", tmp_path)[0]) == 1
+    with pytest.raises(DataError, match=r"no amc23/test.jsonl here \(give a folder"):
+        load_problems("amc23", tmp_path, nested=True)
+    with pytest.raises(CommandError, match="--benchmark paper needs a folder"):
+        main(["--benchmark", "paper", "--benchmark_path", str(tmp_path / "test.jsonl")])
 
 
 # --------------------------------------------------------------------------- the results file

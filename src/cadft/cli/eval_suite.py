@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--benchmark paper needs a folder for --benchmark_path, got the file {args.benchmark_path}")
     problems, data = {}, {}
     for name in names:
-        problems[name], table = load_problems(name, args.benchmark_path, limit=args.limit, timeout_s=timeout_s)
+        problems[name], table = load_problems(name, args.benchmark_path, limit=args.limit, timeout_s=timeout_s,
+                                              nested=len(names) > 1)
         source = Path(table.source)  # a file's absolute path, so that a rerun from elsewhere matches; or a hub name
         source = str(source.resolve()) if source.is_file() else table.source
         data[name] = {"source": source, "fingerprint": fingerprint(table)}

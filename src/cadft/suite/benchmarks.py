@@ -14,7 +14,8 @@ row's question and reference answer are read, and the prompt.
 | `amc23` | `amc23/test.jsonl` | `answer`, a float (`27.0` is 27) |
 
 Where a benchmark's rows come from, first found: the path given (a `.jsonl` file, or a
-folder holding `test.jsonl` or `<folder>/test.jsonl`), then `$CADFT_SHARED_DATA/<folder>`,
+folder holding `test.jsonl` or `<folder>/test.jsonl`; only the latter where several
+benchmarks share the folder, `nested`), then `$CADFT_SHARED_DATA/<folder>`,
 then `../shared/data/<folder>` (from the current directory), else the hub dataset
 `HUB[name]` through `datasets.load_dataset`.
 
@@ -192,17 +193,21 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def locate(benchmark: str, path: str | Path | None = None) -> Path | tuple[str, str]:
-    """The benchmark's file, or its (hub name, split) when no file is found (module docstring)."""
+def locate(benchmark: str, path: str | Path | None = None, *, nested: bool = False) -> Path | tuple[str, str]:
+    """The benchmark's file, or its (hub name, split) when no file is found (module docstring).
+    `nested`: `path` is a folder of benchmark folders (several benchmarks share it), so its own
+    `test.jsonl` is not this benchmark's."""
     folder = FOLDERS[benchmark]
     if path is not None:
         path = Path(path)
-        if path.is_file():
+        if path.is_file() and not nested:
             return path
-        for candidate in (path / folder / "test.jsonl", path / "test.jsonl"):
+        candidates = [path / folder / "test.jsonl"] + ([] if nested else [path / "test.jsonl"])
+        for candidate in candidates:
             if candidate.is_file():
                 return candidate
-        raise DataError(f"no {folder}/test.jsonl or test.jsonl here (a benchmark file, or a folder holding one)",
+        wanted = f"{folder}/test.jsonl" if nested else f"{folder}/test.jsonl or test.jsonl"
+        raise DataError(f"no {wanted} here (give a folder holding the benchmarks' folders, or one benchmark's file)",
                         source=path)
     shared = shared_data_dir()
     if shared is not None and (shared / folder / "test.jsonl").is_file():
@@ -225,9 +230,9 @@ def _hub_table(benchmark: str, name: str, split: str) -> Table:
     return Table(f"{name} [{split}]", "row", rows, list(range(1, len(rows) + 1)))
 
 
-def read_benchmark(benchmark: str, path: str | Path | None = None) -> Table:
+def read_benchmark(benchmark: str, path: str | Path | None = None, *, nested: bool = False) -> Table:
     """The benchmark's rows, each with its line (file) or row (hub) number."""
-    where = locate(benchmark, path)
+    where = locate(benchmark, path, nested=nested)
     if isinstance(where, tuple):
         return _hub_table(benchmark, *where)
     return read_table(where)
@@ -240,11 +245,12 @@ def fingerprint(table: Table) -> str:
 
 
 def load_problems(benchmark: str, path: str | Path | None = None, *, limit: int | None = None,
-                  timeout_s: int = 5, check: bool = True) -> tuple[list[Problem], Table]:
+                  timeout_s: int = 5, check: bool = True, nested: bool = False) -> tuple[list[Problem], Table]:
     """The first `limit` problems of a benchmark (all when None), each checked, and the table
     they came from. Ids must be unique; a bad row raises a DataError naming file, line and field.
-    `check=False` skips only the math-verify reading of each reference (for a caller that does it)."""
-    table = read_benchmark(benchmark, path).head(limit)
+    `check=False` skips only the math-verify reading of each reference (for a caller that does it);
+    `nested`: see `locate`."""
+    table = read_benchmark(benchmark, path, nested=nested).head(limit)
     problems, seen = [], {}
     for i, row in enumerate(table.rows):
         try:
