@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output_dir", default="cadft-eval",
         help="Folder for eval_samples.jsonl and eval_summary.json; with --benchmark, suite_results.jsonl (a rerun "
-        "continues it) and suite_summary.json."
+        "continues it) and suite_summary.json.",
     )
     parser.add_argument(
         "--backend",
