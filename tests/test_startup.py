@@ -62,6 +62,7 @@ def test_light_parser_reads_flags_as_the_live_parser_does():
         ["train", "--dataset_path", "BAD"],
         ["score", "--dataset_path", "BAD", "--output", "s.jsonl"],
         ["eval", "--dataset_path", "BAD"],
+        ["eval", "--benchmark", "amc23", "--benchmark_path", "BAD"],
         ["rewrite", "--dataset_path", "BAD", "--output_dir", "out"],
     ],
     ids=lambda argv: " ".join(argv),

@@ -25,11 +25,12 @@ estimate of the chance that at least one of k samples is correct (reported when 
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 from .data.problems import MathProblem, math_problems
 from .generation import encode_prompts, generate
+from .suite.metrics import pass_at_k, wilson_interval
+from .suite.metrics import report_ks as _ks
 from .verifiers import check_math
 
 __all__ = [
@@ -58,36 +59,6 @@ _INSTRUCTIONS = {
 def math_prompt(problem: MathProblem) -> str:
     """The user message for one problem: the question and the answer-format instruction."""
     return f"{problem.question.strip()}\n\n{_INSTRUCTIONS[problem.kind]}"
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% for the default z):
-
-    (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),   p = successes / n
-    """
-    if n <= 0 or not 0 <= successes <= n:
-        raise ValueError(f"need n > 0 and 0 <= successes <= n, got successes={successes}, n={n}")
-    p = successes / n
-    denominator = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k),
-    computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i) to avoid huge binomials."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
-
-
-def _ks(num_samples: int) -> list[int]:
-    """1, 2, 4, ... up to num_samples, and num_samples itself."""
-    ks = [2**i for i in range(num_samples.bit_length()) if 2**i <= num_samples]
-    return ks if ks[-1] == num_samples else ks + [num_samples]
 
 
 def vllm_available() -> bool:

@@ -1,12 +1,21 @@
-"""`cadft eval`: accuracy of a model on GSM8K- or MATH-style problems, with math-verify.
+"""`cadft eval`: accuracy of a model on math problems, checked with math-verify.
+
+One file of GSM8K- or MATH-style problems:
 
     cadft eval --dataset_path ../shared/data/gsm8k/test.jsonl --limit 50
     cadft eval --model_name_or_path runs/cadft --dataset_path ../shared/data/math500/test.jsonl
     cadft eval --dataset_path test.jsonl --num_samples 8 --temperature 0.7   # adds pass@1..8
 
-Writes <output_dir>/eval_samples.jsonl (one record per problem: prompt, generations,
-extracted answers, verdicts) and <output_dir>/eval_summary.json, and prints the accuracy
-with its 95% Wilson interval. See docs/eval.md.
+writes <output_dir>/eval_samples.jsonl and eval_summary.json and prints the accuracy with
+its 95% Wilson interval. The papers' benchmarks, with their protocol (avg@16, temperature
+1.0, top_p 1.0, 4096 new tokens) unless flags say otherwise:
+
+    cadft eval --benchmark paper --model_name_or_path runs/cadft     # the five benchmarks
+    cadft eval --benchmark aime24 --temperature 0                   # greedy, one answer each
+
+writes <output_dir>/suite_results.jsonl (one line per finished problem; a rerun with the
+same arguments continues it) and suite_summary.json, and prints a table (cadft.cli.eval_suite).
+See docs/eval.md.
 """
 
 from __future__ import annotations
@@ -22,33 +31,75 @@ __all__ = ["build_parser", "main"]
 
 # cadft.evaluate.BACKENDS, written out so that parsing needs no torch (a test checks they agree)
 BACKENDS = ("auto", "transformers", "vllm")
+# cadft.suite.benchmarks.BENCHMARKS, likewise
+BENCHMARKS = ("math500", "minerva", "olympiadbench", "aime24", "amc23", "paper")
+# The defaults of one file (--dataset_path) and of the papers' suite (--benchmark: their protocol)
+FILE_DEFAULTS = {"max_new_tokens": 512, "num_samples": 1, "temperature": 0.0, "top_p": 1.0}
+SUITE_DEFAULTS = {"max_new_tokens": 4096, "num_samples": 16, "temperature": 1.0, "top_p": 1.0}
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except None: those flags say their defaults in their help."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="cadft eval",
-        description="Evaluate a model on math word problems (GSM8K / MATH-500 formats), checked with math-verify.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Evaluate a model on math problems, checked with math-verify: one file (--dataset_path) or "
+        "the papers' benchmarks with their protocol (--benchmark).",
+        formatter_class=_Defaults,
     )
     add_model_argument(parser)
     parser.add_argument(
         "--dataset_path",
-        required=True,
+        default=None,
         help="Problems file (.jsonl): GSM8K rows (question, answer ending '#### x') or MATH rows (problem, answer).",
     )
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N problems.")
-    parser.add_argument("--batch_size", type=int, default=8, help="Prompts per generation batch (transformers).")
-    parser.add_argument("--max_new_tokens", type=int, default=512, help="Generation budget per answer.")
     parser.add_argument(
-        "--num_samples", type=int, default=1, help="Answers per problem; > 1 reports pass@k and needs temperature > 0."
+        "--benchmark",
+        default=None,
+        choices=BENCHMARKS,
+        help="Instead of --dataset_path: one of the papers' benchmarks, or 'paper' for all five (docs/eval.md).",
     )
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily; > 0 samples.")
-    parser.add_argument("--top_p", type=float, default=1.0, help="Nucleus-sampling mass (with temperature > 0).")
+    parser.add_argument(
+        "--benchmark_path",
+        default=None,
+        help="With --benchmark: a benchmark's .jsonl file, or a folder holding <name>/test.jsonl folders "
+        "(default: $CADFT_SHARED_DATA, then ../shared/data, then the hub).",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="Evaluate only the first N problems (of each benchmark)."
+    )
+    parser.add_argument(
+        "--batch_size", type=int, default=None,
+        help="Prompts per generation batch. Default 8; with --benchmark on vLLM, 256 problems per call.",
+    )
+    parser.add_argument(
+        "--max_new_tokens", type=int, default=None,
+        help="Generation budget per answer. Default 512; 4096 with --benchmark.",
+    )
+    parser.add_argument(
+        "--num_samples", type=int, default=None,
+        help="Answers per problem; > 1 reports pass@k and needs temperature > 0. Default 1; 16 with --benchmark "
+        "(1 when --temperature is 0).",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None,
+        help="0 decodes greedily; > 0 samples. Default 0; 1.0 with --benchmark.",
+    )
+    parser.add_argument(
+        "--top_p", type=float, default=None, help="Nucleus-sampling mass (with temperature > 0). Default 1.0."
+    )
     parser.add_argument(
         "--timeout_s", type=float, default=5.0, help="Time limit of each math-verify step; a timeout is a mismatch."
     )
     parser.add_argument(
-        "--output_dir", default="cadft-eval", help="Folder for eval_samples.jsonl and eval_summary.json."
+        "--output_dir", default="cadft-eval",
+        help="Folder for eval_samples.jsonl and eval_summary.json; with --benchmark, suite_results.jsonl (a rerun "
+        "continues it) and suite_summary.json.",
     )
     parser.add_argument(
         "--backend",
@@ -58,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="Random seed for sampling.")
     return parser
+
+
+def _fill_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The mode's defaults for the flags not given; --benchmark and --dataset_path exclude each other."""
+    if (args.dataset_path is None) == (args.benchmark is None):
+        parser.error("give one of --dataset_path FILE or --benchmark NAME")
+    if args.benchmark_path is not None and args.benchmark is None:
+        parser.error("--benchmark_path goes with --benchmark")
+    suite = args.benchmark is not None
+    defaults = dict(SUITE_DEFAULTS if suite else FILE_DEFAULTS)
+    if suite and args.temperature == 0:
+        defaults["num_samples"] = 1  # greedy: one answer per problem
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -93,7 +159,14 @@ def _load(args: argparse.Namespace, backend: str):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _fill_defaults(parser, args)
     _check_args(parser, args)
+    if args.benchmark is not None:
+        from cadft.cli.eval_suite import run
+
+        return run(args)
+    if args.batch_size is None:
+        args.batch_size = 8
     started = time.perf_counter()
     # Every row and the model path first, light: a bad file is reported before torch is imported
     from cadft.data.files import read_table

@@ -17,7 +17,7 @@ import sys
 COMMANDS = {
     "train": "Fine-tune a model with SFT, DFT or CADFT (defaults: embedded model, LoRA, embedded data).",
     "score": "Score each demonstration's compatibility under a model, before any training.",
-    "eval": "Evaluate a model on math word problems (GSM8K / MATH-500 formats) with math-verify.",
+    "eval": "Evaluate a model on math problems with math-verify: one file, or the papers' benchmarks (avg@16).",
     "report": "Build one self-contained HTML report from one or more run directories.",
     "rewrite": "Run one offline compatibility-guided rewriting round over a dataset.",
 }

@@ -13,7 +13,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .figures import figures, fmt, png_uri, run_colour
-from .runs import REWRITES_FILE, RUN_FILE, SAMPLES_FILE, ReportError, Run, gain, load_run, rewrite_rounds, to_float
+from .runs import (REWRITES_FILE, RUN_FILE, SAMPLES_FILE, SUITE_FILE, ReportError, Run, gain, load_run, rewrite_rounds,
+                   to_float)
 
 __all__ = ["render_report", "write_report"]
 
@@ -89,6 +90,32 @@ def _summary(runs: list[Run]) -> str:
             _duration(run.last("train_runtime")),
         ] + ([int(sum(accepted)) if accepted else None] if rewrites else []))
     return _table(headers, rows)
+
+
+def _percent(value) -> str:
+    return "—" if to_float(value) is None else f"{100 * value:.1f}%"
+
+
+def _benchmarks(runs: list[Run]) -> str:
+    """One row per run and benchmark of `cadft eval --benchmark` results, then each run's suite average."""
+    rows = []
+    for i, run in enumerate(runs):
+        if run.suite is None:
+            continue
+        k = run.suite.get("k")
+        for name, b in run.suite["benchmarks"].items():
+            low, high = (b.get("avg_at_k_ci95") or [None, None])[:2]
+            rows.append([_swatch(i, run.label), name, b.get("num_problems"), k, _percent(b.get("avg_at_k")),
+                         f"[{_percent(low)}, {_percent(high)}]", _percent((b.get("pass_at_k") or {}).get(str(k))),
+                         f"{b.get('num_unparsable')}/{b.get('num_answers')}"])
+        if run.suite.get("suite_average") is not None:
+            rows.append([_swatch(i, run.label), "paper average", None, k, _percent(run.suite["suite_average"]),
+                         "", "", ""])
+    if not rows:
+        return _no_data(f"no run directory holds a {SUITE_FILE} (written by cadft eval --benchmark).")
+    return _table(["run", "benchmark", "problems", "k", "avg@k", "95% CI", "pass@k", "unparsable answers"], rows,
+                  "avg@k: share of correct answers, k per problem; pass@k: unbiased estimate (Chen et al. 2021); "
+                  "paper average: the mean of the five benchmarks' avg@k.")
 
 
 def _by_stage(samples: list[dict]) -> dict[str, dict]:
@@ -189,9 +216,10 @@ def _metadata(run: Run) -> str:
              else json.dumps(v, ensure_ascii=False)] for k, v in run.meta.items()]
     source = run.state_file.relative_to(run.path) if run.state_file.is_relative_to(run.path) else run.state_file
     meta = _table(["key", "value"], rows) if rows else _no_data(f"{RUN_FILE} is not in this run directory.")
+    state = (f"training state from <code>{_e(source)}</code>" if run.state_file.name != SUITE_FILE
+             else f"no training state: an evaluation ({_e(SUITE_FILE)}) only")
     return (
-        f'<p class="muted">Directory <code>{_e(run.path.resolve())}</code>; training state from '
-        f"<code>{_e(source)}</code>.</p>\n"
+        f'<p class="muted">Directory <code>{_e(run.path.resolve())}</code>; {state}.</p>\n'
         f"<details><summary>Run metadata ({_e(RUN_FILE)})</summary>\n{meta}\n</details>"
     )
 
@@ -235,7 +263,8 @@ def render_report(runs: list[Run], title: str | None = None, *, top_k: int = 20,
         version = "unknown"
     figs = figures(runs)
     run_list = "".join(f"<li>{_swatch(i, r.label)} <code>{_e(r.path)}</code></li>" for i, r in enumerate(runs))
-    anchors = [("summary", "Summary"), ("curves", "Training curves"), ("rewriting", "Rewriting")]
+    anchors = [("summary", "Summary"), ("benchmarks", "Benchmarks"), ("curves", "Training curves"),
+               ("rewriting", "Rewriting")]
     anchors += [(f"run-{i + 1}", r.label) for i, r in enumerate(runs)]
     nav = "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name in anchors)
     parts = [
@@ -252,6 +281,9 @@ def render_report(runs: list[Run], title: str | None = None, *, top_k: int = 20,
         _summary(runs),
         '<p class="muted">Final values are the last logged ones; "final mean compat" is over the last logged '
         "training batches.</p></section>",
+        '<section id="benchmarks"><h2>Benchmarks</h2>',
+        _benchmarks(runs),
+        "</section>",
         '<section id="curves"><h2>Training curves</h2>',
         "<h3>Loss</h3>",
         _figure_html(figs["loss"], "Weighted training loss and token NLL over steps", "no run logged loss or nll."),

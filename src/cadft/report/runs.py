@@ -3,7 +3,9 @@
 A run directory is a training `output_dir`: its `trainer_state.json` (or, when that is
 missing, the newest `checkpoint-*/trainer_state.json`) and, when present, `cadft_run.json`
 (metadata), `sample_scores.jsonl` (per-sample compatibility and weight at the start and end
-of training) and `rewrites.jsonl` (rewrite attempts).
+of training), `rewrites.jsonl` (rewrite attempts) and `suite_summary.json` (the benchmark
+results `cadft eval --benchmark ... --output_dir <run dir>` writes). A folder with only a
+`suite_summary.json` (an evaluation's output_dir) is a run without training curves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REWRITE_KEYS", "ReportError", "Run", "gain", "load_run", "rewrite_rounds", "to_float"]
+__all__ = ["REWRITE_KEYS", "SUITE_FILE", "ReportError", "Run", "gain", "load_run", "rewrite_rounds", "to_float"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ STATE_FILE = "trainer_state.json"
 RUN_FILE = "cadft_run.json"
 SAMPLES_FILE = "sample_scores.jsonl"
 REWRITES_FILE = "rewrites.jsonl"
+SUITE_FILE = "suite_summary.json"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 # Logged per rewriting round (rewrite/<key>)
@@ -58,6 +61,7 @@ class Run:
     meta: dict = field(default_factory=dict)  # cadft_run.json
     samples: list[dict] = field(default_factory=list)  # sample_scores.jsonl rows
     rewrites: list[dict] = field(default_factory=list)  # rewrites.jsonl rows
+    suite: dict | None = None  # suite_summary.json
 
     @property
     def log_history(self) -> list[dict]:
@@ -109,6 +113,8 @@ def _find_state(path: Path) -> Path:
     top = path / STATE_FILE
     if top.is_file():
         return top
+    if (path / SUITE_FILE).is_file():
+        return path / SUITE_FILE  # an evaluation only: no training state
     checkpoints = [
         (int(m.group(1)), p)
         for p in path.iterdir()
@@ -116,8 +122,8 @@ def _find_state(path: Path) -> Path:
     ]
     if not checkpoints:
         raise ReportError(
-            f"{path}: no {STATE_FILE} in the run directory or in any checkpoint-*/ folder "
-            "(a run directory is the output_dir of a training run)"
+            f"{path}: no {STATE_FILE} in the run directory or in any checkpoint-*/ folder, and no {SUITE_FILE} "
+            "(a run directory is the output_dir of a training run or of `cadft eval --benchmark`)"
         )
     return max(checkpoints, key=lambda c: c[0])[1] / STATE_FILE
 
@@ -130,7 +136,7 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise ReportError(f"{path}: not a directory (give a training output_dir)")
     state_file = _find_state(path)
-    state = _read_json(state_file)
+    state = {"log_history": []} if state_file.name == SUITE_FILE else _read_json(state_file)
     if not isinstance(state, dict) or not isinstance(state.get("log_history", []), list):
         raise ReportError(f"{state_file}: not a trainer state (expected an object with a log_history list)")
     meta = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
@@ -139,7 +145,10 @@ def load_run(path: str | Path) -> Run:
     name = path.resolve().name
     label = f"{meta['loss_type']} ({name})" if meta.get("loss_type") else name
     samples, rewrites = _read_jsonl(path / SAMPLES_FILE), _read_jsonl(path / REWRITES_FILE)
-    return Run(path, label, state_file, state, meta, samples, rewrites)
+    suite = _read_json(path / SUITE_FILE) if (path / SUITE_FILE).is_file() else None
+    if suite is not None and not isinstance(suite.get("benchmarks") if isinstance(suite, dict) else None, dict):
+        raise ReportError(f"{path / SUITE_FILE}: not a cadft eval --benchmark summary (no 'benchmarks' object)")
+    return Run(path, label, state_file, state, meta, samples, rewrites, suite)
 
 
 def gain(rewrite: dict) -> float | None:
