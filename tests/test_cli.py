@@ -11,6 +11,8 @@ import pytest
 from cadft.cli.main import main
 from cadft.tiny import save_tiny
 
+pytestmark = pytest.mark.min_deps
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
@@ -86,3 +88,24 @@ def test_bad_flags_give_clear_errors(argv, message, capsys):
         code = exc.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_activation_checkpointing_is_off_by_default_without_a_deprecation_warning():
+    """TRL turns it on; `cadft train` turns it off under whichever name the installed
+    transformers has, without its FutureWarning for the old name, and either name given
+    as a flag turns it on."""
+    import warnings
+
+    from cadft.cli.train import make_parser
+
+    def parse(*argv):
+        return make_parser().parse_args_and_config(list(argv))[1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = parse()
+    assert args.gradient_checkpointing is False and getattr(args, "activation_checkpointing", False) is False
+    assert parse("--gradient_checkpointing", "true").gradient_checkpointing is True
+    if hasattr(args, "activation_checkpointing"):  # transformers >= 5.23
+        args = parse("--activation_checkpointing")
+        assert args.activation_checkpointing is True and args.gradient_checkpointing is True

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 # torch, transformers and TRL load inside the functions that use them: `main` first
-# answers --help, bad flags and bad data from a snapshot of the parser (train_flags.py)
+# checks the --config file, the data file and the model folder (train_flags.py)
 
 __all__ = ["DataArguments", "make_parser", "main"]
 
@@ -40,7 +40,6 @@ CLI_DEFAULTS = {
     "logging_steps": 1,
     "save_steps": 4,
     "save_total_limit": 2,
-    "gradient_checkpointing": False,  # on a 135M model the memory saving is not worth the recompute
     "report_to": "none",
     "log_level_replica": "error",  # under torchrun, rank 0 logs; the others would repeat it
     # No warmup_steps: any warmup makes transformers' linear schedule train step 1 at learning rate 0
@@ -83,7 +82,19 @@ def make_parser():
     parser.description = __doc__.split("\n\n")[0]
     parser.epilog = "--config FILE.yaml takes flag values from a YAML file; flags given on the command line override it."
     parser.set_defaults(**CLI_DEFAULTS)  # bf16 unset: CADFTConfig turns it on where an accelerator supports it
+    parser.set_defaults(**_checkpointing_off(CADFTConfig))
     return parser
+
+
+def _checkpointing_off(config_class) -> dict:
+    """Defaults that turn activation checkpointing off (TRL's default is on): on a 135M model
+    the memory saving is not worth the recompute. transformers >= 5.23 names it
+    `activation_checkpointing` and warns for the old name, `gradient_checkpointing`, whenever
+    that one is set (TRL sets it): there both stay unset (None, which means off), so either
+    flag decides when given."""
+    if "activation_checkpointing" in config_class.__dataclass_fields__:
+        return {"activation_checkpointing": None, "gradient_checkpointing": None}
+    return {"gradient_checkpointing": False}
 
 
 def _load_data(data_args: DataArguments, rewriting: bool = False):
@@ -303,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train_flags import precheck
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    precheck(argv)  # --help, bad flags, bad data: answered before torch is imported
+    precheck(argv)  # a bad config file, data file or model folder: answered before torch is imported
     _quiet_unless_rank_zero()
 
     from ..checkpoints import resume_argument
