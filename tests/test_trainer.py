@@ -16,6 +16,8 @@ from cadft.tiny import tiny_llama
 
 from helpers import trainer_args
 
+pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
+
 
 def params(model):
     return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
