@@ -109,3 +109,14 @@ def test_activation_checkpointing_is_off_by_default_without_a_deprecation_warnin
     if hasattr(args, "activation_checkpointing"):  # transformers >= 5.23
         args = parse("--activation_checkpointing")
         assert args.activation_checkpointing is True and args.gradient_checkpointing is True
+
+
+def test_no_pinned_memory_without_an_accelerator(tmp_path):
+    """torch warns at every epoch when a DataLoader pins memory with no accelerator to copy to."""
+    import torch
+
+    from cadft import CADFTConfig
+
+    assert not torch.cuda.is_available()  # this test describes the CPU-only machine
+    assert CADFTConfig(str(tmp_path)).dataloader_pin_memory is False
+    assert CADFTConfig(str(tmp_path), use_cpu=True, dataloader_pin_memory=True).dataloader_pin_memory is False
