@@ -1,6 +1,7 @@
-"""Fast start-up: help of the light commands and bad config/data/model arguments are
-answered without importing torch and friends; `cadft train`'s flags are judged by the
-live parser of the installed transformers/TRL, whose flags the early check reads alike.
+"""Fast start-up: help, bad config/data/model arguments and (once a run saved the live
+parser's flags for the installed versions) `cadft train --help` and unknown flags are
+answered without importing torch and friends; the early check reads its flags as the
+live parser of the installed transformers/TRL does.
 
 (Timings are in benchmarks/startup.py; here only what is imported is checked.)"""
 
@@ -30,6 +31,21 @@ except SystemExit:
     pass
 print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
 """
+
+
+@pytest.fixture(autouse=True)
+def empty_flag_cache(tmp_path, monkeypatch):
+    """No flags saved from an earlier run, unless a test saves them."""
+    monkeypatch.setenv("CADFT_CACHE", str(tmp_path / "cache"))
+
+
+def probe(argv: list[str], cwd) -> tuple[str, str, list[str]]:
+    """stdout, stderr and the heavy modules imported by `cadft ARGV` in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    out, _, imported = proc.stdout.rstrip("\n").rpartition("\n")
+    return out, proc.stderr, json.loads(imported)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +86,22 @@ def test_help_lists_every_flag_of_the_installed_versions(live_parser, capsys):
     flags = [s for a in live_parser._actions if not isinstance(a, argparse._HelpAction) for s in a.option_strings]
     assert len(flags) > 200  # TrainingArguments, SFTConfig, CADFTConfig, ModelConfig, DataArguments
     assert [f for f in flags if f not in printed] == []
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])  # now from the flags the first call saved
+    assert capsys.readouterr().out == printed
+
+
+def test_a_run_saves_the_flags_and_later_runs_answer_help_and_unknown_flags_without_torch(tmp_path):
+    first_help, _, imported = probe(["train", "--help"], tmp_path)
+    assert "torch" in imported and "--cadft_beta" in first_help  # the live parser answered
+    help_, _, imported = probe(["train", "--help"], tmp_path)
+    assert imported == [] and help_ == first_help
+    _, err, imported = probe(["train", "--bogus_flag", "1", "--learning_rate", "1e-4"], tmp_path)
+    assert imported == [] and "unrecognized arguments: --bogus_flag. Run `cadft train --help`" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "a", "completion": ""}) + "\n")
+    _, err, imported = probe(["train", "--learning_r", "1e-4", "--dataset_path", str(bad)], tmp_path)
+    assert imported == [] and "bad.jsonl" in err  # an abbreviation, as the live parser takes it
 
 
 @pytest.mark.parametrize("flag", ["--bogus_flag", "--cadft_bogus"])
@@ -114,9 +146,7 @@ def test_help_and_early_errors_import_no_heavy_module(argv, tmp_path):
     bad.write_text(json.dumps({"prompt": "a", "completion": ""}) + "\n")
     (tmp_path / "bad.yaml").write_text("- a list, not a mapping\n")
     argv = [{"BAD": str(bad), "BAD_YAML": str(tmp_path / "bad.yaml")}.get(a, a) for a in argv]
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) == []
+    _, err, imported = probe(argv, tmp_path)
+    assert imported == []
     if argv[0] == "train":
-        assert "error:" in proc.stderr
+        assert "error:" in err

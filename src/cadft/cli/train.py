@@ -311,16 +311,18 @@ def _quiet_unless_rank_zero() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import flag_cache
     from .train_flags import precheck
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    precheck(argv)  # a bad config file, data file or model folder: answered before torch is imported
+    precheck(argv)  # bad config/data/model, and (once saved) --help and unknown flags: before torch loads
     _quiet_unless_rank_zero()
 
     from ..checkpoints import resume_argument
     from ..teardown import exit_if_torchrun
 
     parser = make_parser()
+    flag_cache.remember(parser)  # later runs answer --help and unknown flags before the imports
     try:
         data_args, args, model_args = parser.parse_args_and_config(argv)
     except (ValueError, TypeError) as e:

@@ -14,15 +14,19 @@ file, and judges only what it checks:
 - not both `--dataset_path` and `--dataset_name`;
 - `--model_name_or_path`: a local path must exist.
 
-Everything else (`--help`, every other flag, a misspelt one, a value of the wrong type)
-is left to the live parser, which answers for the installed versions once they load.
+Everything else (every other flag's value, the --config file's keys) is left to the live
+parser, which answers for the installed versions once they load. `--help` and an unknown
+flag are answered early from what a run of the live parser saved for these versions
+(`cadft.cli.flag_cache`); the first run after an install or an upgrade leaves them to it.
 tests/test_startup.py checks that the flags read here are the live parser's, read alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from . import flag_cache
 from .common import CommandParser, check_model_path
 
 __all__ = ["early_parser", "precheck"]
@@ -73,14 +77,31 @@ def _limit(value) -> int | None:
     return limit if limit > 0 else None
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, options: list[str], flags: list[str]) -> None:
+    """Exit 2 naming the `--flags` that are no flag of the live parser, nor the start of one
+    (which it takes as an abbreviation)."""
+    known = (*flags, "--config")
+    unknown = [arg for arg in options if arg.startswith("--")
+               and not any(flag.startswith(arg.split("=", 1)[0]) for flag in known)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
 def precheck(argv: list[str]) -> None:
     """Before any heavy import: exit 2 on a bad --config file or on both data flags, raise
     DataError for a bad --dataset_path file and CommandError for a missing model folder
-    (cadft.cli.main prints either as one line). With --help it checks nothing."""
+    (cadft.cli.main prints either as one line). With flags saved for these versions: print
+    the help, or exit 2 on an unknown flag."""
     options = argv[: argv.index("--")] if "--" in argv else argv
-    if any(arg in HELP for arg in options):
-        return
+    saved = flag_cache.recall()
     parser = early_parser()
+    if any(arg in HELP for arg in options):
+        if saved is None:
+            return  # the live parser prints it
+        sys.stdout.write(saved["help"])
+        parser.exit(0)
+    if saved is not None:
+        _refuse_unknown(parser, options, saved["flags"])
     given, _ = parser.parse_known_args(argv)
     given = vars(given)
     config_path = given.pop("config", None)
