@@ -120,3 +120,15 @@ def test_no_pinned_memory_without_an_accelerator(tmp_path):
     assert not torch.cuda.is_available()  # this test describes the CPU-only machine
     assert CADFTConfig(str(tmp_path)).dataloader_pin_memory is False
     assert CADFTConfig(str(tmp_path), use_cpu=True, dataloader_pin_memory=True).dataloader_pin_memory is False
+
+
+def test_unknown_flags_and_config_keys_are_named(tmp_path, monkeypatch, capsys):
+    """By the live parser (no flags saved yet) with the early check's wording."""
+    monkeypatch.setenv("CADFT_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "c.yaml"
+    config.write_text("max_stepz: 3\nlearning_rate: 0.1\n")
+    for argv, message in [(["--bogus_flag"], "unrecognized arguments: --bogus_flag."),
+                          (["--config", str(config)], "--config: unknown keys: max_stepz.")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", *argv])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -324,9 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     flag_cache.remember(parser)  # later runs answer --help and unknown flags before the imports
     try:
-        data_args, args, model_args = parser.parse_args_and_config(argv)
+        data_args, args, model_args, unknown_keys, unknown = parser.parse_args_and_config(
+            argv, return_remaining_strings=True, separate_remaining_strings=True)
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    if unknown:  # the message of the early check (train_flags.py), which answers once the flags are saved
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown_keys:
+        parser.error(f"--config: unknown keys: {', '.join(k[2:] for k in unknown_keys if k.startswith('--'))}")
     if data_args.dataset_path and data_args.dataset_name:
         parser.error("give --dataset_path or --dataset_name, not both")
     if data_args.dataset_path and not os.path.isfile(data_args.dataset_path):
