@@ -6,8 +6,10 @@
 Each command runs in a fresh interpreter (`python -m cadft.cli.main ...`, what the
 `cadft` script runs), `--repeats` times, interleaved; the table gives the median wall
 time and the median CPU time of the child (user + system), the steadier of the two on a
-machine shared with other jobs. None of these commands should import torch: they answer
-from argparse, from the snapshot of `cadft train`'s parser and from the data checks.
+machine shared with other jobs. The help of the light commands and the bad data files are
+answered from argparse and the data checks, without importing torch; `cadft train --help`
+and an unknown `cadft train` flag come from the live parser of the installed TRL and
+transformers, which imports them (the early check knows only the flags cadft reads).
 Results go in benchmarks/README.md.
 """
 

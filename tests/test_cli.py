@@ -11,6 +11,8 @@ import pytest
 from cadft.cli.main import main
 from cadft.tiny import save_tiny
 
+pytestmark = pytest.mark.min_deps
+
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
@@ -86,3 +88,47 @@ def test_bad_flags_give_clear_errors(argv, message, capsys):
         code = exc.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_activation_checkpointing_is_off_by_default_without_a_deprecation_warning():
+    """TRL turns it on; `cadft train` turns it off under whichever name the installed
+    transformers has, without its FutureWarning for the old name, and either name given
+    as a flag turns it on."""
+    import warnings
+
+    from cadft.cli.train import make_parser
+
+    def parse(*argv):
+        return make_parser().parse_args_and_config(list(argv))[1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = parse()
+    assert args.gradient_checkpointing is False and getattr(args, "activation_checkpointing", False) is False
+    assert parse("--gradient_checkpointing", "true").gradient_checkpointing is True
+    if hasattr(args, "activation_checkpointing"):  # transformers >= 5.23
+        args = parse("--activation_checkpointing")
+        assert args.activation_checkpointing is True and args.gradient_checkpointing is True
+
+
+def test_no_pinned_memory_without_an_accelerator(tmp_path):
+    """torch warns at every epoch when a DataLoader pins memory with no accelerator to copy to."""
+    import torch
+
+    from cadft import CADFTConfig
+
+    assert not torch.cuda.is_available()  # this test describes the CPU-only machine
+    assert CADFTConfig(str(tmp_path)).dataloader_pin_memory is False
+    assert CADFTConfig(str(tmp_path), use_cpu=True, dataloader_pin_memory=True).dataloader_pin_memory is False
+
+
+def test_unknown_flags_and_config_keys_are_named(tmp_path, monkeypatch, capsys):
+    """By the live parser (no flags saved yet) with the early check's wording."""
+    monkeypatch.setenv("CADFT_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "c.yaml"
+    config.write_text("max_stepz: 3\nlearning_rate: 0.1\n")
+    for argv, message in [(["--bogus_flag"], "unrecognized arguments: --bogus_flag."),
+                          (["--config", str(config)], "--config: unknown keys: max_stepz.")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", *argv])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -11,6 +11,8 @@ import torch
 import cadft.losses
 from cadft import cadft_loss, compatibility, dft_loss, raw_sample_weights, sample_weights, sft_loss, weight_stats
 
+pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
+
 
 def random_batch(B=5, T=7, seed=0, dtype=torch.float32, empty_rows=(1,)):
     g = torch.Generator().manual_seed(seed)

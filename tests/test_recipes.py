@@ -7,6 +7,7 @@ One recipe runs end to end through its own header command, on a tiny model, on t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -159,3 +160,29 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
     run = (tmp_path / "run" / "cadft_run.json").read_text()
     assert '"loss_type": "cadft"' in run and '"global_step": 1' in run
     assert '"cadft_normalization": "zscore"' in run  # the recipes train the paper's estimator
+
+
+@pytest.mark.min_deps
+def test_hub_data_with_a_limit_reads_only_the_first_rows(tmp_path, monkeypatch):
+    """The recipes' `dataset_name` + `max_train_samples: 100000` streams the first rows
+    instead of preparing the whole split (for NuminaMath-CoT, 860k rows) in datasets'
+    cache. Here the hub dataset is a local folder, which `datasets.load_dataset` reads the
+    same way; its cache is a fresh folder, to see what a load writes there."""
+    import datasets
+
+    from cadft.cli.train import DataArguments, _load_data
+
+    folder = tmp_path / "numina"
+    folder.mkdir()
+    rows = [{"messages": [{"role": "user", "content": f"{i}+1?"}, {"role": "assistant", "content": f"{i + 1}"}]}
+            for i in range(6)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    prepared = lambda: sorted(p.name for p in cache.rglob("*.arrow"))  # noqa: E731
+
+    dataset = _load_data(DataArguments(dataset_name=str(folder), max_train_samples=4))
+    assert dataset["messages"] == [r["messages"] for r in rows[:4]]
+    assert prepared() == []  # streamed: no split was prepared
+    dataset = _load_data(DataArguments(dataset_name=str(folder)))  # no limit: the whole split, prepared
+    assert len(dataset) == 6 and prepared()

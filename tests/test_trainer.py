@@ -16,6 +16,8 @@ from cadft.tiny import tiny_llama
 
 from helpers import trainer_args
 
+pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
+
 # The project's earlier estimator, as its tests pin it (the paper's is the default)
 EARLIER = dict(cadft_normalization="ema")
 

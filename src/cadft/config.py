@@ -259,6 +259,12 @@ class CADFTConfig(SFTConfig):
             self._check_rewrite()
         if self.bf16 is None:
             self.bf16 = not self.fp16 and _bf16_accelerator(self.use_cpu)
+        import torch
+
+        # Pinned memory only speeds copies to an accelerator; without one, torch warns at every epoch
+        accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+        if self.use_cpu or not (accelerator.is_available() if accelerator else torch.cuda.is_available()):
+            self.dataloader_pin_memory = False
         super().__post_init__()
 
     def _resolve_estimator(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 COMMANDS = {
     "train": "Fine-tune a model with SFT, DFT or CADFT (defaults: embedded model, LoRA, embedded data).",
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..data.validate import DataError
 
+    # peft (0.21.2, the latest) reads transformers' deprecated `is_gradient_checkpointing` when it
+    # wraps a model, which warns on transformers >= 5.23: peft's call, nothing a user can change
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     module = importlib.import_module(f"cadft.cli.{command}")
     try:
         return int(module.main(rest) or 0)

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 # torch, transformers and TRL load inside the functions that use them: `main` first
-# answers --help, bad flags and bad data from a snapshot of the parser (train_flags.py)
+# checks the --config file, the data file and the model folder (train_flags.py)
 
 __all__ = ["DataArguments", "make_parser", "main"]
 
@@ -40,7 +40,6 @@ CLI_DEFAULTS = {
     "logging_steps": 1,
     "save_steps": 4,
     "save_total_limit": 2,
-    "gradient_checkpointing": False,  # on a 135M model the memory saving is not worth the recompute
     "report_to": "none",
     "log_level_replica": "error",  # under torchrun, rank 0 logs; the others would repeat it
     # No warmup_steps: any warmup makes transformers' linear schedule train step 1 at learning rate 0
@@ -83,7 +82,19 @@ def make_parser():
     parser.description = __doc__.split("\n\n")[0]
     parser.epilog = "--config FILE.yaml takes flag values from a YAML file; flags given on the command line override it."
     parser.set_defaults(**CLI_DEFAULTS)  # bf16 unset: CADFTConfig turns it on where an accelerator supports it
+    parser.set_defaults(**_checkpointing_off(CADFTConfig))
     return parser
+
+
+def _checkpointing_off(config_class) -> dict:
+    """Defaults that turn activation checkpointing off (TRL's default is on): on a 135M model
+    the memory saving is not worth the recompute. transformers >= 5.23 names it
+    `activation_checkpointing` and warns for the old name, `gradient_checkpointing`, whenever
+    that one is set (TRL sets it): there both stay unset (None, which means off), so either
+    flag decides when given."""
+    if "activation_checkpointing" in config_class.__dataclass_fields__:
+        return {"activation_checkpointing": None, "gradient_checkpointing": None}
+    return {"gradient_checkpointing": False}
 
 
 def _load_data(data_args: DataArguments, rewriting: bool = False):
@@ -306,20 +317,27 @@ def _quiet_unless_rank_zero() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import flag_cache
     from .train_flags import precheck
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    precheck(argv)  # --help, bad flags, bad data: answered before torch is imported
+    precheck(argv)  # bad config/data/model, and (once saved) --help and unknown flags: before torch loads
     _quiet_unless_rank_zero()
 
     from ..checkpoints import resume_argument
     from ..teardown import exit_if_torchrun
 
     parser = make_parser()
+    flag_cache.remember(parser)  # later runs answer --help and unknown flags before the imports
     try:
-        data_args, args, model_args = parser.parse_args_and_config(argv)
+        data_args, args, model_args, unknown_keys, unknown = parser.parse_args_and_config(
+            argv, return_remaining_strings=True, separate_remaining_strings=True)
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    if unknown:  # the message of the early check (train_flags.py), which answers once the flags are saved
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown_keys:
+        parser.error(f"--config: unknown keys: {', '.join(k[2:] for k in unknown_keys if k.startswith('--'))}")
     if data_args.dataset_path and data_args.dataset_name:
         parser.error("give --dataset_path or --dataset_name, not both")
     if data_args.dataset_path and not os.path.isfile(data_args.dataset_path):

@@ -1,121 +1,54 @@
-"""`cadft train`'s flags without torch: answer `--help`, reject a bad flag and check the
-data file before the heavy imports (torch, transformers, TRL take seconds to load).
+"""`cadft train`'s checks before the heavy imports (torch, transformers and TRL take
+seconds to load): a bad --config file, data file or model folder is answered at once.
 
-`cadft train` takes every CADFTConfig/TrainingArguments/ModelConfig field as a flag, and
-only TRL's parser knows them. So a snapshot of that parser, its help text and its flags,
-is generated from the live parser and shipped beside this module; `precheck` answers
-from it, and the live parser then parses the arguments as before. After changing a flag,
-a default or a help text, regenerate the snapshot:
+`cadft train` takes every CADFTConfig/SFTConfig/TrainingArguments field and every TRL
+ModelConfig field as a flag. Which fields exist, and their types and choices, depend on
+the installed transformers and TRL, and only their parser knows them (TRL's
+HfArgumentParser, built by `cadft.cli.train.make_parser`). So this check reads only the
+flags cadft itself acts on before the imports, from the command line and the --config
+file, and judges only what it checks:
 
-    python -m cadft.cli.train_flags
+- `--config FILE`: readable, and a YAML mapping;
+- `--dataset_path FILE`: exists, and every row (up to `--max_train_samples`) is a
+  demonstration (`--rewrite` also checks what a rewriting round needs);
+- not both `--dataset_path` and `--dataset_name`;
+- `--model_name_or_path`: a local path must exist.
 
-tests/test_startup.py regenerates it in memory and fails when the file differs, so the
-snapshot cannot go stale unnoticed.
+Everything else (every other flag's value, the --config file's keys) is left to the live
+parser, which answers for the installed versions once they load. `--help` and an unknown
+flag are answered early from what a run of the live parser saved for these versions
+(`cadft.cli.flag_cache`); the first run after an install or an upgrade leaves them to it.
+tests/test_startup.py checks that the flags read here are the live parser's, read alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from pathlib import Path
 
+from . import flag_cache
 from .common import CommandParser, check_model_path
 
-__all__ = ["light_parser", "precheck", "snapshot_text"]
+__all__ = ["early_parser", "precheck"]
 
-SNAPSHOT = Path(__file__).with_name("train_flags_snapshot.py")
-HELP_WIDTH = 100  # columns of the shipped help text, whatever the terminal that generated it
-# bf16's default is whether a CUDA GPU is present: shown as the rule, not as the generating machine's value
-BF16_DEFAULT = "True on a CUDA GPU, else False"
-_TRUE, _FALSE = ("yes", "true", "t", "y", "1"), ("no", "false", "f", "n", "0")
+_TRUE = ("yes", "true", "t", "y", "1")  # transformers' string_to_bool: what the live parser reads as True
+HELP = ("-h", "--help")
 
 
-# --------------------------------------------------------------------------- the snapshot
+def _aliases(name: str) -> list[str]:
+    """The option strings the live parser gives a field: `--a_b` and `--a-b`."""
+    return [f"--{name}", f"--{name.replace('_', '-')}"] if "_" in name else [f"--{name}"]
 
 
-def _type_name(action: argparse.Action) -> str | None:
-    if action.nargs == 0:
-        return None
-    name = getattr(action.type, "__name__", "")
-    if action.type in (int, float):
-        return name
-    return "bool" if name == "string_to_bool" else "str"  # the live parser converts the rest
-
-
-def _flag(action: argparse.Action) -> tuple:
-    """(option strings, dest, nargs, type, choices, const) of one live action."""
-    choices = tuple(str(c) for c in action.choices) if action.choices is not None else None
-    const = action.const if isinstance(action.const, (bool, int, float, str, type(None))) else True
-    return tuple(action.option_strings), action.dest, action.nargs, _type_name(action), choices, const
-
-
-def snapshot_text() -> str:
-    """The snapshot module's text, from the live parser (imports torch, transformers, TRL)."""
-    from .train import make_parser
-
-    parser = make_parser()
-    parser.formatter_class = functools.partial(argparse.ArgumentDefaultsHelpFormatter, width=HELP_WIDTH)
-    parser.set_defaults(bf16=BF16_DEFAULT)
-    help_lines = parser.format_help().splitlines(keepends=True)
-    flags = [_flag(a) for a in parser._actions if not isinstance(a, argparse._HelpAction)]
-    return "".join([
-        '"""`cadft train --help` and its flags, generated from the live parser by\n',
-        "`python -m cadft.cli.train_flags`: do not edit (tests/test_startup.py checks it is current).\"\"\"\n",
-        "# ruff: noqa: E501\n\n",
-        "HELP = (\n",
-        *(f"    {line!r}\n" for line in help_lines),
-        ")\n\n",
-        "# (option strings, dest, nargs, type, choices, const) of every flag\n",
-        "FLAGS = (\n",
-        *(f"    {flag!r},\n" for flag in flags),
-        ")\n",
-    ])
-
-
-# --------------------------------------------------------------------------- the light parser
-
-
-def _to_bool(value: str) -> bool:
-    """transformers' string_to_bool, the type of boolean flags."""
-    if isinstance(value, bool):
-        return value
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(
-        f"Truthy value expected: got {value} but expected one of yes/no, true/false, t/f, y/n, 1/0 (case insensitive)."
-    )
-
-
-class _PrintHelp(argparse.Action):
-    def __init__(self, option_strings, dest, text: str = "", **kwargs):
-        kwargs.pop("default", None)  # the parser's argument_default
-        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
-        self.text = text
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sys.stdout.write(self.text)
-        parser.exit(0)
-
-
-def light_parser() -> argparse.ArgumentParser:
-    """A parser with the live parser's flags (names, arity, types, choices) and no defaults:
-    it returns only the flags given."""
-    from .train_flags_snapshot import FLAGS, HELP
-
-    parser = CommandParser(prog="cadft train", add_help=False, argument_default=argparse.SUPPRESS)
-    parser.add_argument("-h", "--help", action=_PrintHelp, text="".join(HELP))
-    parser.add_argument("--config", help="YAML file of flag values; flags given override it.")
-    types = {"int": int, "float": float, "bool": _to_bool, "str": str}
-    for option_strings, dest, nargs, type_name, choices, const in FLAGS:
-        if nargs == 0:
-            parser.add_argument(*option_strings, dest=dest, action="store_const", const=const)
-            continue
-        kwargs = {"const": const} if nargs == "?" else {}
-        parser.add_argument(*option_strings, dest=dest, nargs=nargs, type=types[type_name], choices=choices,
-                            **kwargs)
+def early_parser() -> argparse.ArgumentParser:
+    """A parser of the flags read before the imports. It returns only the flags given, as
+    strings (`--rewrite` alone: True), and leaves every other argument to the live parser."""
+    parser = CommandParser(prog="cadft train", add_help=False, allow_abbrev=False,
+                           argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config")
+    for name in ("dataset_path", "dataset_name", "max_train_samples", "model_name_or_path"):
+        parser.add_argument(*_aliases(name), dest=name)
+    parser.add_argument(*_aliases("rewrite"), dest="rewrite", nargs="?", const=True)
     return parser
 
 
@@ -134,12 +67,43 @@ def _read_config(parser: argparse.ArgumentParser, path: str) -> dict:
     return config
 
 
+def _limit(value) -> int | None:
+    """--max_train_samples as the data check uses it; a value the live parser would
+    refuse is left to it."""
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        return None
+    return limit if limit > 0 else None
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, options: list[str], flags: list[str]) -> None:
+    """Exit 2 naming the `--flags` that are no flag of the live parser, nor the start of one
+    (which it takes as an abbreviation)."""
+    known = (*flags, "--config")
+    unknown = [arg for arg in options if arg.startswith("--")
+               and not any(flag.startswith(arg.split("=", 1)[0]) for flag in known)]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
 def precheck(argv: list[str]) -> None:
-    """Before any heavy import: print the help, or exit 2 on a bad flag or --config file,
-    or raise DataError for a bad --dataset_path file and CommandError for a missing model
-    folder (cadft.cli.main prints either as one line)."""
-    parser = light_parser()
-    given = vars(parser.parse_args(argv))
+    """Before any heavy import: exit 2 on a bad --config file or on both data flags, raise
+    DataError for a bad --dataset_path file and CommandError for a missing model folder
+    (cadft.cli.main prints either as one line). With flags saved for these versions: print
+    the help, or exit 2 on an unknown flag."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    saved = flag_cache.recall()
+    parser = early_parser()
+    if any(arg in HELP for arg in options):
+        if saved is None:
+            return  # the live parser prints it
+        sys.stdout.write(saved["help"])
+        parser.exit(0)
+    if saved is not None:
+        _refuse_unknown(parser, options, saved["flags"])
+    given, _ = parser.parse_known_args(argv)
+    given = vars(given)
     config_path = given.pop("config", None)
     values = {**(_read_config(parser, config_path) if config_path else {}), **given}
     if values.get("dataset_path") and values.get("dataset_name"):
@@ -147,16 +111,10 @@ def precheck(argv: list[str]) -> None:
     if values.get("dataset_path"):
         from ..data.loading import read_demonstrations
 
-        limit = values.get("max_train_samples")
         rewriting = values.get("rewrite", False)
         read_demonstrations(
             str(values["dataset_path"]),
-            limit=limit if isinstance(limit, int) and limit > 0 else None,
+            limit=_limit(values.get("max_train_samples")),
             rewriting=rewriting is True or str(rewriting).lower() in _TRUE,
         )
     check_model_path(str(values.get("model_name_or_path", "embedded")))
-
-
-if __name__ == "__main__":
-    SNAPSHOT.write_text(snapshot_text(), encoding="utf-8")
-    print(f"wrote {SNAPSHOT}")

@@ -82,14 +82,24 @@ def load_demonstrations(
 ) -> Dataset:
     """Load a local file (`dataset_path`) or a hub dataset (`dataset_name`), checked and
     converted to a TRL format. `limit` keeps the first N rows; `rewriting` see
-    `read_demonstrations`."""
+    `read_demonstrations`. With a limit, a hub dataset is streamed: only its first `limit`
+    rows are downloaded and read, not the whole split."""
     if (dataset_path is None) == (dataset_name is None):
         raise ValueError("give exactly one of dataset_path (a local file) or dataset_name (a hub dataset)")
     if dataset_path is not None:
         table, source = read_table(dataset_path), str(dataset_path)
     else:
-        from datasets import load_dataset
-
-        rows = load_dataset(dataset_name, dataset_config, split=split).to_list()
+        rows = _hub_rows(dataset_name, dataset_config, split, limit)
         table, source = Table(dataset_name, "row", rows, list(range(1, len(rows) + 1))), dataset_name
     return as_dataset(check_demonstrations(table.head(limit), rewriting=rewriting), source)
+
+
+def _hub_rows(name: str, config: str | None, split: str, limit: int | None) -> list[dict]:
+    """The rows of a `datasets.load_dataset` split; the first `limit` of them, streamed,
+    when a limit is given and the split is not already a slice (`train[:1000]`, which
+    streaming does not take)."""
+    from datasets import load_dataset
+
+    if limit is None or "[" in split:
+        return load_dataset(name, config, split=split).to_list()
+    return list(load_dataset(name, config, split=split, streaming=True).take(limit))
