@@ -518,11 +518,10 @@ def test_kill_during_a_round_then_resume(plain_model, server, tmp_path, uninterr
 # ------------------------------------------------------------------------------ 2 processes
 
 
-def test_two_process_round(plain_model, server, tmp_path, uninterrupted, processes):
-    """torchrun, 2 x 2 samples per step (gloo): the round runs on rank 0 and its result
-    reaches rank 1, so both train on the same targets with the same tracker."""
-    out = tmp_path / "run"
-    overrides = dict(per_device_train_batch_size=2, ddp_backend="gloo", save_strategy="no")
+def run_two_processes(plain_model, server, tmp_path, processes, out, overrides: dict) -> tuple[dict, dict]:
+    """tests/rewrite_train.py under torchrun on 2 processes (gloo), 2 samples each per step;
+    the rewriting state each rank dumped at the end."""
+    overrides = dict(overrides, per_device_train_batch_size=2, ddp_backend="gloo", save_strategy="no")
     config = dict(model=plain_model, output_dir=str(out), base_url=server.base_url, overrides=overrides,
                   dump=str(tmp_path / "rank-{rank}.json"))
     (tmp_path / "ddp.json").write_text(json.dumps(config))
@@ -536,8 +535,15 @@ def test_two_process_round(plain_model, server, tmp_path, uninterrupted, process
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its workers
-
     rank0, rank1 = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1))
+    return rank0, rank1
+
+
+def test_two_process_round(plain_model, server, tmp_path, uninterrupted, processes):
+    """torchrun, 2 x 2 samples per step (gloo): the round runs on rank 0 and its result
+    reaches rank 1, so both train on the same targets with the same tracker."""
+    out = tmp_path / "run"
+    rank0, rank1 = run_two_processes(plain_model, server, tmp_path, processes, out, {})
     assert rank0["world"] == rank1["world"] == 2 and rank0["global_step"] == 8
     assert rank0 == rank1  # targets, tracker, accepted rewrites: identical on both processes
     assert rank0["targets"] and set(rank0["targets"]) == set(rank0["store"]["accepted"])
@@ -552,22 +558,7 @@ def test_two_process_round_in_the_papers_mode(plain_model, server, tmp_path, pro
     """The same 2-process run with the paper's procedure: the selection, the draws and the
     replacements are the same on both processes."""
     out = tmp_path / "run"
-    overrides = dict(PAPER, per_device_train_batch_size=2, ddp_backend="gloo", save_strategy="no")
-    config = dict(model=plain_model, output_dir=str(out), base_url=server.base_url, overrides=overrides,
-                  dump=str(tmp_path / "rank-{rank}.json"))
-    (tmp_path / "ddp.json").write_text(json.dumps(config))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [*torchrun(2), str(HERE / "rewrite_train.py"), str(tmp_path / "ddp.json")]
-    with open(tmp_path / "ddp.log", "w") as log:
-        processes.append(proc := subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path),
-                                                  start_new_session=True))
-    try:
-        finish(proc, tmp_path, "ddp")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    rank0, rank1 = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1))
+    rank0, rank1 = run_two_processes(plain_model, server, tmp_path, processes, out, PAPER)
     assert rank0["world"] == 2 and rank0 == rank1
     records = read_jsonl(out / PROVENANCE_FILE)
     assert assert_rounds_not_duplicated(records) == [1, 2, 3]

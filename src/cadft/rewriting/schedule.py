@@ -35,22 +35,20 @@ PAPER_INTERVAL_STEPS = 1000  # K
 SELECTIONS = ("top_u", "flagged")
 
 
+def _in_steps(steps: int | None, fraction: float | None, max_steps: int, default: int) -> int:
+    if steps is not None:
+        return steps
+    if fraction is not None:
+        return math.ceil(fraction * max_steps)
+    return default
+
+
 def resolve_steps(*, start_step: int | None, start_fraction: float | None, interval_steps: int | None,
                   interval_fraction: float | None = None, max_steps: int) -> tuple[int, int]:
     """(warm-up, interval) in optimizer steps: an explicit step count wins over a fraction
     of `max_steps` (rounded up); unset, the paper's 3000 and 1000."""
-    if start_step is not None:
-        start = start_step
-    elif start_fraction is not None:
-        start = math.ceil(start_fraction * max_steps)
-    else:
-        start = PAPER_WARMUP_STEPS
-    if interval_steps is not None:
-        interval = interval_steps
-    elif interval_fraction is not None:
-        interval = math.ceil(interval_fraction * max_steps)
-    else:
-        interval = PAPER_INTERVAL_STEPS
+    start = _in_steps(start_step, start_fraction, max_steps, PAPER_WARMUP_STEPS)
+    interval = _in_steps(interval_steps, interval_fraction, max_steps, PAPER_INTERVAL_STEPS)
     return max(start, 1), max(interval, 1)
 
 
