@@ -17,6 +17,8 @@ from helpers import trainer_args
 from test_trainer import assert_same_update, params
 
 
+pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
+
 def test_unpack_rows_lays_each_segment_out_as_a_row():
     position_ids = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, 0, 0]])  # three demonstrations, then two pads
     assert segment_of_labels(position_ids).tolist() == [0, 0, 1, 1, 2, 2, 2, 2, 3, 4]

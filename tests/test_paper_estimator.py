@@ -21,6 +21,8 @@ from cadft.tiny import tiny_llama
 from helpers import naive_label_logprobs, trainer_args
 from test_trainer import assert_same_update, params, train_and_delta
 
+pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
+
 BETAS = [0.0, 0.5, 1.0, 2.0]
 
 
