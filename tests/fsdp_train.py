@@ -98,14 +98,23 @@ REWRITE = dict(
 )
 
 
-def train_with_rewriting(out_path: str, per_device: int) -> CADFTTrainer:
+# The paper's procedure, scaled down: a round after step 1 over the 3 samples of highest
+# moving-average u, each replaced (probability 1) by the policy's own sample, unverified
+PAPER_REWRITE = dict(
+    rewrite=True, rewrite_generator="policy", rewrite_min_visits=1, rewrite_budget=3, rewrite_start_step=1,
+    rewrite_interval_steps=1, rewrite_replace_prob=1.0, rewrite_max_new_tokens=12, rewrite_temperature=1.0,
+)
+MODES = {"rewrite": REWRITE, "rewrite-paper": PAPER_REWRITE}
+
+
+def train_with_rewriting(out_path: str, per_device: int, mode: str = "rewrite") -> CADFTTrainer:
     sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1
     tok = tiny_tokenizer()
     model = tiny_llama(tok, seed=0)
     extra = dict(fsdp="full_shard", fsdp_config=FSDP_CONFIG, ddp_backend="gloo") if sharded else {}
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, max_steps=2, optim="sgd", learning_rate=0.5,
-        **REWRITE, **extra,
+        **MODES[mode], **extra,
     )
     if sharded:
         open_fsdp_gate()
@@ -125,8 +134,8 @@ def train_with_rewriting(out_path: str, per_device: int) -> CADFTTrainer:
 
 
 def main(out_path: str, per_device: int, normalizations: list[str]) -> None:
-    if normalizations == ["rewrite"]:
-        trainer = train_with_rewriting(out_path, per_device)
+    if len(normalizations) == 1 and normalizations[0] in MODES:
+        trainer = train_with_rewriting(out_path, per_device, normalizations[0])
         if dist.is_initialized():
             trainer.accelerator.end_training()
         return

@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 import fsdp_train
@@ -44,23 +45,25 @@ def test_fsdp_two_processes_match_one(tmp_path):
         assert moved > 0
 
 
-def test_fsdp_rewriting_round_and_summary_match_one_process(tmp_path):
-    """A rewriting round by the policy and the closing summary under FSDP2 on 2 processes:
-    both finish (no rank waits for a forward the other never runs), and the originals'
-    compatibility in the round and every summary score equal one unsharded process's."""
+@pytest.mark.parametrize("mode,candidates", [("rewrite", 2), ("rewrite-paper", 1)], ids=["verified", "paper"])
+def test_fsdp_rewriting_round_and_summary_match_one_process(tmp_path, mode, candidates):
+    """A rewriting round by the policy and the closing summary under FSDP2 on 2 processes, in
+    the verified configuration and in the paper's: both finish (no rank waits for a forward
+    the other never runs), and the originals' compatibility in the round and every summary
+    score equal one unsharded process's."""
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     two_path = tmp_path / "two.pt"
-    cmd = [*torchrun(2), str(HERE / "fsdp_train.py"), str(two_path), "4", "rewrite"]
+    cmd = [*torchrun(2), str(HERE / "fsdp_train.py"), str(two_path), "4", mode]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    fsdp_train.main(str(tmp_path / "one.pt"), 8, ["rewrite"])
+    fsdp_train.main(str(tmp_path / "one.pt"), 8, [mode])
     one, two = torch.load(tmp_path / "one.pt"), torch.load(two_path)
     assert (one["world"], one["fsdp"], two["world"], two["fsdp"]) == (1, False, 2, True)
     by_id = lambda records: {r["sample_id"]: r for r in records}  # noqa: E731
     one_rec, two_rec = by_id(one["records"]), by_id(two["records"])
     assert sorted(two_rec) == sorted(one_rec) and len(two_rec) == 3  # the same samples selected
     for i, record in two_rec.items():
-        assert record["num_candidates"] == 2  # the policy generated on the sharded model
+        assert record["num_candidates"] == candidates  # the policy generated on the sharded model
         assert abs(record["compat_before"] - one_rec[i]["compat_before"]) <= 1e-4 * one_rec[i]["compat_before"]
         for candidate in record["candidates"]:
             assert candidate["reason"] is not None and not candidate["reason"].startswith("generation_error")
