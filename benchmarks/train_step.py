@@ -394,7 +394,9 @@ def paper_suite(args, raw) -> list[dict]:
     memory <= 1.02; accumulation 4: time <= 1.40, the pre-pass being one extra no-grad
     forward per micro-batch), and what the pre-pass costs."""
     variants = ("trl-dft", "cadft-dft", "cadft-zscore")
-    plans = [(tiny_setup, 128, 8, args.tiny_rounds, 60), (lambda: embedded_setup(True), 128, 2, args.target_rounds, 4)]
+    plans = {"tiny": (tiny_setup, 128, 8, args.tiny_rounds, 60),
+             "embedded": (lambda: embedded_setup(True), 128, 2, args.target_rounds, 4)}
+    plans = [plans[name] for name in args.paper_models]
     out = []
     for make_setup, seq_len, batch, rounds, own_steps in plans:
         setup = make_setup()
@@ -486,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--suite", choices=("compare", "target", "scaling", "paper"), default="compare")
     parser.add_argument("--accumulations", type=int, nargs="+", default=[1, 4], help="paper: accumulation steps.")
+    parser.add_argument("--paper_models", nargs="+", choices=("tiny", "embedded"), default=["tiny", "embedded"],
+                        help="paper: the models to run.")
     parser.add_argument("--dataset_path", default=str(DEFAULT_DATA), help="GSM8K rows the sequences are built from.")
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128], help="compare: embedded-model lengths.")
     parser.add_argument("--batch", type=int, default=2, help="compare: embedded-model batch size.")

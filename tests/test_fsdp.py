@@ -64,10 +64,12 @@ def test_fsdp_rewriting_round_and_summary_match_one_process(tmp_path, mode, cand
     assert sorted(two_rec) == sorted(one_rec) and len(two_rec) == 3  # the same samples selected
     for i, record in two_rec.items():
         assert record["num_candidates"] == candidates  # the policy generated on the sharded model
-        assert abs(record["compat_before"] - one_rec[i]["compat_before"]) <= 1e-4 * one_rec[i]["compat_before"]
+        # Scored after a step of the paper's estimator, whose z = (u - mean) / std on a near-uniform tiny
+        # model (std ~ 1e-2) amplifies the float noise of sharding ~100-fold: 1e-3, not 1e-4
+        assert abs(record["compat_before"] - one_rec[i]["compat_before"]) <= 1e-3 * one_rec[i]["compat_before"]
         for candidate in record["candidates"]:
             assert candidate["reason"] is not None and not candidate["reason"].startswith("generation_error")
     assert [s["sample_id"] for s in two["summary"]] == [s["sample_id"] for s in one["summary"]]
     for a, b in zip(two["summary"], one["summary"]):
-        assert abs(a["compatibility"] - b["compatibility"]) <= 1e-4 * b["compatibility"], a["sample_id"]
+        assert abs(a["compatibility"] - b["compatibility"]) <= 1e-3 * b["compatibility"], a["sample_id"]  # as above
         assert a["num_tokens"] == b["num_tokens"]

@@ -192,8 +192,8 @@ def test_config_validation_lists_valid_values(tmp_path):
         trainer_args(tmp_path, loss_type="sft")
     with pytest.raises(ValueError, match="cadft_w_min"):
         trainer_args(tmp_path, cadft_w_min=2.0, cadft_w_max=1.0, **EARLIER)
-    with pytest.raises(ValueError, match="packing=False"):
-        trainer_args(tmp_path, packing=True)
+    with pytest.raises(ValueError, match="packing_strategy='wrapped' cuts demonstrations"):
+        trainer_args(tmp_path, packing=True, packing_strategy="wrapped")
     with pytest.raises(ValueError, match="cadft_ema_decay"):
         trainer_args(tmp_path, cadft_ema_decay=1.0, **EARLIER)
 

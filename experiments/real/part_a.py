@@ -47,7 +47,7 @@ import common
 from cadft import CADFTConfig
 from cadft.losses import batch_kappa, sample_weights
 from cadft.normalizer import log_mean_exp
-from cadft.scoring import _label_logprobs, ensure_fused_lm_head
+from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
 
 # The estimator these experiments measure: the project's earlier one, at its defaults (the
@@ -101,7 +101,7 @@ def per_sample_gradients(model, rows: list[dict], alphas: list[float], *, pad_to
     for i, row in enumerate(rows):
         ids = torch.tensor([row["input_ids"]], device=dev)
         labels = torch.tensor([row["labels"]], device=dev)
-        logps, mask = _label_logprobs(model, ids, None, labels)
+        logps, mask = label_logprobs(model, ids, None, labels)
         lp = logps[mask].float()  # (T,)
         tokens.append(int(mask.sum()))
         mean_logp.append(float(lp.detach().mean()) if len(lp) else 0.0)

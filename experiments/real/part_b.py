@@ -45,7 +45,7 @@ import part_a
 from prompts import GENERAL_PROMPTS
 from stats import mean_ci, paired_ci, spikes
 
-from cadft.scoring import _label_logprobs, ensure_fused_lm_head
+from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
 METRICS = ("test_nll", "answer_nll", "accuracy", "forgetting", "grad_norm_max", "grad_spikes")
 MIXED_METHODS = ("SFT", "DFT", "CADFT", "CADFT + rewriting", "DFT + oracle filter")
@@ -74,7 +74,7 @@ def token_logprobs(model, rows: list[dict]) -> list[torch.Tensor]:
     dev = next(model.parameters()).device
     out = []
     for row in rows:
-        logps, mask = _label_logprobs(model, torch.tensor([row["input_ids"]], device=dev), None,
+        logps, mask = label_logprobs(model, torch.tensor([row["input_ids"]], device=dev), None,
                                       torch.tensor([row["labels"]], device=dev))
         out.append(logps[mask].float().cpu())
     model.train(was_training)

@@ -28,7 +28,8 @@ from trl.trainer.utils import add_fused_lm_head
 from .conversation import assistant_token_mask, chat_ids
 from .losses import compatibility, mean_logprob
 
-__all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "score_rows", "score_rows_sharded"]
+__all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "label_logprobs", "score_rows",
+           "score_rows_sharded"]
 
 _MARK = "_cadft_fused_lm_head"
 
@@ -143,13 +144,17 @@ def _takes_position_mask(model) -> bool:
         return False
 
 
-def _label_logprobs(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of the next-token labels and their mask, both (B, T-1); the
-    log-probs are float and 0 off the mask."""
+def label_logprobs(model, input_ids, attention_mask, labels, **model_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the next-token labels and their mask, both (B, T-1), without
+    gradients' need for the whole vocabulary at every position: TRL's fused head on CUDA/XPU
+    (label positions only), elsewhere the logits of the label positions alone (a boolean
+    `logits_to_keep`) and a chunked float32 log-softmax. The log-probs are float and 0 off
+    the mask. `model_kwargs` (e.g. a padding-free batch's `position_ids`) go to the model."""
     device = input_ids.device
     if device.type in _COMPACT_FUSED_HEAD_DEVICES or not _takes_position_mask(model):
         out = model(
-            input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False
+            input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False,
+            **model_kwargs,
         )
         return out.log_probs, out.label_mask
     target = labels[:, 1:]  # (B, T-1)
@@ -158,7 +163,8 @@ def _label_logprobs(model, input_ids, attention_mask, labels) -> tuple[torch.Ten
     if not mask.any():
         return logps, mask
     keep = torch.nn.functional.pad(mask, (0, 1))  # (B, T): positions whose next token is a label
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False,
+                   **model_kwargs).logits
     picked = target[mask]  # (N,)
     if logits.shape[:-1] != picked.shape:
         raise RuntimeError(f"{type(_base(model)).__name__} ignored logits_to_keep: logits {tuple(logits.shape)}")
@@ -210,7 +216,7 @@ def score_rows(
                     attention_mask[b, :n] = 1
                 # Without padding, no mask: attention takes its causal fast path
                 padded = bool((attention_mask == 0).any())
-                logps, mask = _label_logprobs(
+                logps, mask = label_logprobs(
                     model,
                     input_ids.to(device),
                     attention_mask.to(device) if padded else None,

@@ -12,10 +12,13 @@ step is split. Evaluation z-scores each global evaluation batch.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from ..collate import COMPAT_MASK, SAMPLE_ID
 from ..losses import ZSCORE_EPS, batch_moments, sample_nll, weighted_loss, zscore_stats, zscore_weights, zscores
+from ..scoring import label_logprobs
 from ..vocab_tiles import cpu_vocab_tiles
 from .base import Batch, Estimator, Rows
 
@@ -51,16 +54,19 @@ class ZScore(Estimator):
         for batch, (u_b, _) in zip(batches, local):
             batch[STEP_U] = u_b
 
-    @torch.no_grad()
+    @torch.no_grad()  # not inference_mode: FSDP2 updates its unsharded parameters in place in the forward
     def _score(self, trainer, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """u and validity of one micro-batch's rows, from a no-grad forward with the fused
-        head (no logits), in the model's training mode, as the training forward sees it."""
+        """u and validity of one micro-batch's rows, from a forward without gradients in the
+        model's training mode, as the training forward sees it. Only the label log-probs are
+        computed (`label_logprobs`: on a CPU the label positions' logits alone, not the fused
+        head's entropy and top-1 over every position, which only the training forward logs)."""
         inputs = trainer.model_inputs(batch)
         compat_mask = inputs.pop(COMPAT_MASK, None)
+        input_ids, attention_mask, labels = inputs.pop("input_ids"), inputs.pop("attention_mask", None), inputs.pop("labels")
         with trainer.compute_loss_context_manager(), cpu_vocab_tiles(trainer.args.device):
-            out = trainer.inference_model(**inputs, use_cache=False, fused_lm_head=True)
-        logps, mask, compat_mask = trainer.label_rows(out, compat_mask, inputs.get("position_ids"),
-                                                     batch.get(SAMPLE_ID))
+            logps, mask = label_logprobs(trainer.inference_model, input_ids, attention_mask, labels, **inputs)
+        logps, mask, compat_mask = trainer.label_rows(SimpleNamespace(log_probs=logps, label_mask=mask), compat_mask,
+                                                     inputs.get("position_ids"), batch.get(SAMPLE_ID))
         u, valid = sample_nll(logps, mask, compat_mask)
         return u.cpu(), valid.cpu()
 
