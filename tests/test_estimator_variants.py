@@ -219,8 +219,9 @@ def test_config_rejects_bad_variant_values(tmp_path):
         trainer_args(tmp_path, cadft_normalization="token")
 
 
-@pytest.mark.parametrize("assistant_only_loss", [False, True])
-@pytest.mark.parametrize("markers", [True, False], ids=["generation-markers", "plain-template"])
+# TRL's assistant_only_loss needs a template with {% generation %} markers: no plain-template case for it
+@pytest.mark.parametrize("assistant_only_loss,markers", [(False, True), (True, True), (False, False)],
+                         ids=["whole-markers", "assistant-only-markers", "whole-plain-template"])
 def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path, assistant_only_loss, markers):
     """A `messages` row: u and c cover the assistant turns (content and end-of-turn token,
     not the template's newline after it), in the trainer and in `cadft score` alike, whether
@@ -232,8 +233,6 @@ def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path, as
     from cadft.tiny import CHAT_TEMPLATE, tiny_tokenizer
 
     if not markers:
-        if assistant_only_loss:
-            pytest.skip("TRL needs {% generation %} markers for assistant_only_loss")
         tok = tiny_tokenizer()
         tok.chat_template = CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     system = "You are a careful assistant. " * 6
