@@ -45,6 +45,7 @@ __all__ = [
     "batch_moments",
     "zscores",
     "zscore_weights",
+    "batch_zscore_weights",
     "weighted_loss",
     "sample_nll",
     "compatibility",
@@ -147,6 +148,16 @@ def zscore_weights(z: torch.Tensor, *, beta: float) -> torch.Tensor:
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     return torch.exp(-beta * z.detach().float().clamp(min=0))
+
+
+def batch_zscore_weights(
+    u: torch.Tensor, valid: torch.Tensor, *, beta: float, eps: float = ZSCORE_EPS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z, w) of the paper's estimator with the given rows as the whole batch: `batch_moments`,
+    `zscores` and `zscore_weights` in one call (a file's or a dataset's rows, outside training). (B,) each."""
+    mean, std, _ = batch_moments(u, valid)
+    z = zscores(u, valid, mean=mean, std=std, eps=eps)
+    return z, zscore_weights(z, beta=beta)
 
 
 def log_raw_weights(mean_logp: torch.Tensor, *, beta: float, log_normalizer: float = 0.0) -> torch.Tensor:

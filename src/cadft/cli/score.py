@@ -187,7 +187,7 @@ def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
     """The weights of `cadft.losses` at the command's estimator, computed in log space."""
     import torch
 
-    from cadft.losses import batch_moments, clipped_weights, weight_stats, zscore_stats, zscore_weights, zscores
+    from cadft.losses import batch_zscore_weights, clipped_weights, weight_stats, zscore_stats
     from cadft.normalizer import log_mean_exp
 
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])  # (N,)
@@ -198,9 +198,7 @@ def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
     u = -mean_logp
     compat = torch.where(valid, mean_logp.exp(), torch.zeros_like(mean_logp))
     if args.normalization == "zscore":
-        mean, std, _ = batch_moments(u, valid)  # over the whole file
-        z = zscores(u, valid, mean=mean, std=std, eps=args.eps)
-        weights = zscore_weights(z, beta=args.beta)
+        z, weights = batch_zscore_weights(u, valid, beta=args.beta, eps=args.eps)  # over the whole file
         stats = {k: float(v) for k, v in zscore_stats(u, weights, valid).items()}
         return Audit(compat, u, valid, z, weights, weights, None, stats)
     if args.normalizer is None:  # what the trainer's calibration computes, over every scored row

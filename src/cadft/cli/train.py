@@ -165,7 +165,7 @@ def _add_weights(scores: list[dict], trainer, stage: str) -> None:
     estimate over the whole set before training and the trained normaliser after."""
     import torch
 
-    from ..losses import batch_moments, clipped_weights, zscore_weights, zscores
+    from ..losses import batch_zscore_weights, clipped_weights
     from ..normalizer import log_mean_exp
 
     args = trainer.args
@@ -174,9 +174,7 @@ def _add_weights(scores: list[dict], trainer, stage: str) -> None:
     if args.loss_type != "cadft":
         weights = torch.ones_like(s_mean)
     elif args.cadft_normalization == "zscore":
-        mean, std, _ = batch_moments(-s_mean, valid)
-        z = zscores(-s_mean, valid, mean=mean, std=std, eps=args.cadft_eps)
-        weights = zscore_weights(z, beta=args.cadft_beta)
+        z, weights = batch_zscore_weights(-s_mean, valid, beta=args.cadft_beta, eps=args.cadft_eps)
         for s, value in zip(scores, z.tolist()):
             s["z"] = value
     else:
