@@ -74,7 +74,6 @@ class Estimator:
 
     name = "token"
     token_power = 1.0
-    needs_step_prepass = False  # whether `begin_step` runs forwards of its own
 
     def begin_step(self, trainer, batches: list[dict]) -> None:
         pass
