@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import subprocess
 from collections import defaultdict
 
 from plots import LABELS, write_plots
-from provenance import git_commit
+from lab import git_commit, machine
 from stats import mean_ci, paired_ci, spikes
 
 __all__ = ["run_metrics", "summarise", "write_report"]
@@ -451,23 +450,6 @@ generator, exact-answer verifier, budget {args['rewrite_budget']:g} per round, a
 rewrites rows flagged on one visit (`rewrite_persistence=1`: with two epochs the default of 2 would rewrite only at the
 end).
 """
-
-
-def machine() -> str:
-    """The CPU model (lscpu), its logical CPUs and the library versions."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        cpu = "unknown CPU"
-    import platform
-
-    import torch
-    import transformers
-    import trl
-
-    return (f"{cpu} ({os.cpu_count()} logical CPUs, a shared VM); Python {platform.python_version()}, torch "
-            f"{torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}")
 
 
 def _decision_section(summary: dict) -> str:

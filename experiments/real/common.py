@@ -7,9 +7,6 @@ smoke run: no download). The model goes to the GPU when there is one.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "experiments"))  # stats.py and provenance.py (shared)
+sys.path.insert(0, str(REPO / "experiments"))  # lab.py, stats.py, variance.py (shared)
 
 TINY = "tiny"
 
@@ -45,31 +42,3 @@ def tokenize(tok, rows: list[dict], max_length: int) -> list[dict]:
     from cadft.scoring import tokenize_demonstration
 
     return [tokenize_demonstration(tok, row, max_length=max_length) for row in rows]
-
-
-def machine() -> str:
-    """One line: CPU or GPU model, cores, torch version."""
-    if torch.cuda.is_available():
-        hw = f"GPU {torch.cuda.get_device_name(0)}"
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        hw = f"CPU {name}"
-    return f"{hw}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def save_json(obj, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=float))
-
-
-def load_json(path):
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None

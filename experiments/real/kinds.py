@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from common import tokenize  # noqa: F401  (sys.path set up by common)
+from lab import quantile
 from stats import mean_ci
 
 from cadft.scoring import score_rows
@@ -23,13 +24,6 @@ def score_demonstrations(model, tok, rows: list[dict], *, max_length: int, progr
     return [s["compatibility"] for s in scores]
 
 
-def _quantile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    pos = q * (len(xs) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def summarise(rows: list[dict], compat: list[float]) -> dict:
     """Per kind: mean c with its 95% t-interval, quartiles, and against gold (same problems):
     the paired log-c gap (gold minus kind) with its interval and the paired AUC."""
@@ -40,8 +34,8 @@ def summarise(rows: list[dict], compat: list[float]) -> dict:
     table = {}
     for kind, values in by_kind.items():
         cs = list(values.values())
-        entry = {"n": len(cs), "c": mean_ci(cs), "q25": _quantile(cs, 0.25), "median": _quantile(cs, 0.5),
-                 "q75": _quantile(cs, 0.75)}
+        entry = {"n": len(cs), "c": mean_ci(cs), "q25": quantile(cs, 0.25), "median": quantile(cs, 0.5),
+                 "q75": quantile(cs, 0.75)}
         shared = [p for p in values if p in gold and values[p] > 0 and gold[p] > 0]
         if kind != "gold" and shared:
             entry["log_gap"] = mean_ci([math.log(gold[p]) - math.log(values[p]) for p in shared])

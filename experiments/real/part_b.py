@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 import common
+import lab  # noqa: E402
 import data
 import part_a
 from prompts import GENERAL_PROMPTS
@@ -148,12 +149,12 @@ def base_general_answers(args, model, tok) -> list[str]:
 
     key = hashlib.sha256(f"{args.model_name_or_path}|{args.general}|{args.max_new_tokens}".encode()).hexdigest()[:12]
     path = Path(args.cache_dir) / f"general-{key}.json"
-    cached = common.load_json(path)
+    cached = lab.load_json(path)
     if cached is not None:
         return cached["answers"]
     prompts = [[{"role": "user", "content": p}] for p in GENERAL_PROMPTS[: args.general]]
     answers = [g[0] for g in generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, progress=False)]
-    common.save_json({"model": args.model_name_or_path, "prompts": GENERAL_PROMPTS[: args.general],
+    lab.save_json({"model": args.model_name_or_path, "prompts": GENERAL_PROMPTS[: args.general],
                       "answers": answers}, path)
     return answers
 
@@ -240,10 +241,10 @@ def previous_runs(args) -> tuple[dict, dict | None, float]:
     """Finished runs saved under the same arguments (b.partial.json, else b.json), the base
     model's metrics measured then, and the wall time spent on them."""
     key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
-    partial = common.load_json(Path(args.out) / "b.partial.json")
+    partial = lab.load_json(Path(args.out) / "b.partial.json")
     if partial is not None and partial["key"] == key:
         return {name: _int_seeds(m) for name, m in partial["runs"].items()}, partial["base"], partial["wall_s"]
-    done = common.load_json(Path(args.out) / "b.json")
+    done = lab.load_json(Path(args.out) / "b.json")
     if done is not None and run_key(done["meta"]["args"], done["defaults"]) == key:
         runs = {name: _int_seeds(m) for name, m in done["runs"].items()}
         return runs, done["base"], done.get("wall_s_total", done["meta"]["wall_s"])
@@ -317,7 +318,7 @@ def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reu
                 print(f"[part b] {name} {method} seed {seed} ({time.time() - start:.0f} s)", flush=True)
             runs[name][method] = {"lr": lr, "search": search, "seeds": per_seed}
             partial = {"key": key, "runs": runs, "base": base_metrics, "wall_s": time.time() - start + reused_wall}
-            common.save_json(partial, Path(args.out) / "b.partial.json")
+            lab.save_json(partial, Path(args.out) / "b.partial.json")
     return runs
 
 

@@ -33,8 +33,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402  (sets up sys.path for cadft and experiments/stats.py)
+import lab  # noqa: E402
 import data  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from lab import git_commit, machine  # noqa: E402
 
 PARTS = ("kinds", "a", "b")
 
@@ -162,16 +163,16 @@ def main(argv=None) -> dict:
             result["meta"] = {
                 "command": command_line(argv),
                 "model": args.model_name_or_path,
-                "machine": common.machine(),
+                "machine": machine(),
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "commit": git_commit(),
                 "wall_s": time.time() - start,
                 "cpu_s": time.process_time() - cpu_start,  # this process's CPU time: the machine may be shared
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             }
-            common.save_json(result, path)
+            lab.save_json(result, path)
             print(f"[real] part {part}: {result['meta']['wall_s']:.0f} s -> {path}", flush=True)
-        results[part] = common.load_json(path)
+        results[part] = lab.load_json(path)
     import page
 
     page.write(args.page, results, splits, smoke=args.smoke)
