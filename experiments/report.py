@@ -1,180 +1,37 @@
-"""Turn the raw runs of `experiments/run.py` into summary.json, PNG plots and docs/results.md.
+"""The results page of experiments/run.py: docs/results.md (or docs/replication/results.md)
+and summary.json, from the raw record (records.py) and its plots (plots.py).
 
-Every number on the results page is written here, from the runs; nothing is typed by hand.
-The page's discussion is `experiments/discussion.md`, included as it is (it points at the
-tables and holds no numbers of its own). The ablation and decision tables are also put in
-the summary (`ablation_table`) so that run.py can print them.
-
-    write_report(record, out_dir="experiments/results", docs_dir="docs")
+    summary = write_report(record, out_dir="experiments/results", docs_dir="docs")
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
-from collections import defaultdict
 
-from plots import LABELS, write_plots
+from arms import ARMS, COMPARED_WITH, LABELS, REFERENCE, REWRITING
+from decision import recommend
 from lab import git_commit, machine
-from stats import mean_ci, paired_ci, spikes
+from plots import write_plots
+from records import base_compat, summarise
 
-__all__ = ["run_metrics", "summarise", "write_report"]
+__all__ = ["write_report", "fmt", "table"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-METHODS = ("sft", "dft", "cadft", "cadft_rewrite", "cadft_unweighted")
-PAIRS = (("cadft", "dft"), ("cadft", "sft"), ("cadft", "cadft_unweighted"), ("cadft_rewrite", "dft"),
-         ("cadft_rewrite", "sft"), ("cadft_rewrite", "cadft"), ("cadft_unweighted", "dft"))
-MAIN_METRICS = (
-    ("test_id_acc", "ID acc"),
-    ("test_ood_acc", "OOD acc"),
-    ("retention_acc", "retention acc"),
-    ("grad_snr", "grad SNR"),
-    ("split_cos", "split-half cos"),
-    ("align", "align w/ clean"),
-    ("ess", "ESS"),
-    ("grad_spikes", "grad-norm spikes"),
-    ("grad_norm_peak", "peak/median grad norm"),
-    ("weight_mass_min", "weight mass min"),
-    ("weight_mass_max", "weight mass max"),
-)
-GRPO_METRICS = (
-    ("grpo_acc_start", "ID acc start"),
-    ("grpo_acc_gain", "ID acc gain"),
-    ("grpo_reward_start", "reward start"),
-    ("grpo_reward_gain", "reward gain"),
-)
-HIGHER_BETTER = {"test_id_acc", "test_ood_acc", "retention_acc", "grad_snr", "split_cos", "align",
-                 "grpo_acc_gain", "grpo_reward_gain"}
-NEUTRAL = {"ess", "weight_mass_min", "weight_mass_max", "grpo_acc_start", "grpo_reward_start"}
-
-
-# --------------------------------------------------------------------------- per run
-
-
-def train_logs(run: dict) -> list[dict]:
-    return [h for h in run["log"] if "loss" in h and "train_runtime" not in h and "rewrite/round" not in h]
-
-
-def run_metrics(run: dict) -> dict:
-    """The scalar metrics of one fine-tuning run (definitions on the results page)."""
-    logs = train_logs(run)
-    late = [p for p in run["probes"] if p["step"] > 0]
-    norms = [h["grad_norm"] for h in logs if "grad_norm" in h]
-    nll = [h["nll"] for h in logs if "nll" in h]
-    mass = [h["cadft/weight_mass"] for h in logs if "cadft/weight_mass" in h] or [1.0]
-    final_nll = sum(nll[-10:]) / max(1, len(nll[-10:])) if nll else math.nan
-    out = {
-        "val_acc": run["val_acc"],
-        **{k: sum(p[k] for p in late) / len(late) for k in ("grad_snr", "split_cos", "align", "ess") if k in late[0]},
-        "grad_spikes": float(spikes(norms)),
-        "grad_norm_peak": max(norms) / sorted(norms)[len(norms) // 2] if norms else math.nan,
-        "final_nll": final_nll,
-        "finite": float(math.isfinite(final_nll)),
-        "weight_mass_min": min(mass),
-        "weight_mass_max": max(mass),
-    }
-    for key in ("test_id_acc", "test_ood_acc", "retention_acc"):
-        if key in run:
-            out[key] = run[key]
-    return out
-
-
-def _variant_key(cfg: dict) -> str:
-    if cfg["method"] in ("sft", "dft", "cadft_unweighted"):
-        return cfg["method"]
-    if cfg["beta"] == 0:
-        return f"alpha={cfg['token_power']:g}"
-    return f"{cfg['normalization']}, a={cfg['token_power']:g}, b={cfg['beta']:g}, wmax={cfg['w_max']:g}"
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def _collapsed(metrics: dict, base: dict) -> bool:
-    """A run that blew up (non-finite loss) or kept less than half of the base policy's
-    validation accuracy: training destroyed the skill instead of improving it."""
-    return not metrics["finite"] or metrics["val_acc"] < 0.5 * base["val_acc"]
-
-
-def _by(runs, key_fn) -> dict:
-    """key -> seed -> metrics."""
-    out = defaultdict(dict)
-    for run in runs:
-        out[key_fn(run["config"])][run["config"]["seed"]] = run_metrics(run)
-    return out
-
-
-def _ci_table(per_seed: dict, keys) -> dict:
-    return {k: mean_ci([m[k] for m in per_seed.values() if k in m]) for k in keys}
-
-
-def _paired(a: dict, b: dict, keys) -> dict:
-    return {k: paired_ci({s: m[k] for s, m in a.items() if k in m}, {s: m[k] for s, m in b.items() if k in m})
-            for k in keys}
-
-
-def _grpo_metrics(record: dict, tests: dict) -> None:
-    """Adds GRPO start / gain metrics to the default-mixture test runs' per-seed metrics."""
-    for g in record["grpo"]:
-        m = tests.get((g["method"], "default"), {}).get(g["seed"])
-        if m is None:
-            continue
-        rewards = g["rewards"]
-        k = max(1, len(rewards) // 4)
-        m["grpo_acc_start"] = m["test_id_acc"]
-        m["grpo_acc_gain"] = g["final_test_id_acc"] - m["test_id_acc"]
-        m["grpo_reward_start"] = sum(rewards[:k]) / k
-        m["grpo_reward_gain"] = sum(rewards[-k:]) / k - m["grpo_reward_start"]
-
-
-def summarise(record: dict) -> dict:
-    keys = [k for k, _ in MAIN_METRICS + GRPO_METRICS] + ["val_acc", "final_nll"]
-    tests = _by(record["tests"], lambda c: (c["method"], c["mixture"]))
-    _grpo_metrics(record, tests)
-    mixtures = [m for m in ("clean", "default", "high") if any(k[1] == m for k in tests)]
-    per_mixture = {mix: {m: _ci_table(tests[(m, mix)], keys) for m in METHODS if (m, mix) in tests}
-                   for mix in mixtures}
-    paired = {mix: {f"{a}-{b}": _paired(tests[(a, mix)], tests[(b, mix)], keys) for a, b in PAIRS
-                    if (a, mix) in tests and (b, mix) in tests} for mix in mixtures}
-    ablation = _by(record["ablation"], lambda c: (_variant_key(c), c["mixture"]))
-    grid = defaultdict(list)
-    for run in record["grids"]:
-        cfg = run["config"]
-        grid[(_variant_key(cfg), cfg["mixture"], cfg["lr"])].append(run_metrics(run))
-    base = record["base"]
-    sanity = {}
-    if "clean" in mixtures:
-        for m in METHODS:
-            if (m, "clean") in tests:
-                acc = [v["test_id_acc"] for v in tests[(m, "clean")].values()]
-                sanity[m] = {"acc": mean_ci(acc), "gain": mean_ci([a - base["test_id_acc"] for a in acc])}
-    return {
-        "started": record.get("started"),
-        "decision_rule_sha256": record.get("decision_rule_sha256"),
-        "wall_seconds": record["wall_seconds"],
-        "base": base,
-        "lr": record["lr"],
-        "chosen": record["chosen"],
-        "mean_ranks": record["mean_ranks"],
-        "tied": record["tied"],
-        "mixtures": mixtures,
-        "tests": per_mixture,
-        "paired": paired,
-        "sanity": sanity,
-        "ablation": {f"{v}|{mix}": seeds for (v, mix), seeds in ablation.items()},
-        "grid": {f"{v}|{mix}|{lr:g}": {"val_acc": mean_ci([r["val_acc"] for r in runs]),
-                                        "collapsed": sum(_collapsed(r, base) for r in runs), "n": len(runs),
-                                        "grad_spikes": mean_ci([r["grad_spikes"] for r in runs])}
-                 for (v, mix, lr), runs in grid.items()},
-    }
+ACC = (("test_id_acc", "ID acc"), ("test_ood_acc", "OOD acc"), ("retention_acc", "retention"))
+ARM_METRICS = ACC + (("grad_spikes", "grad-norm spikes"), ("weight_mass_mean", "weight mass, mean"),
+                     ("weight_mass_min", "weight mass, min"), ("grad_snr", "grad SNR"), ("align", "align w/ clean"))
+PAIR_METRICS = ACC + (("grad_spikes", "spikes"), ("weight_mass_mean", "weight mass"))
+HIGHER_BETTER = {"test_id_acc", "test_ood_acc", "retention_acc", "grad_snr", "align"}
 
 
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt(ci: dict, digits: int = 3) -> str:
-    if ci["n"] == 0 or not math.isfinite(ci["mean"]):
+def fmt(ci: dict | None, digits: int = 3) -> str:
+    if ci is None or ci["n"] == 0 or not math.isfinite(ci["mean"]):
         return "n/a"
     mean = f"{ci['mean']:.{digits}f}"
     if not math.isfinite(ci["lo"]):
@@ -188,319 +45,349 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _verdict(ci: dict, higher_better: bool = True) -> str:
-    """'better', 'worse' or 'no detectable difference' from a paired interval."""
-    if ci["n"] < 2 or not math.isfinite(ci["lo"]) or not (ci["lo"] > 0 or ci["hi"] < 0):
-        return "no detectable difference"
+def _verdict(ci: dict | None, higher_better: bool = True) -> str:
+    if ci is None or ci["n"] < 2 or not math.isfinite(ci["lo"]) or not (ci["lo"] > 0 or ci["hi"] < 0):
+        return "tie"
     return "better" if (ci["lo"] > 0) == higher_better else "worse"
 
 
-def _chosen_label(chosen: dict) -> str:
-    return (f"{chosen['normalization']}, a={chosen['token_power']:g}, b={chosen['beta']:g}, "
-            f"wmax={chosen['w_max']:g}")
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def ablation_table(summary: dict) -> str:
-    """Validation accuracy of every ablation variant and of SFT/DFT, per mixture, with the
-    paired differences against DFT and SFT, and each variant's mean rank (the rule's score)."""
-    mixtures = summary["mixtures"]
-    ranks = {_chosen_label(r["variant"]): r["mean_rank"] for r in summary["mean_ranks"]}
-    abl = summary["ablation"]
-    variants = ["sft", "dft"] + sorted(ranks, key=lambda v: ranks[v])
-    rows = []
-    for v in variants:
-        row = [v.upper() if v in ("sft", "dft") else v, f"{ranks[v]:.2f}" if v in ranks else "-"]
-        for mix in mixtures:
-            seeds = abl.get(f"{v}|{mix}", {})
-            row.append(fmt(mean_ci([m["val_acc"] for m in seeds.values()])))
-            for ref in ("dft", "sft"):
-                ref_seeds = abl.get(f"{ref}|{mix}", {})
-                row.append("-" if v == ref else fmt(paired_ci({s: m["val_acc"] for s, m in seeds.items()},
-                                                              {s: m["val_acc"] for s, m in ref_seeds.items()})))
-        rows.append(row)
-    header = ["variant (normalisation, alpha, beta, w_max)", "mean rank"]
-    for mix in mixtures:
-        header += [f"{mix}: val acc", f"{mix}: - DFT", f"{mix}: - SFT"]
-    return table(header, rows)
-
-
-def sanity_section(summary: dict) -> str:
-    base = summary["base"]
-    lines = ["## Sanity: does every method learn on clean data?\n",
-             "Test ID accuracy after fine-tuning on the clean mixture (native, correct demonstrations only), "
-             "mean [95% CI] over the clean-mixture test seeds, and the gain over the base policy (a fixed "
-             "model: its interval is the runs' interval shifted).\n"]
-    rows = [["base policy", f"{base['test_id_acc']:.3f}", "-"]]
-    for m, v in summary["sanity"].items():
-        rows.append([LABELS[m], fmt(v["acc"]), fmt(v["gain"])])
-    lines.append(table(["model", "ID acc", "gain over base"], rows) + "\n")
-    for m, v in summary["sanity"].items():
-        if _verdict(v["gain"]) != "better":
-            lines.append(f"**{LABELS[m]} does not improve over the base policy on clean data** "
-                         f"(gain {fmt(v['gain'])}).\n")
-    return "\n".join(lines)
-
-
-MIXTURE_PAIRS = (("cadft-dft", "CADFT - DFT"), ("cadft-sft", "CADFT - SFT"),
-                 ("cadft-cadft_unweighted", "CADFT - b=0"), ("cadft_unweighted-dft", "b=0 - DFT"),
-                 ("cadft_rewrite-dft", "CADFT+rw - DFT"), ("cadft_rewrite-sft", "CADFT+rw - SFT"))
-
-
-def _mixture_table(summary: dict) -> str:
-    rows = []
-    for mix in summary["mixtures"]:
-        t, p = summary["tests"][mix], summary["paired"][mix]
-        for key, label in (("test_id_acc", "ID"), ("test_ood_acc", "OOD"), ("retention_acc", "retention")):
-            row = [mix, label] + [fmt(t[m][key]) if m in t else "n/a" for m in METHODS]
-            row += [fmt(p[pair][key]) if pair in p else "n/a" for pair, _ in MIXTURE_PAIRS]
-            rows.append(row)
-    header = ["mixture", "acc"] + [LABELS[m] for m in METHODS] + [label for _, label in MIXTURE_PAIRS]
-    return table(header, rows)
-
-
-def when_cadft_helps(summary: dict) -> str:
-    """The "When does CADFT help?" section, read off the paired test intervals."""
-    lines = ["## When does CADFT help?\n",
-             f"Measured on this project's synthetic testbed (a tiny model, chained arithmetic; "
-             f"`docs/results.md`), with CADFT at the default the pre-registered rule chose "
-             f"({_chosen_label(summary['chosen'])}), every method's learning rate tuned per mixture on "
-             "validation seeds with the same grid. Paired differences over test seeds, mean [95% CI]; "
-             "`CADFT - b=0` compares CADFT with its own token loss without the sample weights (the control, "
-             "tuned the same way), so it isolates what the compatibility weights do:\n"]
-    helps = []
-    rows = []
-    for mix in summary["mixtures"]:
-        p = summary["paired"][mix]
-        for key, label in (("test_id_acc", "ID acc"), ("test_ood_acc", "OOD acc"), ("retention_acc", "retention")):
-            cells = [fmt(p[pair][key]) if pair in p else "n/a" for pair in ("cadft-dft", "cadft-sft",
-                                                                             "cadft-cadft_unweighted")]
-            rows.append([mix, label] + cells)
-            if key == "test_id_acc" and all(pair in p and _verdict(p[pair][key]) == "better"
-                                            for pair in ("cadft-dft", "cadft-sft")):
-                helps.append(mix)
-    lines.append(table(["mixture", "metric", "CADFT - DFT", "CADFT - SFT", "CADFT - b=0"], rows) + "\n")
-    if helps:
-        lines.append(f"CADFT beats both DFT and SFT on ID accuracy (95% intervals above 0) in: "
-                     f"{', '.join(helps)}. Elsewhere it does not, and the rows above say where it loses.\n")
-        for mix in helps:
-            ci = summary["paired"][mix].get("cadft-cadft_unweighted", {}).get("test_id_acc")
-            if ci is not None:
-                verdict = _verdict(ci)
-                lines.append(f"In {mix}, CADFT against its own token loss without weights (b=0): {fmt(ci)}, "
-                             + ("so the compatibility weights add to the gain.\n" if verdict == "better" else
-                                f"{verdict}, so this run cannot tell how much of the gain the weights make.\n"))
-    else:
-        lines.append("**CADFT does not beat both DFT and SFT on ID accuracy in any mixture here** (no mixture "
-                     "has both paired intervals above 0); the rows above say where it ties and where it loses.\n")
-    return "\n".join(lines)
-
-
-def _main_section(summary: dict) -> str:
-    t, p = summary["tests"].get("default"), summary["paired"].get("default")
-    if t is None:
-        return ""
-    lines = ["## Main results (default mixture)\n", "Mean [95% CI] over the default-mixture test seeds.\n"]
-    rows = [[LABELS[m]] + [fmt(t[m][k]) for k, _ in MAIN_METRICS] for m in METHODS if m in t]
-    lines.append(table(["method"] + [label for _, label in MAIN_METRICS], rows) + "\n")
-    lines.append("### Paired comparisons (per-seed differences, mean [95% CI])\n")
-    rows = [[f"{LABELS[a]} - {LABELS[b]}"] + [fmt(p[f"{a}-{b}"][k]) for k, _ in MAIN_METRICS]
-            for a, b in PAIRS if f"{a}-{b}" in p]
-    lines.append(table(["comparison"] + [label for _, label in MAIN_METRICS], rows) + "\n")
-    lines.append("### Cold-start RL: what GRPO gains from each model (same budget for all)\n")
-    has_grpo = {m for m in t if t[m]["grpo_acc_gain"]["n"]}  # the control gets no GRPO run
-    rows = [[LABELS[m]] + [fmt(t[m][k]) for k, _ in GRPO_METRICS] for m in METHODS if m in has_grpo]
-    lines.append(table(["method"] + [label for _, label in GRPO_METRICS], rows) + "\n")
-    rows = [[f"{LABELS[a]} - {LABELS[b]}"] + [fmt(p[f"{a}-{b}"][k]) for k, _ in GRPO_METRICS]
-            for a, b in PAIRS if f"{a}-{b}" in p and {a, b} <= has_grpo]
-    lines.append(table(["comparison"] + [label for _, label in GRPO_METRICS], rows) + "\n")
-    return "\n".join(lines)
-
-
-def _grid_section(summary: dict, lrs: list[float]) -> str:
-    lines = ["## Stability: the learning-rate grid (validation seeds)\n",
-             "Validation accuracy (mean [95% CI]) per learning rate; `collapsed` counts the runs whose loss was "
-             "not finite or whose validation accuracy fell below half the base policy's (training destroyed the "
-             "skill), `spk` is the mean number of gradient-norm spikes. The grid is the tuning budget: every method gets the same rates and seeds, per mixture "
-             "(CADFT: the chosen variant).\n"]
-    grid = summary["grid"]
-    families = sorted({k.split("|")[0] for k in grid}, key=lambda v: (v not in ("sft", "dft"), v))
-    rows = []
-    for mix in summary["mixtures"]:
-        for fam in families:
-            cells = []
-            for lr in lrs:
-                g = grid.get(f"{fam}|{mix}|{lr:g}")
-                cells.append("n/a" if g is None else
-                             f"{fmt(g['val_acc'])} collapsed {g['collapsed']}/{g['n']} spk {g['grad_spikes']['mean']:.1f}")
-            ok = [lr for lr in lrs if (g := grid.get(f"{fam}|{mix}|{lr:g}")) and g["collapsed"] == 0]
-            span = ", ".join(f"{lr:g}" for lr in ok) or "none"
-            rows.append([mix, LABELS.get(fam, fam)] + cells + [span])
-    lines.append(table(["mixture", "method"] + [f"lr {lr:g}" for lr in lrs] + ["rates that did not collapse"], rows)
-                 + "\n")
-    names = {"0.0": "SFT", "1.0": "DFT", "0.5": "alpha=0.5 variants (derived)", "cadft": "CADFT",
-             "unweighted": "CADFT b=0 (control)"}
-    tuned = {f"{names[k.split('|')[0]]} in {k.split('|')[1]}": v for k, v in summary["lr"].items()}
-    edge = [k for k, v in tuned.items() if v in (min(lrs), max(lrs)) and "derived" not in k]
-    lines.append("Chosen rates: " + "; ".join(f"{k}: {v:g}" for k, v in tuned.items()) + ".\n")
-    if edge:
-        lines.append(f"**At the edge of the grid** (the optimum may lie outside it): {', '.join(edge)}.\n")
-    return "\n".join(lines)
-
-
-def _compat_section(summary: dict, record: dict) -> str:
-    stats = base_compat(record)
-    if not stats:
-        return ""
-    lines = ["## Graded incompatibility: compatibility per kind at the base policy\n",
-             "c = exp(mean token log-prob of the demonstration) under the base policy, over the rows of the "
-             "default mixture's first test seed (quantiles; 10% of the rows are of each foreign kind, 20% wrong).\n"]
-    rows = [[k, f"{v['q10']:.2e}", f"{v['q25']:.2e}", f"{v['q50']:.2e}", f"{v['q75']:.2e}", f"{v['q90']:.2e}"]
-            for k, v in stats.items()]
-    lines.append(table(["kind", "q10", "q25", "median", "q75", "q90"], rows) + "\n")
-    return "\n".join(lines)
-
-
-def base_compat(record: dict) -> dict:
-    """Per-kind compatibility quantiles at step 0 of the first test run with every kind."""
-    for mix in ("default", "high"):
-        for run in record["tests"]:
-            if run["config"]["mixture"] == mix:
-                return run["probes"][0]["compat"]
-    return {}
-
-
-def _definitions(args: dict, sets: dict) -> str:
-    return f"""## What is measured
-
-- **Accuracy** (greedy generation, at most 72 new tokens, final answer = the last `#### x`, else the last
-  number, against the true answer). ID: {args['n_test']} problems with {sets['finetune']['text']} (the fine-tuning
-  distribution); OOD: {args['n_test']} problems with {sets['ood']['text']} (starts no fine-tuning problem has);
-  retention: {args['n_test']} problems with {sets['retention']['text']} (disjoint from fine-tuning; forgetting =
-  base minus this); validation: {args['n_val']} ID problems, used for tuning and for the decision rule only. Fixed
-  sets.
-- **Gradient instruments**, at step 0 and the probes, on a fixed probe batch (the first {args['probe_size']} rows of
-  the run's own training set, identical across methods for a seed), from the per-sample gradients h_i of the
-  method's loss with its weights: `grad SNR` = (||mean h||^2 - tr Cov/B) / tr Cov, the per-sample
-  signal-to-noise ratio with the 1/B bias removed (tests/test_experiment_instruments.py recovers known ratios
-  within 10%); `split-half cos`, the cosine between the two half-batch means; `align w/ clean`, the cosine of
-  the batch gradient with the plain-NLL gradient of {args['probe_size']} clean held-out demonstrations (native,
-  correct). Higher is better for all three. Means over the probes after step 0.
-- **ESS**: (sum w)^2 / (B sum w^2) of the weights on the probe batch; 1 for SFT and DFT.
-- **Stability**: a *spike* is a step whose pre-clipping gradient norm exceeds 2x the median of the previous 10;
-  `peak/median grad norm`; `weight mass` = sum_i w_i M_i / sum_i M_i per optimizer step (`cadft/weight_mass`),
-  the factor by which the weights scale the step (1 for SFT and DFT; always 1 under `batch`): its min and max
-  over the run. Robustness: the learning-rate grid below.
-- **Cold-start RL**: TRL `GRPOTrainer` from each default-mixture model of seeds {', '.join(map(str, args['grpo_seeds']))},
-  0/1 correctness reward, {args['grpo_steps']} steps of {args['grpo_prompts']} prompts x {args['grpo_generations']} completions, learning rate
-  {args['grpo_lr']:g}, the same for every method. Start = the fine-tuned model (greedy ID accuracy; mean reward of
-  the first quarter of the steps); gain = after minus start (greedy ID accuracy after GRPO; reward of the last
-  quarter).
-- **Statistics**: 95% Student-t intervals over seeds; paired comparisons use the per-seed differences (methods
-  share each seed's data, order and probe batch). An interval that contains 0 is no evidence either way.
-"""
-
-
-def _header(record: dict, summary: dict) -> list[str]:
-    args, base = record["args"], record["base"]
-    return [
-        "# Evidence: SFT vs DFT vs CADFT variants vs CADFT+rewriting on a controlled testbed\n",
-        "This page is written by `experiments/run.py` (every number, table and plot); do not edit it by hand.\n",
-        f"- **Command**: `{shlex.join(['python', 'experiments/run.py', *record['argv']])}` (`--report-only` with the "
-        f"same `--out` rewrites this page from `{_relative(args['out'] or os.path.join(HERE, 'results'))}/record.json`)",
-        f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes (1 thread each), "
-        f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
-        f"({base['seconds'] / 60:.1f} min); the plan estimated {record['plan']['est_minutes']:.0f} min plus the base.",
-        f"- **Machine**: {machine()}",
-        f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
-        f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
-        "(recorded at the start of the run; its text is reproduced below)\n",
-    ]
-
-
 def _relative(path: str) -> str:
-    """`path` relative to the repository when it lies inside it."""
     repo = os.path.dirname(HERE)
     path = os.path.abspath(path)
     return os.path.relpath(path, repo) if path.startswith(repo + os.sep) else path
 
 
-def _testbed(record: dict) -> str:
+# --------------------------------------------------------------------------- sections
+
+
+def _header(record: dict, replication: bool) -> list[str]:
+    args, base = record["args"], record["base"]
+    title = "Replication" if replication else "Evidence"
+    return [
+        f"# {title}: SFT, DFT and the paper's CADFT (estimator and rewriting) on a controlled testbed\n",
+        "This page is written by `experiments/run.py` (every number, table and plot); do not edit it by hand.\n",
+        f"- **Command**: `{shlex.join(['python', 'experiments/run.py', *record['argv']])}` (`--report-only` with the "
+        f"same `--out` rewrites this page from `{_relative(args['out'] or os.path.join(HERE, 'results'))}/record.json`)",
+        f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes (1 thread each), "
+        f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
+        f"({base['seconds'] / 60:.1f} min when it was trained); the plan estimated {record['plan']['est_minutes']:.0f} min.",
+        f"- **Machine**: {machine()}; a shared VM (other jobs ran beside this one)",
+        f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
+        f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
+        "(recorded at the start of the run; its text is at the end of the page)\n",
+    ]
+
+
+def _testbed(record: dict, summary: dict) -> str:
     base, args = record["base"], record["args"]
     acc = ", ".join(f"{k} ops {v:.2f}" for k, v in base["acc_by_ops"].items())
     weights = ", ".join(f"{k} ops {w:.1%}" for k, w in base["config"]["op_weights"])
+    arms = "\n".join(f"- **{LABELS[a]}** (`{a}`): `{json.dumps(ARMS[a])}`" for a in summary["arms"])
+    tuned = (f"reused from `{summary['lr_from']}` (the main run's grid)" if summary["lr_from"] else
+             f"tuned per arm and mixture on the grid {', '.join(f'{x:g}' for x in args['lrs'])} over validation "
+             f"seeds {', '.join(map(str, args['val_seeds']))} (best mean validation accuracy; ties to the smaller rate)")
     return f"""## The testbed
 
 A tiny Llama (hidden {base['config']['hidden_size']}, {base['config']['num_layers']} layers, character tokenizer, `cadft.tiny`) is
 pre-trained from scratch for {base['config']['steps']} steps on native-style problems whose number of operations is drawn
-as {weights}: long problems are rare, so the fine-tuning skill exists but is unreliable (DFT assumes a model
-that has the skill in some form). {base['config']['hint_frac']:.0%} of its rows also teach it to restate a reference solution in its own
-style (what rewriting with the policy as generator needs). Base policy, greedy accuracy on 100 problems each (starts 10-99): {acc};
-on the fixed sets: ID {base['test_id_acc']:.3f}, OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}.
+as {weights}: long problems are rare, so the fine-tuning skill exists but is unreliable. {base['config']['hint_frac']:.0%} of its
+rows also teach it to restate a reference solution in its own style (what the verified rewriting's prompt asks of it).
+Base policy, greedy accuracy on 100 problems each (starts 10-99): {acc}; on the fixed sets: ID {base['test_id_acc']:.3f},
+OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}.
 
-Fine-tuning sets: {args['n_train']} problems with {base['sets']['finetune']['text']}, in three mixtures of demonstration kinds
+Fine-tuning sets: {args['n_train']} problems with {base['sets']['finetune']['text']}, in four mixtures of demonstration kinds
 (`experiments/task.py` shows each style): **clean** (all native and correct); **default** (10% mild, 10% medium,
-10% strong style distance, 20% wrong); **high** (20% mild, 20% medium, 20% strong, 10% wrong). Styles: *mild* changes
-the answer marker (`= 34` for `#### 34`), *medium* also spaces every step (`37 + 5 = 42`), *strong* is a foreign
-format (`42=5+37, 34=42-8, ans: 34`); *wrong* is native with a corrupted number. Every run trains {args['steps']} steps of
-batch {args['batch_size']} through `cadft.CADFTTrainer`, AdamW, cosine schedule; rewriting: `rewrite=True`, the policy as
-generator, exact-answer verifier, budget {args['rewrite_budget']:g} per round, a round after the first epoch that
-rewrites rows flagged on one visit (`rewrite_persistence=1`: with two epochs the default of 2 would rewrite only at the
-end).
+10% strong style distance, 20% wrong); **high** (20% mild, 20% medium, 20% strong, 10% wrong); **extreme** (10% mild,
+10% medium, 50% strong, 10% wrong). *mild* changes the answer marker (`= 34` for `#### 34`), *medium* also spaces
+every step (`37 + 5 = 42`), *strong* is a foreign format (`42=5+37, 34=42-8, ans: 34`); *wrong* is native with a
+corrupted number. Every run trains {args['steps']} steps of batch {args['batch_size']} (two epochs) through
+`cadft.CADFTTrainer`, AdamW, cosine schedule; test seeds {', '.join(map(str, summary['seeds']))} (each seed: its own
+fine-tuning set, order and initialisation, shared by every arm). Learning rates: {tuned}.
+
+The arms (`experiments/arms.py`; fields of `testbed.RunConfig`):
+
+{arms}
+
+Rewriting, scaled to 64 steps: the paper's warm-up of 3000 and interval of 1000 steps (3:1) become a first round
+after step {args['rewrite_start']} and one every {args['rewrite_interval']} steps after it (rounds at steps
+{', '.join(str(s) for s in range(args['rewrite_start'], args['steps'], args['rewrite_interval']))}); each round selects
+{args['rewrite_budget']:g} of the set ({max(1, round(args['rewrite_budget'] * args['n_train']))} rows; the paper's 0.005 would
+be 2-3 rows here), the highest moving-average u among rows seen at least once (`rewrite_min_visits=1`: two epochs), and
+the policy generates. **paper**: the library's `rewrite=True` defaults otherwise (the prompt alone, top_p 0.9,
+temperature 0.7, replace with probability 0.5, no verifier, no gain gate). **verified**: `rewrite_preset="verified"`
+(the reference in the prompt, 2 candidates, exact-answer verifier against the true answer, gain gate, replace always).
 """
 
 
-def _decision_section(summary: dict) -> str:
+def _definitions(args: dict) -> str:
+    return f"""## What is measured
+
+- **Accuracy**: greedy generation (at most 72 new tokens), final answer = the last `#### x`, else the last number,
+  against the true answer. ID: {args['n_test']} problems of the fine-tuning distribution; OOD: {args['n_test']}
+  problems with starts no fine-tuning problem has; retention: {args['n_test']} problems with 1-2 operations
+  (forgetting = base minus this); validation: {args['n_val']} ID problems, for tuning only. Fixed sets.
+- **Stability**: a *spike* is a step whose pre-clipping gradient norm exceeds 2x the median of the previous 10.
+  *Weight mass* = sum_i w_i M_i / sum_i M_i per optimizer step (`cadft/weight_mass`), the factor by which the weights
+  scale the step (1 for SFT, DFT and the control): its mean and minimum over the run.
+- **Gradient instruments** (at the probes, on the first {args['probe_size']} rows of the run's own set): `grad SNR`,
+  the per-sample signal-to-noise ratio with the 1/B bias removed; `align w/ clean`, the cosine of the batch gradient
+  with the plain-NLL gradient of {args['probe_size']} clean held-out demonstrations.
+- **Statistics**: 95% Student-t intervals over seeds; paired comparisons use the per-seed differences. An interval
+  that contains 0 is no evidence either way.
+"""
+
+
+def _sanity(summary: dict) -> str:
+    base = summary["base"]
+    rows = [["base policy", f"{base['test_id_acc']:.3f}", "-"]]
+    rows += [[LABELS[a], fmt(v["acc"]), fmt(v["gain"])] for a, v in summary["sanity"].items()]
+    failed = [LABELS[a] for a, v in summary["sanity"].items() if _verdict(v["gain"]) != "better"]
+    verdict = (f"**Not every arm learns on clean data**: {', '.join(failed)} do not improve over the base policy."
+               if failed else "Every arm improves over the base policy on clean data (every gain's interval is above 0).")
+    return ("## Sanity: does every arm learn on clean data?\n\nTest ID accuracy after fine-tuning on the clean "
+            "mixture, mean [95% CI] over the test seeds, and the gain over the base policy.\n\n"
+            + table(["arm", "ID acc", "gain over base"], rows) + f"\n\n{verdict}\n")
+
+
+def _control_check(summary: dict) -> str:
+    """The control runs CADFT's trainer at beta 0: its results must equal DFT's at the same rate."""
+    rows, same = [], True
+    for mix in summary["mixtures"]:
+        t = summary["tests"][mix]
+        if "control" in t and "dft" in t:
+            lr_c, lr_d = summary["lr"][f"control|{mix}"], summary["lr"][f"dft|{mix}"]
+            d = summary["paired"][mix].get("control-dft", {}).get("test_id_acc")
+            rows.append([mix, f"{lr_c:g}", f"{lr_d:g}", fmt(d)])
+            if lr_c == lr_d and d is not None and d["n"] and abs(d["mean"]) > 1e-9:
+                same = False
+    if not rows:
+        return ""
+    note = ("Where the two tuned rates agree the difference is exactly 0: the instrument adds nothing of its own."
+            if same else "**The control differs from DFT at the same rate: the trainer path changes the result.**")
+    return ("## Control check: CADFT at beta 0 is DFT\n\nThe control trains through `CADFTTrainer` with the paper's "
+            "estimator at beta 0 (every weight 1), which METHOD.md and tests/test_paper_estimator.py say is DFT's loss. "
+            "Paired test ID accuracy, control - DFT:\n\n"
+            + table(["mixture", "control lr", "DFT lr", "control - DFT"], rows) + f"\n\n{note}\n")
+
+
+def when_cadft_helps(summary: dict) -> str:
+    """The default (the paper's estimator) against DFT, SFT, the control and the earlier default."""
+    rows = []
+    for mix in summary["mixtures"]:
+        p = summary["paired"][mix]
+        for key, label in PAIR_METRICS:
+            rows.append([mix, label] + [fmt(p.get(f"{REFERENCE}-{b}", {}).get(key)) for b in COMPARED_WITH])
+    helps = [mix for mix in summary["mixtures"]
+             if all(_verdict(summary["paired"][mix].get(f"{REFERENCE}-{b}", {}).get("test_id_acc")) == "better"
+                    for b in ("dft", "sft"))]
+    loses = [f"{mix} (vs {LABELS[b]})" for mix in summary["mixtures"] for b in COMPARED_WITH
+             if _verdict(summary["paired"][mix].get(f"{REFERENCE}-{b}", {}).get("test_id_acc")) == "worse"]
+    text = [f"## When does CADFT help?\n\nThe library default, {LABELS[REFERENCE]}, against DFT, SFT, the control and "
+            "the earlier default: paired differences over the test seeds, mean [95% CI] (spikes and weight mass: "
+            "lower spikes are better; weight mass is a step-size factor, neither better nor worse).\n",
+            table(["mixture", "metric"] + [f"CADFT - {LABELS[b]}" for b in COMPARED_WITH], rows) + "\n"]
+    text.append(f"The default beats both DFT and SFT on ID accuracy (both intervals above 0) in: {', '.join(helps)}.\n"
+                if helps else "**The default does not beat both DFT and SFT on ID accuracy in any mixture.**\n")
+    text.append(f"It loses on ID accuracy (interval below 0) in: {', '.join(loses)}.\n" if loses else
+                "It loses on ID accuracy (interval below 0) to none of them in any mixture.\n")
+    return "\n".join(text)
+
+
+def main_table(summary: dict) -> str:
+    rows = []
+    for mix in summary["mixtures"]:
+        for a, m in summary["tests"][mix].items():
+            rows.append([mix, LABELS[a], f"{summary['lr'][f'{a}|{mix}']:g}"] + [fmt(m[k]) for k, _ in ARM_METRICS])
+    return table(["mixture", "arm", "lr"] + [label for _, label in ARM_METRICS], rows)
+
+
+def _against_default(summary: dict) -> str:
+    rows = []
+    for mix in summary["mixtures"]:
+        p = summary["paired"][mix]
+        for a in summary["arms"]:
+            if a != REFERENCE and f"{a}-{REFERENCE}" in p:
+                rows.append([mix, LABELS[a]] + [fmt(p[f"{a}-{REFERENCE}"][k]) for k, _ in PAIR_METRICS])
+    return ("## Every arm against the default\n\nPaired differences arm - default over the test seeds, mean "
+            "[95% CI]; the decision rule reads the ID column.\n\n"
+            + table(["mixture", "arm - default"] + [label for _, label in PAIR_METRICS], rows) + "\n")
+
+
+def _rewriting(summary: dict) -> str:
+    rows = []
+    for key, rounds in sorted(summary["rounds"].items()):
+        arm, mix = key.split("|")
+        for index, r in sorted(rounds.items(), key=lambda kv: int(kv[0])):
+            kinds = ", ".join(f"{k} {int(r.get(f'replaced_{k}', 0))}" for k in ("native", "mild", "medium", "strong",
+                                                                                  "wrong") if r.get(f"replaced_{k}"))
+            rows.append([mix, LABELS[arm], str(index), str(int(r["step"])), str(int(r["runs"])), f"{r['selected']:.0f}",
+                         f"{r['replaced']:.0f}", f"{r['replaced_right']:.0f}", f"{r['replaced'] - r['replaced_right']:.0f}",
+                         kinds or "-"])
+    if not rows:
+        return ""
+    effect = []
+    for mix in summary["mixtures"]:
+        p = summary["paired"][mix]
+        for a in REWRITING:
+            if f"{a}-{REFERENCE}" in p:
+                effect.append([mix, LABELS[a], fmt(summary["tests"][mix][a]["rewrites"], 1),
+                               fmt(summary["tests"][mix][a]["rewrites_right"], 1),
+                               fmt(p[f"{a}-{REFERENCE}"]["test_id_acc"]), fmt(p[f"{a}-dft"]["test_id_acc"])])
+    return ("## Rewriting, measured\n\nPer round, summed over the test seeds (`runs`): targets selected, replaced, "
+            "replacements with the right final answer (the testbed knows every answer) and with a wrong one, and the "
+            "kind of each replaced original.\n\n"
+            + table(["mixture", "arm", "round", "step", "runs", "selected", "replaced", "right", "wrong",
+                     "replaced originals by kind"], rows)
+            + "\n\nPer run (mean [95% CI] over the seeds) and the effect on test ID accuracy, paired:\n\n"
+            + table(["mixture", "arm", "replaced per run", "right per run", "ID acc - CADFT (no rewriting)",
+                     "ID acc - DFT"], effect) + "\n")
+
+
+def _variance_section(summary: dict) -> str:
+    entries = summary["variance"]
+    if not entries:
+        return ""
+    lines = ["## The variance assumption, measured\n",
+             "The paper's variance argument assumes incompatible samples carry larger gradients. On the DFT run of "
+             "the first test seed, at step 0 (the base policy) and mid-run, on the first rows of its training set: "
+             "the norm of each row's gradient of DFT's summed token loss against its z (its mean z over 50 random "
+             "partitions into batches of the training size); percentile-bootstrap 95% intervals (1000 resamples of "
+             "the rows).\n"]
+    rows, kinds_rows, mom_rows, sentences = [], [], [], []
+    for e in entries:
+        nz = e["norm_vs_z"]
+        pr, sp = nz["pearson"], nz["spearman"]
+        bins = "; ".join(f"{_zbin(b)}: {b['mean']:.3g} [{b['ci'][0]:.3g}, {b['ci'][1]:.3g}] (n={b['n']})"
+                         for b in nz["bins"] if b["n"])
+        rows.append([e["mixture"], str(e["step"]), str(e["n"]), f"{pr['r']:.3f} [{pr['ci'][0]:.3f}, {pr['ci'][1]:.3f}]",
+                     f"{sp['r']:.3f} [{sp['ci'][0]:.3f}, {sp['ci'][1]:.3f}]", bins])
+        for kind, k in e["by_kind"].items():
+            kinds_rows.append([e["mixture"], str(e["step"]), kind, str(k["norm"]["n"]), fmt(k["z"], 2), fmt(k["norm"], 3),
+                               fmt(k["per_token_norm"], 3)])
+        for key, m in e["moments"].items():
+            ref, beta = key.split("|")
+            dft = e["moments"][f"{ref}|0"]
+            label = "DFT" if beta == "0" else f"paper's, b={beta}"
+            rel = "n/a" if m["rel_variance"] is None else f"{m['rel_variance']:.3g}"
+            rows_ratio = m["second_moment"] / dft["second_moment"] if dft["second_moment"] else math.nan
+            if ref == "dft":
+                mom_rows.append([e["mixture"], str(e["step"]), label, f"{m['second_moment']:.4g}", f"{rows_ratio:.3f}",
+                                 rel, f"{m['cosine']:.4f}", f"{e['moments'][f'nll|{beta}']['cosine']:.4f}"])
+        sign = "larger" if pr["ci"][0] > 0 else "smaller" if pr["ci"][1] < 0 else "neither larger nor smaller"
+        sentences.append(f"- {e['mixture']}, step {e['step']}: rows with higher z (less compatible) have **{sign}** DFT "
+                         f"gradient norms (Pearson {pr['r']:.2f} [{pr['ci'][0]:.2f}, {pr['ci'][1]:.2f}]).")
+    lines.append(table(["mixture", "step", "rows", "Pearson r(z, norm)", "Spearman", "mean norm per z bin [95% CI]"],
+                       rows) + "\n")
+    lines.append("\n".join(sentences) + "\n")
+    lines.append("Per data kind (mean [95% CI] over the kind's rows): z, the gradient norm, and the norm per trainable "
+                 "token.\n")
+    lines.append(table(["mixture", "step", "kind", "rows", "z", "DFT grad norm", "norm per token"], kinds_rows) + "\n")
+    lines.append("The batch gradient of DFT and of the paper's estimator on 400 random batches of the training size "
+                 "(the same batches for every beta): second moment E‖g‖² and its ratio to DFT's, relative variance "
+                 "tr Cov(g) / ||E g||^2 with the 1/B bias removed from the denominator, and the cosine of the mean "
+                 "gradient with the clean-data gradient (DFT's loss, and the plain NLL, on clean held-out rows).\n")
+    lines.append(table(["mixture", "step", "estimator", "E‖g‖²", "/ DFT", "rel. variance", "cos (clean, DFT loss)",
+                        "cos (clean, NLL)"], mom_rows) + "\n")
+    return "\n".join(lines)
+
+
+def _zbin(b: dict) -> str:
+    lo, hi = b["lo_z"], b["hi_z"]
+    return f"z < {hi:g}" if lo is None else f"z >= {lo:g}" if hi is None else f"{lo:g} <= z < {hi:g}"
+
+
+def _grid(summary: dict, lrs: list[float]) -> str:
+    if not summary["grid"]:
+        return (f"## Learning rates\n\nReused from the main run (`{summary['lr_from']}`): "
+                + "; ".join(f"{k}: {v:g}" for k, v in summary["lr"].items()) + ".\n")
+    rows, edge = [], []
+    for mix in summary["mixtures"]:
+        for a in summary["arms"]:
+            cells = [fmt(summary["grid"].get(f"{a}|{mix}|{lr:g}"), 3) for lr in lrs]
+            chosen = summary["lr"][f"{a}|{mix}"]
+            rows.append([mix, LABELS[a], f"{chosen:g}"] + cells)
+            if chosen in (min(lrs), max(lrs)):
+                edge.append(f"{LABELS[a]} in {mix}")
+    note = (f"**At the edge of the grid** (the optimum may lie outside it): {', '.join(edge)}." if edge else
+            "No chosen rate is at an edge of the grid.")
+    return ("## Learning rates: the grid (validation seeds)\n\nValidation accuracy, mean [95% CI] over the "
+            "validation seeds, per rate; every arm has the same grid and seeds.\n\n"
+            + table(["mixture", "arm", "chosen"] + [f"lr {lr:g}" for lr in lrs], rows) + f"\n\n{note}\n")
+
+
+def _grpo(summary: dict) -> str:
+    t = summary["tests"].get("default", {})
+    rows = [[LABELS[a]] + [fmt(t[a][k]) for k in ("grpo_acc_start", "grpo_acc_gain", "grpo_reward_start",
+                                                    "grpo_reward_gain")] for a in t if t[a]["grpo_acc_gain"]["n"]]
+    if not rows:
+        return ""
+    return ("## Cold-start RL (default mixture)\n\nTRL `GRPOTrainer` from each fine-tuned model, 0/1 correctness "
+            "reward, the same budget for all; start = the fine-tuned model, gain = after GRPO minus start.\n\n"
+            + table(["arm", "ID acc start", "ID acc gain", "reward start", "reward gain"], rows) + "\n")
+
+
+def _compat(record: dict) -> str:
+    stats = base_compat(record)
+    if not stats:
+        return ""
+    rows = [[k, f"{v['q10']:.2e}", f"{v['q50']:.2e}", f"{v['q90']:.2e}", f"{v['weight_rel']:.3f}"]
+            for k, v in stats.items()]
+    return ("## Compatibility per kind at the base policy\n\nc = exp(-u) of each row of the default mixture's first "
+            "test seed under the base policy (quantiles), and the kind's mean weight relative to the mean over all "
+            "rows (the default estimator, z over all rows at once).\n\n"
+            + table(["kind", "c q10", "c median", "c q90", "relative weight"], rows) + "\n")
+
+
+def decision_section(summary: dict, main: dict | None) -> str:
     with open(os.path.join(HERE, "decision_rule.md")) as f:
         rule = f.read().split("\n", 1)[1]
-    tied = ", ".join(_chosen_label(v) for v in summary["tied"])
-    return (f"## The decision\n\nThe rule, as recorded (sha256 `{summary['decision_rule_sha256']}`):\n\n"
-            + "\n".join("> " + line for line in rule.strip().splitlines())
-            + f"\n\n**Chosen default**: `cadft_normalization={summary['chosen']['normalization']!r}`, "
-            f"`cadft_token_power={summary['chosen']['token_power']:g}`, `cadft_beta={summary['chosen']['beta']:g}`, "
-            f"`cadft_w_max={summary['chosen']['w_max']:g}` (tied within the margin: {tied}).\n")
+    text = [f"## The decision\n\nThe rule, as recorded (sha256 `{summary['decision_rule_sha256']}`):\n",
+            "\n".join("> " + line if line else ">" for line in rule.strip().splitlines()) + "\n"]
+    if main is None:
+        text.append("The rule needs the replication as well; its page (docs/replication/results.md) applies it.\n")
+        return "\n".join(text)
+    if main.get("decision_rule_sha256") != summary["decision_rule_sha256"]:
+        text.append("**The main run recorded a different rule hash: the rule changed between the runs.**\n")
+    rec = recommend(main["paired"], summary["paired"], summary["arms"])
+    rows = []
+    for mix, r in rec.items():
+        names = ", ".join(f"{LABELS[e['arm']]} (+{e['mean']:.3f})" for e in r["recommended"]) or "none: the default stays"
+        single = ", ".join(LABELS[e["arm"]] for e in r["not_replicated"]) or "-"
+        rows.append([mix, names, single])
+    text.append(table(["mixture", "recommended over the default (both runs above 0)", "above 0 in one run only"], rows)
+                + "\n")
+    summary["recommendations"] = rec
+    return "\n".join(text)
 
 
 def write_report(record: dict, *, out_dir: str, docs_dir: str, discussion: str | None = None) -> dict:
     """Write <out_dir>/summary.json, the page <docs_dir>/results.md and its plots; the page ends
     with the hand-written `discussion` file (None: experiments/discussion.md; "": none)."""
-    import json
-
     os.makedirs(out_dir, exist_ok=True)
     summary = summarise(record)
-    summary["ablation_table"] = ablation_table(summary)
+    compare = record["args"].get("compare_to")
+    main = None
+    if compare:
+        with open(compare) as f:
+            main = json.load(f)
+    summary["main_table"] = main_table(summary)
     summary["when_cadft_helps"] = when_cadft_helps(summary)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, default=str)
+    decision = decision_section(summary, main)
     plots = write_plots(record, summary, os.path.join(docs_dir, "results"))
-    page = _header(record, summary)
-    page.append(_testbed(record))
-    page.append(sanity_section(summary))
-    page.append(when_cadft_helps(summary))
-    page.append(_definitions(record["args"], record["base"]["sets"]))
-    page.append(_main_section(summary))
-    page.append("## The mixtures (test seeds; every method re-tuned per mixture)\n")
-    page.append(_mixture_table(summary) + "\n")
-    page.append("## Ablation of the CADFT estimator (validation seeds)\n")
-    page.append("Each variant runs at the learning rate tuned for the base loss with its token power in that "
-                "mixture (SFT's for alpha 0, DFT's for alpha 1, for 0.5 the grid rate nearest their geometric mean); "
-                "the design is the "
-                "L9 fraction of `experiments/design.py`. Validation accuracy, mean [95% CI] over the ablation "
-                "seeds, paired differences against DFT and SFT at their tuned rates, and the mean rank the rule "
-                "uses (lower is better). The SFT and DFT rows were tuned on these same seeds, which favours them.\n")
-    page.append(summary["ablation_table"] + "\n")
-    page.append(_decision_section(summary))
-    page.append(_grid_section(summary, record["args"]["lrs"]))
-    page.append(_compat_section(summary, record))
-    page.append("## Plots\n")
+    page = _header(record, replication=bool(summary["lr_from"]))
+    page += [_testbed(record, summary), _sanity(summary), _control_check(summary), summary["when_cadft_helps"],
+             "## Every arm in every mixture\n\nMean [95% CI] over the test seeds; `lr` is the tuned rate.\n\n"
+             + summary["main_table"] + "\n", _against_default(summary), _rewriting(summary), _variance_section(summary),
+             _grid(summary, record["args"]["lrs"]), _grpo(summary), _compat(record), _definitions(record["args"]),
+             decision, "## Plots\n"]
     page += [f"![{os.path.basename(p)}](results/{os.path.basename(p)})\n" for p in plots]
     discussion = os.path.join(HERE, "discussion.md") if discussion is None else discussion
-    if discussion:
+    if discussion and os.path.exists(discussion):
         with open(discussion) as f:
             page.append(f.read())
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=str)
     os.makedirs(docs_dir, exist_ok=True)
     with open(os.path.join(docs_dir, "results.md"), "w") as f:
-        f.write("\n".join(page))
+        f.write("\n".join(s for s in page if s))
     return summary

@@ -1,23 +1,23 @@
-"""The CADFT evidence experiment: SFT, DFT, CADFT's estimator variants and CADFT+rewriting on
-controlled mixtures of native, mildly / medium / strongly foreign and wrong demonstrations.
+"""The CADFT evidence experiment (issue #20): SFT, DFT, the paper's CADFT at beta 0.5 / 1 / 2,
+the earlier project default, the control and CADFT with the paper's and the verified rewriting,
+on controlled mixtures of native, mildly / medium / strongly foreign and wrong demonstrations.
 
-    python experiments/run.py            # the full suite; writes docs/results.md and docs/results/*.png
+    python experiments/run.py            # the main run; writes docs/results.md and docs/results/*.png
     python experiments/run.py --plan     # print the plan (runs x estimated seconds) and stop
     python experiments/run.py --smoke    # a short end-to-end check into a temporary folder
+    python experiments/run.py --seeds 5,6,7,8,9 --lr-from experiments/results/record.json \
+        --out experiments/replication --docs docs/replication     # the replication: fresh test seeds
 
 Phases (each job is one fine-tuning or GRPO run, spread over `--jobs` processes):
   0. the base policy (cached under --cache-dir, keyed by its parameters);
-  1. learning-rate grid of SFT and DFT per mixture, validation seeds;
-  2. ablation of the CADFT variants (design.py) on the validation seeds, each at the learning
-     rate of the base loss with its token power (SFT's for alpha 0, DFT's for alpha 1, the
-     grid rate nearest their geometric mean for 0.5); the decision rule picks the default;
-  3. the same learning-rate grid for the chosen CADFT variant (equal tuning budget), and for the
-     control, the chosen variant's token loss without sample weights (beta 0), when that is
-     neither SFT's nor DFT's;
-  4. test runs: SFT, DFT, CADFT, CADFT+rewriting (and the control) at their tuned rates in every
-     mixture;
-  5. cold-start RL: GRPO from each default-mixture model of the GRPO seeds;
-  6. the report: summary.json, the tables and plots of docs/results.md.
+  1. the same learning-rate grid for every arm (experiments/arms.py) per mixture, validation
+     seeds; the best mean validation accuracy wins (skipped with --lr-from: its rates are reused);
+  2. test runs: every arm at its tuned rate in every mixture, on the test seeds; the DFT run of
+     the first seed also measures the variance assumption (experiments/variance.py) at step 0
+     and mid-run;
+  3. cold-start RL: GRPO from the default-mixture SFT, DFT and CADFT models of the GRPO seeds;
+  4. the report: summary.json, the tables and plots of docs/results.md; with --compare-to
+     (the main run's summary.json) the decision rule of experiments/decision_rule.md.
 """
 
 from __future__ import annotations
@@ -39,16 +39,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import testbed  # noqa: E402
-from design import ablation_design, decide  # noqa: E402
+from arms import ARMS  # noqa: E402
 from testbed import MIXTURES, BaseConfig, GRPORunConfig, RunConfig  # noqa: E402
 
 logger = logging.getLogger("experiments")
 
-GRPO_METHODS = ("sft", "dft", "cadft", "cadft_rewrite")  # the control (cadft_unweighted) gets no GRPO run
+GRPO_ARMS = ("sft", "dft", "cadft")
 RULE_PATH = os.path.join(HERE, "decision_rule.md")
 # Estimated seconds per job on one thread of the 2-core VM (the 2026-11-29 11:05 run's mean job times,
 # rounded up; the machine's other load can add more)
-EST_SECONDS = {"light": 5, "main": 14, "rewrite": 12, "grpo": 8}
+EST_SECONDS = {"light": 5, "main": 14, "rewrite": 12, "variance": 40, "grpo": 8}
 
 
 def _floats(text: str) -> list[float]:
@@ -78,25 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     a("--base-steps", type=int, default=2000, help="pre-training steps of the base policy (default 2000)")
     a("--base-seed", type=int, default=0, help="seed of the base policy (default 0)")
     # fine-tuning
-    a("--mixtures", type=_names, default=list(MIXTURES), help="mixtures (default clean,default,high)")
+    a("--mixtures", type=_names, default=list(MIXTURES), help="mixtures (default clean,default,high,extreme)")
+    a("--arms", type=_names, default=list(ARMS), help="arms of experiments/arms.py (default all nine)")
     a("--n-train", type=int, default=512, help="fine-tuning demonstrations (default 512)")
     a("--steps", type=int, default=64, help="optimizer steps of every fine-tuning run (default 64 = 2 epochs)")
     a("--batch-size", type=int, default=16, help="fine-tuning batch size (default 16)")
     a("--n-val", type=int, default=150, help="validation problems (default 150)")
     a("--n-test", type=int, default=300, help="problems per test set: ID, OOD, retention (default 300)")
     a("--probe-size", type=int, default=48, help="probe batch of the gradient instruments (default 48)")
+    a("--variance-size", type=int, default=256, help="training rows of the variance measurement (default 256)")
     a("--n-checkpoints", type=int, default=4, help="probes of the default-mixture test runs: step 0 and k*steps/n")
-    a("--rewrite-budget", type=float, default=0.1, help="rewrites per round, a fraction of the set (default 0.1)")
-    # tuning and ablation (validation seeds: their own data, never the test sets)
+    # rewriting, scaled: the paper's warm-up 3000 and interval 1000 steps (3:1) to a 64-step run
+    a("--rewrite-start", type=int, default=24, help="first rewriting round after this step (default 24)")
+    a("--rewrite-interval", type=int, default=8, help="steps between rounds (default 8: rounds at 24, 32, ..., 56)")
+    a("--rewrite-budget", type=float, default=0.02,
+      help="targets selected per round, a fraction of the set (default 0.02: 10 of 512)")
+    # tuning (validation seeds: their own data, never the test sets)
     a("--lrs", type=_floats, default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
-      help="learning-rate grid of every method (default 1e-5 to 3e-3, 6 rates)")
+      help="learning-rate grid of every arm (default 1e-5 to 3e-3, 6 rates)")
     a("--val-seeds", type=_ints, default=[100, 101], help="seeds of the learning-rate grid (default 100,101)")
-    a("--ablation-seeds", type=_ints, default=[100, 101, 102], help="seeds of the ablation (default 100,101,102)")
-    a("--variants", type=_ints, default=list(range(9)),
-      help="indices of the ablated variants in experiments/design.py's fraction (default all: 0-8)")
+    a("--lr-from", default=None, help="a record.json whose tuned rates to reuse (the replication): no grid is run")
     # test runs
-    a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the default mixture (default 0-4)")
-    a("--mixture-seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds in the other mixtures (default 0-4)")
+    a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds, every mixture (default 0-4)")
+    a("--compare-to", default=None,
+      help="the main run's summary.json: the page applies the decision rule to both runs (the replication)")
     # cold-start RL
     a("--grpo-steps", type=int, default=16, help="GRPO steps from every fine-tuned model (default 16)")
     a("--grpo-lr", type=float, default=2e-4, help="GRPO learning rate, the same for all (default 2e-4)")
@@ -110,14 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SMOKE = dict(
-    base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=4, batch_size=8,
-    n_val=12, n_test=12, probe_size=4, n_checkpoints=2, lrs=[1e-3], val_seeds=[100], ablation_seeds=[100],
-    variants=[3, 4], seeds=[0, 1], mixture_seeds=[0], grpo_steps=1, grpo_prompts=2, grpo_generations=2,
-    grpo_seeds=[0], rewrite_budget=0.5,
+    base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=6, batch_size=8,
+    n_val=12, n_test=12, probe_size=4, variance_size=16, n_checkpoints=2, lrs=[1e-3, 3e-3], val_seeds=[100],
+    seeds=[0, 1], grpo_steps=1, grpo_prompts=2, grpo_generations=2, grpo_seeds=[0], rewrite_start=2,
+    rewrite_interval=2, rewrite_budget=0.25,
 )
-
-# The base losses by token power: CADFT variants inherit the learning rate of theirs
-BASE_LOSSES = {0.0: dict(method="sft"), 0.5: dict(method="cadft", beta=0.0, token_power=0.5), 1.0: dict(method="dft")}
 
 
 def rule_sha256() -> str:
@@ -142,7 +144,7 @@ def _job(kind: str, cfg, source: str, out_dir: str, result_path: str, phase: str
 
 
 def _name(cfg: RunConfig) -> str:
-    return f"{cfg.variant}-{cfg.mixture}-s{cfg.seed}-lr{cfg.lr:g}".replace("[", "(").replace("]", ")")
+    return f"{cfg.arm}-{cfg.mixture}-s{cfg.seed}-lr{cfg.lr:g}"
 
 
 class Runner:
@@ -183,32 +185,23 @@ def _best_lr(results: list[dict], lrs: list[float]) -> float:
     return max(sorted(lrs), key=lambda lr: sum(mean[lr]) / len(mean[lr]))
 
 
-def _between(a: float, b: float, lrs: list[float]) -> float:
-    """The grid rate nearest (in log) to the geometric mean of a and b; ties to the smaller:
-    the rate of the alpha = 0.5 variants, between SFT's (alpha 0) and DFT's (alpha 1)."""
-    target = math.log(a * b) / 2
-    return min(sorted(lrs), key=lambda lr: round(abs(math.log(lr) - target), 9))
-
-
 # --------------------------------------------------------------------------- the plan
 
 
 def plan(args) -> dict:
     """Number of runs per phase and the estimated wall time with --jobs workers."""
-    n_mix, n_lr = len(args.mixtures), len(args.lrs)
-    extra_ref_seeds = len(set(args.ablation_seeds) - set(args.val_seeds))
-    other_mix = n_mix - ("default" in args.mixtures)
+    n_mix, n_lr, n_seeds = len(args.mixtures), len(args.lrs), len(args.seeds)
+    rw = sum(a in ("paper_rw", "verified_rw") for a in args.arms)
+    plain = len(args.arms) - rw
+    grid = 0 if args.lr_from else 1
     phases = {
-        "1 lr grid (SFT, DFT)": (2 * n_lr * n_mix * len(args.val_seeds), "light"),
-        "2 ablation (+ SFT/DFT on extra seeds)": (len(args.variants) * n_mix * len(args.ablation_seeds)
-                                                  + 2 * n_mix * extra_ref_seeds, "light"),
-        "3 lr grid (chosen CADFT; its ablation runs reused)": ((n_lr - 1) * n_mix * len(args.val_seeds), "light"),
-        "3b lr grid (control: its token loss, beta 0; if alpha is 0.5)": (n_lr * n_mix * len(args.val_seeds), "light"),
-        "4 test runs, default mixture (SFT, DFT, CADFT)": (3 * len(args.seeds) * ("default" in args.mixtures), "main"),
-        "4 test runs, other mixtures (SFT, DFT, CADFT)": (3 * len(args.mixture_seeds) * other_mix, "light"),
-        "4 test runs, CADFT+rewriting": (len(args.seeds) + len(args.mixture_seeds) * other_mix, "rewrite"),
-        "4 test runs, control (if alpha is 0.5)": (len(args.seeds) + len(args.mixture_seeds) * other_mix, "main"),
-        "5 GRPO": (4 * len(args.grpo_seeds), "grpo"),
+        "1 lr grid, arms without rewriting": (grid * plain * n_lr * n_mix * len(args.val_seeds), "light"),
+        "1 lr grid, rewriting arms": (grid * rw * n_lr * n_mix * len(args.val_seeds), "rewrite"),
+        "2 test runs, default mixture (probes at every checkpoint)": (len(args.arms) * n_seeds, "main"),
+        "2 test runs, other mixtures": ((n_mix - 1) * plain * n_seeds, "light"),
+        "2 test runs, other mixtures, rewriting arms": ((n_mix - 1) * rw * n_seeds, "rewrite"),
+        "2 variance measurement (DFT, first seed, each mixture but clean)": (n_mix - 1, "variance"),
+        "3 GRPO": (len(GRPO_ARMS) * len(args.grpo_seeds), "grpo"),
     }
     total = sum(n * EST_SECONDS[kind] for n, kind in phases.values())
     return {"phases": {k: {"runs": n, "est_s": EST_SECONDS[kind]} for k, (n, kind) in phases.items()},
@@ -217,7 +210,7 @@ def plan(args) -> dict:
 
 def print_plan(p: dict) -> None:
     for name, v in p["phases"].items():
-        print(f"  {name:55s} {v['runs']:4d} runs x {v['est_s']:3d} s")
+        print(f"  {name:65s} {v['runs']:4d} runs x {v['est_s']:3d} s")
     print(f"  estimated wall time (jobs run in parallel; plus the base policy): {p['est_minutes']:.0f} min")
 
 
@@ -238,95 +231,53 @@ def _base(args) -> tuple[str, dict]:
     return path, meta
 
 
-def _grid(common: RunConfig, args, spec: dict, mixture: str) -> list[RunConfig]:
-    return [replace(common, **spec, mixture=mixture, lr=lr, seed=s, eval_test=False)
-            for lr in args.lrs for s in args.val_seeds]
+def _arm(common: RunConfig, arm: str, **kw) -> RunConfig:
+    return replace(common, arm=arm, **ARMS[arm], **kw)
 
 
-def _tuned(common: RunConfig, spec: dict, lr: float, mixture: str, seeds, **kw) -> list[RunConfig]:
-    return [replace(common, **spec, mixture=mixture, lr=lr, seed=s, **kw) for s in seeds]
+def _tuned_rates(args) -> dict:
+    with open(args.lr_from) as f:
+        lr = json.load(f)["lr"]
+    missing = [f"{a}|{m}" for a in args.arms for m in args.mixtures if f"{a}|{m}" not in lr]
+    if missing:
+        raise SystemExit(f"--lr-from {args.lr_from} has no tuned rate for {', '.join(missing)}")
+    return lr
 
 
 def _experiment(args, runner: Runner, common: RunConfig) -> dict:
     light = replace(common, n_checkpoints=1, instruments=False)  # tuning runs: validation accuracy only
-    # 1. learning-rate grid of the base losses, per mixture
-    grids = {(alpha, mix): runner.submit("lr_grid", _grid(light, args, BASE_LOSSES[alpha], mix))
-             for mix in args.mixtures for alpha in (0.0, 1.0)}
-    logger.info("phase 1: %d learning-rate grid runs", sum(map(len, grids.values())))
-    lr = {key: _best_lr(runner.results(cfgs), args.lrs) for key, cfgs in grids.items()}
-    for mix in args.mixtures:
-        lr[(0.5, mix)] = _between(lr[(0.0, mix)], lr[(1.0, mix)], args.lrs)
-    logger.info("tuned rates (token power, mixture) -> lr: %s", lr)
+    # 1. the same learning-rate grid for every arm, per mixture (rewriting arms first: the longest)
+    order = sorted(args.arms, key=lambda a: "rewrite" not in ARMS[a])
+    grids = {}
+    if args.lr_from:
+        lr = _tuned_rates(args)
+        logger.info("phase 1 skipped: tuned rates from %s", args.lr_from)
+    else:
+        grids = {(arm, mix): runner.submit("lr_grid", [_arm(light, arm, mixture=mix, lr=rate, seed=s, eval_test=False)
+                                                       for rate in args.lrs for s in args.val_seeds])
+                 for arm in order for mix in args.mixtures}
+        logger.info("phase 1: %d learning-rate grid runs", sum(map(len, grids.values())))
+        lr = {f"{arm}|{mix}": _best_lr(runner.results(cfgs), args.lrs) for (arm, mix), cfgs in grids.items()}
+        logger.info("tuned rates (arm|mixture -> lr): %s", lr)
 
-    # 2. ablation on the validation seeds, plus SFT/DFT references on seeds the grid lacks
-    design = ablation_design()
-    variants = [design[i] for i in args.variants]
-    ablation = {}
+    # 2. test runs at the tuned rates; the first seed's DFT run measures the variance assumption
+    tests = {}
     for mix in args.mixtures:
-        for v in variants:
-            spec = dict(method="cadft", normalization=v.normalization, token_power=v.token_power, beta=v.beta,
-                        w_max=v.w_max)
-            ablation[(v, mix)] = runner.submit("ablation", _tuned(light, spec, lr[(v.token_power, mix)], mix,
-                                                                  args.ablation_seeds, eval_test=False))
-        for m, a in (("sft", 0.0), ("dft", 1.0)):
-            ablation[(m, mix)] = runner.submit("ablation", _tuned(light, BASE_LOSSES[a], lr[(a, mix)], mix,
-                                                                  args.ablation_seeds, eval_test=False))
-    # 4a. SFT and DFT test runs depend on phase 1 only: queue them behind the ablation
-    def test_cfgs(spec, alpha, mixture, **kw):
-        main = mixture == "default"
-        seeds = args.seeds if main else args.mixture_seeds
+        main = mix == "default"
         base = replace(common, n_checkpoints=args.n_checkpoints if main else 1)
-        return _tuned(base, spec, lr[(alpha, mixture)], mixture, seeds, **kw)
-
-    tests = {(m, mix): runner.submit("test", test_cfgs(BASE_LOSSES[a], a, mix, save_model=mix == "default"))
-             for mix in args.mixtures for m, a in (("sft", 0.0), ("dft", 1.0))}
-
-    logger.info("phase 2: ablation, %d variants x %d mixtures x %d seeds", len(variants), len(args.mixtures),
-                len(args.ablation_seeds))
-    val = {(v, mix, r["config"]["seed"]): r["val_acc"]
-           for (v, mix), cfgs in ablation.items() if not isinstance(v, str) for r in runner.results(cfgs)}
-    decision = decide(val, variants)
-    chosen = decision["chosen"]
-    logger.info("decision rule chose %s (mean ranks %s)", chosen.label(),
-                {v.label(): round(r, 2) for v, r in decision["mean_ranks"].items()})
-
-    # 3. the same grid for the chosen variant; 4b. its test runs (and with rewriting)
-    cadft_spec = dict(method="cadft", normalization=chosen.normalization, token_power=chosen.token_power,
-                      beta=chosen.beta, w_max=chosen.w_max)
-    cgrids = {mix: runner.submit("lr_grid", _grid(light, args, cadft_spec, mix)) for mix in args.mixtures}
-    # 3b. the control: the chosen variant's token loss without its sample weights (beta = 0), on the
-    # same grid, so that CADFT - control isolates what the weights do (at alpha 0 or 1 it is SFT or DFT)
-    control_spec = {**cadft_spec, "method": "cadft_unweighted", "beta": 0.0}
-    control = chosen.token_power not in (0.0, 1.0)
-    ugrids = {mix: runner.submit("lr_grid", _grid(light, args, control_spec, mix))
-              for mix in args.mixtures} if control else {}
-    for mix, cfgs in cgrids.items():
-        lr[("cadft", mix)] = _best_lr(runner.results(cfgs), args.lrs)
-    for mix, cfgs in ugrids.items():
-        lr[("unweighted", mix)] = _best_lr(runner.results(cfgs), args.lrs)
-    for mix in args.mixtures:
-        for m in ("cadft_rewrite", "cadft"):  # longest first
-            spec = {**cadft_spec, "method": m}
-            seeds = args.seeds if mix == "default" else args.mixture_seeds
-            base = replace(common, n_checkpoints=args.n_checkpoints if mix == "default" else 1)
-            tests[(m, mix)] = runner.submit("test", _tuned(base, spec, lr[("cadft", mix)], mix, seeds,
-                                                           save_model=mix == "default"))
-        if control:
-            tests[("cadft_unweighted", mix)] = runner.submit("test", _tuned(
-                base, control_spec, lr[("unweighted", mix)], mix, seeds))
-    logger.info("phase 3-4: chosen-variant grid and test runs")
+        for arm in order:
+            tests[(arm, mix)] = runner.submit("test", [
+                _arm(base, arm, mixture=mix, lr=lr[f"{arm}|{mix}"], seed=s, save_model=main and arm in GRPO_ARMS,
+                     variance=arm == "dft" and mix != "clean" and s == args.seeds[0]) for s in args.seeds])
+    logger.info("phase 2: %d test runs", sum(map(len, tests.values())))
     for cfgs in tests.values():  # wait for every test run, logging each as it finishes
         runner.results(cfgs)
     return {
-        "lr": {f"{k[0]}|{k[1]}": v for k, v in lr.items()},
-        "chosen": chosen._asdict(),
-        "mean_ranks": [{"variant": v._asdict(), "mean_rank": r} for v, r in decision["mean_ranks"].items()],
-        "tied": [v._asdict() for v in decision["tied"]],
-        "grids": [r for cfgs in [*grids.values(), *cgrids.values(), *ugrids.values()] for r in runner.results(cfgs)],
-        "ablation": [r for cfgs in ablation.values() for r in runner.results(cfgs)],
+        "lr": lr,
+        "grids": [r for cfgs in grids.values() for r in runner.results(cfgs)],
         "tests": [r for cfgs in tests.values() for r in runner.results(cfgs)],
-        "_default_models": {m: {c.seed: runner.model_path(c) for c in tests[(m, "default")]} for m in GRPO_METHODS
-                            if (m, "default") in tests},
+        "_default_models": {a: {c.seed: runner.model_path(c) for c in tests[(a, "default")]} for a in GRPO_ARMS
+                            if (a, "default") in tests},
     }
 
 
@@ -378,7 +329,9 @@ def main(argv=None) -> dict:
 
     base_path, base_meta = _base(args)
     common = RunConfig(steps=args.steps, batch_size=args.batch_size, n_train=args.n_train, probe_size=args.probe_size,
-                       n_val=args.n_val, n_test=args.n_test, rewrite_budget=args.rewrite_budget)
+                       n_val=args.n_val, n_test=args.n_test, rewrite_start=args.rewrite_start,
+                       rewrite_interval=args.rewrite_interval, rewrite_budget=args.rewrite_budget,
+                       variance_size=args.variance_size)
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
         runner = Runner(pool, base_path, runs_dir, work)
         results = _experiment(args, runner, common)
@@ -401,7 +354,7 @@ def main(argv=None) -> dict:
     with open(os.path.join(out, "record.json"), "w") as f:
         json.dump(record, f)
     summary = write_report(record, out_dir=out, docs_dir=docs, discussion=args.discussion)
-    print(summary["ablation_table"])
+    print(summary["main_table"])
     logger.info("done in %.1f min; results page %s", wall / 60, os.path.join(docs, "results.md"))
     return summary
 

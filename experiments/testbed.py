@@ -28,7 +28,7 @@ import random
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -73,6 +73,8 @@ MIXTURES = {
     "clean": (),
     "default": (("mild", 0.1), ("medium", 0.1), ("strong", 0.1), ("wrong", 0.2)),
     "high": (("mild", 0.2), ("medium", 0.2), ("strong", 0.2), ("wrong", 0.1)),
+    # more strongly foreign rows than high: half the set in the foreign format
+    "extreme": (("mild", 0.1), ("medium", 0.1), ("strong", 0.5), ("wrong", 0.1)),
 }
 
 
@@ -100,16 +102,17 @@ class BaseConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One fine-tuning run of one method on one seed's fine-tuning set."""
+    """One fine-tuning run of one arm (experiments/arms.py) on one seed's fine-tuning set."""
 
-    method: str = "cadft"  # sft | dft | cadft | cadft_rewrite | cadft_unweighted (the control: beta = 0)
+    arm: str = "cadft"  # the name the page reports (a key of arms.ARMS)
+    method: str = "cadft"  # sft | dft | cadft
     seed: int = 0  # the fine-tuning set, the data order and the trainer
     lr: float = 1e-3
-    # the CADFT estimator (ignored by sft and dft)
+    # the CADFT estimator (ignored by sft and dft): the paper's (zscore) or the earlier one (ema)
     beta: float = 1.0
     token_power: float = 1.0
-    normalization: str = "ema"
-    w_max: float = 3.0
+    normalization: str = "zscore"
+    w_max: float | None = None  # ema only
     mixture: str = "default"  # a key of MIXTURES
     steps: int = 64
     batch_size: int = 16
@@ -119,22 +122,21 @@ class RunConfig:
     probe_size: int = 48
     n_val: int = 150
     n_test: int = 300
-    rewrite_budget: float = 0.1
+    # rewriting: "" (none), "paper" (the library's default procedure) or "verified" (the project's checks),
+    # its first round after `rewrite_start` steps and then every `rewrite_interval` (scaled to the testbed)
+    rewrite: str = ""
+    rewrite_start: int = 24
+    rewrite_interval: int = 8
+    rewrite_budget: float = 0.005
     instruments: bool = True  # gradient and compatibility probes (off in tuning runs: they need val acc only)
+    variance: bool = False  # the variance-assumption measurement (`variance_probe`) at step 0 and mid-run
+    variance_size: int = 256  # training rows it measures
     save_model: bool = False  # keep the fine-tuned weights (for GRPO)
     eval_test: bool = True  # False on validation seeds: they never see the test sets
 
     @property
     def loss_type(self) -> str:
-        return {"sft": "nll", "dft": "dft", "cadft": "cadft", "cadft_rewrite": "cadft", "cadft_unweighted": "cadft"}[
-            self.method]
-
-    @property
-    def variant(self) -> str:
-        """A short name of the estimator, e.g. `cadft[batch,a0.5,b1,w3]`."""
-        if self.loss_type != "cadft":
-            return self.method
-        return f"{self.method}[{self.normalization},a{self.token_power:g},b{self.beta:g},w{self.w_max:g}]"
+        return {"sft": "nll", "dft": "dft", "cadft": "cadft"}[self.method]
 
 
 @dataclass(frozen=True)
@@ -301,71 +303,122 @@ def _flat_grad(loss, params) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double() for g, p in zip(grads, params)])
 
 
-def _estimator_loss(cfg: RunConfig, logps, mask, *, log_m: float, w_min: float):
-    """One row's loss under the run's estimator (the trainer's current log m for CADFT)."""
-    from cadft.losses import cadft_loss, dft_loss, sft_loss
-
-    if cfg.loss_type == "nll":
-        return sft_loss(logps, mask, num_items_in_batch=1)
-    if cfg.loss_type == "dft":
-        return dft_loss(logps, mask, num_items_in_batch=1)
-    return cadft_loss(logps, mask, beta=cfg.beta, log_normalizer=log_m, w_min=w_min, w_max=cfg.w_max,
-                      token_power=cfg.token_power, num_items_in_batch=1)
+def _token_loss(cfg: RunConfig, logps, mask) -> torch.Tensor:
+    """The sum over one row's tokens of the run's token loss, -sg(p)**alpha log p (alpha 0: SFT)."""
+    alpha = {"nll": 0.0, "dft": 1.0}.get(cfg.loss_type, cfg.token_power)
+    factor = logps.detach().exp().pow(alpha) if alpha else torch.ones_like(logps)
+    return -(factor * logps * mask).sum()
 
 
-def _probe_log_m(model, pairs, beta: float) -> float:
-    """log mean c**beta over the probe rows: the normaliser before the trainer has one."""
-    from cadft.losses import mean_logprob
+def _probe_weights(cfg: RunConfig, u: torch.Tensor, *, log_m: float | None, w_min: float | None) -> torch.Tensor:
+    """The run's sample weights on the probe rows: 1 for SFT and DFT; the paper's from the
+    probe batch's own z; the earlier estimator's clip(c**beta / m) with the trainer's log m
+    (or the probe rows' own before the trainer has one)."""
+    from cadft.losses import batch_zscore_weights, clipped_weights
     from cadft.normalizer import log_mean_exp
 
-    with torch.no_grad():
-        s = torch.cat([mean_logprob(*_label_logprobs(model, ids, lab))[0] for ids, lab in pairs])
-    return log_mean_exp(beta * s)[0]
+    valid = torch.ones_like(u, dtype=torch.bool)
+    if cfg.loss_type != "cadft":
+        return torch.ones_like(u)
+    if cfg.normalization == "zscore":
+        return batch_zscore_weights(u, valid, beta=cfg.beta)[1].double()
+    s = -u
+    if log_m is None:
+        log_m = log_mean_exp(cfg.beta * s)[0]
+    return clipped_weights(s, beta=cfg.beta, log_normalizer=log_m, w_min=w_min, w_max=cfg.w_max)[0].double()
 
 
-def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, log_m: float | None, w_min: float) -> dict:
+def _per_sample(model, pairs, cfg: RunConfig, params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(G, u, tokens): per-sample gradients of the sum of each row's token loss (n, P), its
+    length-normalised NLL and its trainable tokens."""
+    from cadft.losses import length_normalized_nll
+
+    rows, us, tokens = [], [], []
+    for ids, lab in pairs:
+        logps, mask = _label_logprobs(model, ids, lab)
+        us.append(length_normalized_nll(logps, mask)[0])
+        tokens.append(mask.sum())
+        rows.append(_flat_grad(_token_loss(cfg, logps, mask), params))
+    return torch.stack(rows), torch.cat(us).double(), torch.stack(tokens)
+
+
+def _reference(model, clean, pad_id: int, params, cfg: RunConfig | None = None) -> torch.Tensor:
+    """The gradient of the clean held-out rows: of their plain NLL, or of `cfg`'s token loss."""
+    ids, labels, attn = _pad(clean, pad_id)
+    logps, mask = _label_logprobs(model, ids, labels, attn)
+    loss = _token_loss(cfg, logps, mask) if cfg is not None else -(logps * mask).sum()
+    return _flat_grad(loss / mask.sum(), params)
+
+
+def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, log_m: float | None,
+                    w_min: float | None) -> dict:
     """Per-sample gradients h_i of the run's estimator, weights included, on the rows
     `probe`: their unbiased signal-to-noise ratio, split-half cosine, the cosine of their
     mean with the plain NLL gradient of the clean held-out rows `clean`, and the
-    normalised effective sample size (sum w)^2 / (B sum w^2) of the weights. Under the
-    `batch` normalisation every weight of a step is multiplied by the same kappa, which
-    changes none of these ratios."""
+    normalised effective sample size (sum w)^2 / (B sum w^2) of the weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     was_training = model.training
     model.eval()
     pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in probe]
-    if cfg.loss_type == "cadft" and log_m is None:
-        log_m = _probe_log_m(model, pairs, cfg.beta)
-    rows, weights = [], []
-    for ids, lab in pairs:
-        loss, stats = _estimator_loss(cfg, *_label_logprobs(model, ids, lab), log_m=log_m or 0.0, w_min=w_min)
-        weights.append(stats["sample_weight"].item())
-        rows.append(_flat_grad(loss, params))
-    h = torch.stack(rows)  # (B, D)
-    ids, labels, attn = _pad(clean, pad_id)
-    logps, mask = _label_logprobs(model, ids, labels, attn)
-    reference = _flat_grad(-(logps * mask).sum() / mask.sum(), params)
+    G, u, tokens = _per_sample(model, pairs, cfg, params)
+    w = _probe_weights(cfg, u.float(), log_m=log_m, w_min=w_min)
+    h = w[:, None] * G / tokens.double()[:, None]
+    reference = _reference(model, clean, pad_id, params)
     model.train(was_training)
-    w = torch.tensor(weights, dtype=torch.float64)
     return {
         "grad_snr": gradient_snr(h),
         "split_cos": split_half_cosine(h),
         "align": cosine(h.mean(0), reference),
-        "ess": (w.sum().square() / w.square().sum()).item() / len(weights),
+        "ess": (w.sum().square() / w.square().sum()).item() / len(w),
     }
 
 
-def compat_by_kind(model, tokenizer, encoded, kinds, *, beta: float, log_m: float | None, w_min: float,
-                   w_max: float) -> dict:
-    """Each training row's compatibility c under the policy, summarised per kind, with
-    the mean weight clip(c**beta / m) of the kind relative to the mean over all rows."""
-    from cadft.normalizer import log_mean_exp
+def variance_probe(model, rows, kinds, clean, cfg: RunConfig, *, pad_id: int, step: int) -> dict:
+    """The variance assumption at the current policy (experiments/variance.py): per-sample
+    gradient norms of DFT's loss on `rows` against each row's mean z within batches of the
+    training batch size, per kind; and the second moment, relative variance and cosine with
+    the clean-data gradient (DFT's loss and the plain NLL on `clean`) of DFT and of the
+    paper's estimator at beta 0.5, 1, 2 on random training-size batches."""
+    from stats import mean_ci
+    from variance import estimator_moments, gram, mean_batch_z, norm_vs_z
+
+    dft = RunConfig(method="dft")
+    params = [p for p in model.parameters() if p.requires_grad]
+    was_training = model.training
+    model.eval()
+    pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in rows]
+    G, u, tokens = _per_sample(model, pairs, dft, params)
+    refs = {"dft": _reference(model, clean, pad_id, params, dft), "nll": _reference(model, clean, pad_id, params)}
+    model.train(was_training)
+    norms = G.norm(dim=1)
+    z = mean_batch_z(u, cfg.batch_size, seed=step)
+    out = {"step": step, "n": len(rows), "params": G.shape[1], "norm_vs_z": norm_vs_z(norms, z, n_boot=1000),
+           "by_kind": {k: {"norm": mean_ci(norms[[i for i, x in enumerate(kinds) if x == k]].tolist()),
+                           "per_token_norm": mean_ci((norms / tokens.double())[[i for i, x in enumerate(kinds)
+                                                                                 if x == k]].tolist()),
+                           "z": mean_ci(z[[i for i, x in enumerate(kinds) if x == k]].tolist())}
+                       for k in KINDS if k in kinds},
+           "moments": {}}
+    for ref_name, r in refs.items():
+        K, v, rr = gram(G, r)
+        for beta in (0.0, 0.5, 1.0, 2.0):
+            out["moments"][f"{ref_name}|{beta:g}"] = estimator_moments(K, v, rr, u, tokens, beta=beta,
+                                                                      batch_size=cfg.batch_size, n_batches=400,
+                                                                      seed=step)
+    return out
+
+
+def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, log_m: float | None,
+                   w_min: float | None) -> dict:
+    """Each training row's compatibility c = exp(-u) under the policy, summarised per kind,
+    with the mean weight of the kind relative to the mean over all rows (the paper's
+    estimator: z over all rows at once; the earlier one: clip(c**beta / m))."""
     from cadft.scoring import score_rows
 
     scores = score_rows(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=64, progress=False)
     s = torch.tensor([r["mean_logprob"] for r in scores], dtype=torch.float64)
-    log_m = log_m if log_m is not None else log_mean_exp(beta * s)[0]
-    w = (beta * s - log_m).exp().clamp(w_min, w_max)
+    weighted = cfg if cfg.loss_type == "cadft" else replace(cfg, method="cadft", normalization="zscore")
+    w = _probe_weights(weighted, (-s).float(), log_m=log_m, w_min=w_min)
     c = s.exp()
     out = {}
     for kind in KINDS:
@@ -380,19 +433,49 @@ def compat_by_kind(model, tokenizer, encoded, kinds, *, beta: float, log_m: floa
 # --------------------------------------------------------------------------- fine-tuning
 
 
-REWRITE_TEMPLATE = "{question}" + HINT_PREFIX + "{reference}"
+REWRITE_TEMPLATE = "{question}" + HINT_PREFIX + "{reference}"  # the verified arm's prompt
+
+
+def _estimator_args(cfg: RunConfig) -> dict:
+    """The CADFTConfig fields of the run's estimator, and only those (a field the estimator
+    does not read is an error)."""
+    if cfg.loss_type != "cadft":
+        return {}
+    fields = dict(cadft_normalization=cfg.normalization, cadft_beta=cfg.beta, cadft_token_power=cfg.token_power)
+    if cfg.normalization != "zscore" and cfg.w_max is not None:
+        fields["cadft_w_max"] = cfg.w_max
+    return fields
+
+
+def _rewrite_args(cfg: RunConfig) -> dict:
+    """rewrite=True with the preset, the policy as generator, and the schedule scaled to the
+    testbed (the paper's warm-up 3000 and interval 1000 steps exceed a 64-step run)."""
+    if not cfg.rewrite:
+        return {}
+    kwargs = dict(
+        rewrite=True,
+        rewrite_preset=cfg.rewrite,
+        rewrite_start_step=cfg.rewrite_start,
+        rewrite_interval_steps=cfg.rewrite_interval,
+        rewrite_budget=cfg.rewrite_budget,
+        rewrite_min_visits=1,  # two epochs: a sample is seen once before the second
+        rewrite_generator="policy",
+        rewrite_answer_column="answer",  # the right answer of every replacement is counted
+        rewrite_max_new_tokens=MAX_NEW_TOKENS,
+    )
+    if cfg.rewrite == "verified":  # the reference in the prompt, in the restating style the base learned
+        kwargs.update(rewrite_verifier="exact", rewrite_template=REWRITE_TEMPLATE)
+    return kwargs
 
 
 def _trainer_args(cfg: RunConfig, out_dir: str):
     from cadft import CADFTConfig
 
-    kwargs = dict(
+    return CADFTConfig(
         output_dir=out_dir,
         loss_type=cfg.loss_type,
-        cadft_beta=cfg.beta,
-        cadft_token_power=cfg.token_power,
-        cadft_normalization=cfg.normalization,
-        cadft_w_max=cfg.w_max,
+        **_estimator_args(cfg),
+        **_rewrite_args(cfg),
         learning_rate=cfg.lr,
         lr_scheduler_type="cosine",
         warmup_steps=max(1, cfg.steps // 20),
@@ -412,31 +495,31 @@ def _trainer_args(cfg: RunConfig, out_dir: str):
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    if cfg.method == "cadft_rewrite":
-        kwargs.update(
-            rewrite=True,
-            # The project's verified rewriting and its earlier selection and schedule, as measured
-            # (docs/results.md): not the paper's procedure, which is now rewrite=True's default
-            rewrite_preset="verified",
-            rewrite_selection="flagged",
-            rewrite_start_step=math.ceil(cfg.n_train / cfg.batch_size),  # one epoch
-            rewrite_interval_steps=math.ceil(cfg.n_train / cfg.batch_size),
-            rewrite_top_p=0.95,
-            rewrite_generator="policy",  # the policy itself: no outside help
-            rewrite_verifier="exact",  # integer answers: normalised exact match is exact
-            rewrite_answer_column="answer",
-            rewrite_template=REWRITE_TEMPLATE,
-            rewrite_budget=cfg.rewrite_budget,
-            rewrite_max_new_tokens=MAX_NEW_TOKENS,
-            rewrite_num_candidates=2,
-            # two epochs: flag once, rewrite after the first epoch, train on rewrites in the second
-            rewrite_persistence=1,
-        )
-    return CADFTConfig(**kwargs)
+
+
+def rewrite_rounds(trainer, rows: list[dict]) -> list[dict]:
+    """Per rewriting round: the library's counts (selected, replaced, kept by the draw) and,
+    from the replaced rows' true answers, how many replacements are right, by original kind."""
+    from cadft.verifiers import extract_answer
+
+    logged = [h for h in trainer.state.log_history if "rewrite/round" in h]
+    rounds = []
+    for h in logged:
+        index = int(h["rewrite/round"])
+        replaced = [(i, e) for i, e in trainer.rewriter.store.accepted.items() if e["round"] == index]
+        right = [extract_answer(e["text"]) == str(rows[i]["answer"]) for i, e in replaced]
+        rounds.append({
+            "round": index, "step": h.get("step"),
+            **{k.split("/", 1)[1]: v for k, v in h.items() if k.startswith("rewrite/")},
+            "replaced_ids": [i for i, _ in replaced], "replaced_right": int(sum(right)),
+            "replaced_by_kind": {k: sum(rows[i]["kind"] == k for i, _ in replaced) for k in KINDS},
+            "right_by_kind": {k: sum(r and rows[i]["kind"] == k for (i, _), r in zip(replaced, right)) for k in KINDS},
+        })
+    return rounds
 
 
 def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
-    """Fine-tune the base policy with `cfg.method`; returns a JSON-able result dict."""
+    """Fine-tune the base policy with the run's arm; returns a JSON-able result dict."""
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
 
@@ -455,49 +538,57 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
     # step 0 only with several checkpoints (the test runs' curves); otherwise just the end
     first = 0 if cfg.n_checkpoints > 1 else 1
     probe_steps = sorted({round(k * cfg.steps / cfg.n_checkpoints) for k in range(first, cfg.n_checkpoints + 1)})
+    variance_steps = (0, cfg.steps // 2) if cfg.variance else ()
 
     trainer = CADFTTrainer(model, args=_trainer_args(cfg, out_dir), train_dataset=Dataset.from_list(rows),
                            processing_class=tok)
-    probes = []
+    probes, variance = [], []
 
     def run_probes(step: int) -> None:
         entry = {"step": step, "val_acc": accuracy(trainer.model, tok, sets["val"])}
         if cfg.instruments:
-            normalizer = trainer.normalizer  # None for SFT and DFT runs
+            normalizer = trainer.normalizer  # the earlier estimator's running normaliser; None otherwise
             log_m = normalizer.log_value if normalizer is not None and normalizer.ready else None
-            w_min, w_max = trainer.args.cadft_w_min, cfg.w_max
+            w_min = trainer.args.cadft_w_min
             entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id, log_m=log_m,
                                          w_min=w_min))
-            entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, beta=cfg.beta, log_m=log_m,
-                                             w_min=w_min, w_max=w_max)
+            entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, cfg, log_m=log_m, w_min=w_min)
         probes.append(entry)
+
+    def run_variance(step: int) -> None:
+        n = min(cfg.variance_size, len(encoded))
+        variance.append(variance_probe(trainer.model, encoded[:n], kinds[:n], clean, cfg, pad_id=tok.pad_token_id,
+                                       step=step))
 
     class Probes(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step in probe_steps:
                 run_probes(state.global_step)
+            if state.global_step in variance_steps:
+                run_variance(state.global_step)
 
     trainer.add_callback(Probes())
     trainer.remove_callback(PrinterCallback)  # disable_tqdm would print every step's log
     if 0 in probe_steps:
         run_probes(0)
+    if 0 in variance_steps:
+        run_variance(0)
     trainer.train()
 
     model = trainer.model
     result = {
         "config": asdict(cfg),
-        "variant": cfg.variant,
         "val_acc": probes[-1]["val_acc"],
         "probes": probes,
         "log": [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history],
     }
+    if variance:
+        result["variance"] = variance
     if cfg.eval_test:
         for name in ("test_id", "test_ood", "retention"):
             result[f"{name}_acc"] = accuracy(model, tok, sets[name])
     if trainer.rewriter is not None:
-        accepted = trainer.rewriter.store.accepted
-        result["rewrites_accepted"] = {k: sum(kinds[i] == k for i in accepted) for k in KINDS}
-        result["rewrite_rounds"] = trainer.rewriter.store.rounds_done
+        result["rewrite_rounds"] = rewrite_rounds(trainer, rows)
     if cfg.save_model:
         trainer.save_model(os.path.join(out_dir, "model"))
     result["seconds"] = time.time() - start

@@ -18,7 +18,8 @@ The paper's estimator on a batch b is g_b = sum_{i in b} w_i G_i / N_b with w_i 
 exp(-beta max(0, z_i)) from the batch's own z (beta 0: DFT). Over random batches,
 
     second moment  E||g_b||^2
-    rel. variance  tr Cov(g_b) / ||E g_b||^2, the denominator unbiased (||mean g||^2 - tr Cov / n_batches)
+    rel. variance  tr Cov(g_b) / ||E g_b||^2, the denominator unbiased (||mean g||^2 - tr Cov / n_batches;
+                   None when that is <= 0: no signal measurable)
     cosine         cos(mean_b g_b, r)
 
 are computed from K alone (g_b = a_b G with a_b the batch's coefficients), never forming g_b.
@@ -110,7 +111,8 @@ def norm_vs_z(norms, z, *, edges=Z_EDGES, n_boot: int = 2000, seed: int = 0) -> 
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         sel = (z >= lo) & (z < hi)
         vals = norms[sel]
-        entry = {"lo_z": lo, "hi_z": hi, "n": int(sel.sum())}
+        entry = {"lo_z": lo if math.isfinite(lo) else None, "hi_z": hi if math.isfinite(hi) else None,
+                 "n": int(sel.sum())}  # None: unbounded (JSON has no infinity)
         if vals.numel():
             k = vals.numel()
             means = [float(vals[torch.randint(k, (k,), generator=g)].mean()) for _ in range(n_boot)]
@@ -145,7 +147,7 @@ def moments(K: torch.Tensor, v: torch.Tensor, rr: float, a: torch.Tensor) -> dic
     signal = mean_sq - trace / nb
     cos = float(abar @ v / math.sqrt(mean_sq * rr)) if mean_sq > 0 and rr > 0 else math.nan
     return {"second_moment": float(sq.mean()), "trace_cov": trace, "signal": signal,
-            "rel_variance": trace / signal if signal > 0 else math.inf, "cosine": cos}
+            "rel_variance": trace / signal if signal > 0 else None, "cosine": cos}  # None: no signal left
 
 
 def estimator_moments(K, v, rr, u, tokens, *, beta: float, batch_size: int, n_batches: int = 400,

@@ -1,0 +1,43 @@
+"""The decision rule of decision_rule.md as a function of the two runs' paired intervals.
+
+    rec = recommend(main["paired"], replication["paired"])
+    rec["default"]   # [{"arm": "cadft_b2", "main": ci, "replication": ci, "mean": 0.02}, ...] ('' if none)
+"""
+
+from __future__ import annotations
+
+import math
+
+from arms import ARMS, REFERENCE
+
+__all__ = ["METRIC", "pair_key", "recommend"]
+
+METRIC = "test_id_acc"
+
+
+def pair_key(arm: str, other: str = REFERENCE) -> str:
+    return f"{arm}-{other}"
+
+
+def _above_zero(ci: dict | None) -> bool:
+    return ci is not None and ci.get("n", 0) >= 2 and math.isfinite(ci["lo"]) and ci["lo"] > 0
+
+
+def recommend(main: dict, replication: dict, arms=None) -> dict:
+    """mixture -> the arms whose paired ID-accuracy difference against the default has a 95%
+    interval above 0 in both runs (best mean first), with both intervals; also the arms above
+    0 in one run only (`not_replicated`). `main` and `replication` map mixture -> pair -> metric -> ci."""
+    arms = [a for a in (arms or ARMS) if a != REFERENCE]
+    out = {}
+    for mix in sorted(set(main) & set(replication)):
+        winners, single = [], []
+        for arm in arms:
+            a = main[mix].get(pair_key(arm), {}).get(METRIC)
+            b = replication[mix].get(pair_key(arm), {}).get(METRIC)
+            entry = {"arm": arm, "main": a, "replication": b}
+            if _above_zero(a) and _above_zero(b):
+                winners.append({**entry, "mean": (a["mean"] + b["mean"]) / 2})
+            elif _above_zero(a) or _above_zero(b):
+                single.append(entry)
+        out[mix] = {"recommended": sorted(winners, key=lambda e: -e["mean"]), "not_replicated": single}
+    return out
