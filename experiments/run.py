@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 SMOKE = dict(
     base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=6, batch_size=8,
-    n_val=12, n_test=12, probe_size=4, variance_size=16, n_checkpoints=2, lrs=[1e-3, 3e-3], val_seeds=[100],
+    n_val=12, n_test=12, probe_size=4, variance_size=16, n_checkpoints=2, lrs=[1e-3], val_seeds=[100],
+    arms=["sft", "dft", "cadft", "earlier", "control", "paper_rw", "verified_rw"],  # every code path once
     seeds=[0, 1], grpo_steps=1, grpo_prompts=2, grpo_generations=2, grpo_seeds=[0], rewrite_start=2,
     rewrite_interval=2, rewrite_budget=0.25,
 )
@@ -302,10 +303,11 @@ def _grpo(args, pool, runs_dir: str, work: str, models: dict) -> list[dict]:
 
 
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
-    if args.smoke:
-        for key, value in SMOKE.items():
-            setattr(args, key, value)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke:  # smoke sizes, except where a flag is given
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args(argv)
     out = args.out or (tempfile.mkdtemp(prefix="cadft-smoke-") if args.smoke else os.path.join(HERE, "results"))
     docs = args.docs or (os.path.join(out, "docs") if args.smoke else os.path.join(os.path.dirname(HERE), "docs"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -518,3 +518,14 @@ def test_reconcile_moves_later_rounds_aside_and_never_deletes(tmp_path):
     assert len(kept) + len(orphaned) - 1 == len(before)  # every line is somewhere
     assert store.reconcile_provenance(str(tmp_path)) == 0  # idempotent
     assert RewriteStore().reconcile_provenance(str(tmp_path / "nothing-here")) == 0
+
+
+def test_default_template_has_no_number_to_copy():
+    """A small model copied the example answer of the template ('#### 42') into 6 of 14
+    candidates (docs/rewriting.md): the examples of the answer form hold no digit."""
+    import re
+
+    from cadft.rewriting.prompt import DEFAULT_REWRITE_TEMPLATE
+
+    assert not re.search(r"\d", DEFAULT_REWRITE_TEMPLATE)
+    assert "#### <answer>" in DEFAULT_REWRITE_TEMPLATE.format(question="q", reference="r")

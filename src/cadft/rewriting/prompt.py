@@ -43,8 +43,8 @@ DEFAULT_REWRITE_TEMPLATE = (
     "Write your OWN complete solution to the problem, in your own words and your own style, "
     "as you would naturally solve it. Do not copy the reference and do not mention it. Your "
     "solution must reach the same final answer as the reference, and must end with that final "
-    "answer written in the same form as the reference does (for example '#### 42', "
-    "'\\boxed{{42}}' or 'The answer is 42'). Reply with the solution only."
+    "answer written in the same form as the reference does (for example '#### <answer>', "
+    "'\\boxed{{<answer>}}' or 'The answer is <answer>'). Reply with the solution only."
 )
 
 
