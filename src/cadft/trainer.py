@@ -217,7 +217,10 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.accelerator.num_processes == 1:
             return tensor
-        return self.accelerator.reduce(tensor.to(self.accelerator.device), reduction="max").cpu()
+        # A gather, not accelerate's reduce: up to 1.11 at least (1.10.1 is supported), its
+        # reduce has no "max" and sums whatever reduction it is given
+        gathered = self.accelerator.gather(tensor.to(self.accelerator.device).unsqueeze(0))  # (P, ...)
+        return gathered.amax(dim=0).cpu()
 
     def model_inputs(self, batch: dict) -> dict:
         """A collated batch as the model takes it, on the device (the sample ids and the
