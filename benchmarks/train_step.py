@@ -358,7 +358,7 @@ def own_code_share(setup: Setup, raw, seq_len: int, batch: int, warmup: int, ste
             return wrapper
 
         estimator = trainer.estimator  # on the instances: other trainers are untouched
-        for name in ("loss", "before_optimizer_step", "end_step"):  # observe runs inside _record
+        for name in ("loss", "before_optimizer_step", "logged_loss", "end_step"):  # observe runs inside _record
             setattr(estimator, name, timed(getattr(estimator, name)))
         estimator.begin_step = timed(estimator.begin_step, "pre_pass")
         trainer._record = timed(trainer._record)

@@ -259,6 +259,18 @@ def test_resume_without_a_complete_checkpoint_says_so(tok, demos, saved_run, tmp
         trainer.train(resume_from_checkpoint=str(out / "checkpoint-3"))
 
 
+@pytest.mark.min_deps  # the rotation is `rotate_checkpoints` from transformers 5.2, the Trainer's method before
+def test_rotation_keeps_the_newest_published_checkpoints(tok, demos, tmp_path):
+    """save_total_limit counts the published checkpoint-N folders: once a new one is
+    published, the oldest beyond the limit is removed."""
+    out = tmp_path / "run"
+    args = trainer_args(out, max_steps=3, save_strategy="steps", save_steps=1, save_total_limit=2)
+    CADFTTrainer(tiny_llama(tok), args=args, train_dataset=demos, processing_class=tok).train()
+    assert checkpoint_dirs(out) == ["checkpoint-2", "checkpoint-3"]
+    assert not list(out.glob(".staging-*"))
+
+
+@pytest.mark.min_deps
 def test_best_checkpoint_is_recorded_under_its_published_name(tok, demos, tmp_path):
     """load_best_model_at_end: the best checkpoint is named checkpoint-N, never its staging folder."""
     out = tmp_path / "run"

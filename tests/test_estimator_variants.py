@@ -154,6 +154,7 @@ def test_beta_zero_matches_trl(tok, demos, tmp_path, normalization, alpha, trl_l
     assert any(v.abs().max() > 0 for v in ours.values())
 
 
+@pytest.mark.min_deps  # kappa before the clip, and in the logged loss, on every transformers
 @pytest.mark.parametrize("normalization,alpha", [("batch", 1.0), ("batch", 0.5), ("ema", 0.5), ("batch", 0.0)])
 def test_micro_batch_split_invariance(tok, demos, tmp_path, normalization, alpha):
     """Invariant 2: 1x8 = 2x4 = 8x1, with clipping on so kappa acts before the clip."""
@@ -174,6 +175,7 @@ def test_micro_batch_split_invariance(tok, demos, tmp_path, normalization, alpha
             assert [h[key] for h in runs[(mb, "logs")]] == pytest.approx([h[key] for h in runs[(8, "logs")]], rel=1e-4), key
 
 
+@pytest.mark.min_deps
 def test_batch_normalization_one_step_matches_naive_reference(tok, demos, tmp_path):
     """With no clipping, w^_i = c_i^beta sum_j M_j / sum_j c_j^beta M_j, whatever m is."""
     data = demos.select(range(8))

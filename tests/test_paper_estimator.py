@@ -170,6 +170,9 @@ def _trl_delta(tok, data, tmp_path, loss_type, **common):
                      gradient_checkpointing=False, use_cpu=True, max_length=256, save_strategy="no", seed=0,
                      data_seed=0, disable_tqdm=True, **common)
     trainer = SFTTrainer(model, args=args, train_dataset=data, processing_class=tok)
+    # As CADFTTrainer does: on transformers 5.2 to 5.5 accelerate would divide the loss by the
+    # accumulation steps a second time, and TRL's steps would be 1/steps of the 5.6 ones (no-op elsewhere)
+    trainer.accelerator.gradient_accumulation_steps = 1
     trainer.train()
     return {k: v - before[k] for k, v in params(trainer.model).items()}, trainer
 

@@ -42,10 +42,6 @@ class _EstimatorSteps(TrainerCallback):
     def __init__(self, trainer: CADFTTrainer):
         self.trainer = trainer
 
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        # Reached without `_clip_grad_norm` when max_grad_norm is 0
-        self.trainer.estimator.before_optimizer_step(self.trainer)
-
     def on_step_end(self, args, state, control, **kwargs):
         self.trainer.estimator.end_step(self.trainer)
 
@@ -183,9 +179,22 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         rows = unpack_rows(position_ids, None if sample_ids is None else len(sample_ids), *tensors)
         return rows[0], rows[1], rows[2] if compat_mask is not None else None
 
-    def _clip_grad_norm(self, model):
-        self.estimator.before_optimizer_step(self)  # the `batch` rescale acts before the clip
-        return super()._clip_grad_norm(model)
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # The step's last backward is the one point before the gradient clip that every
+        # supported transformers has (4.x clips inside its loop, 5.x in `_clip_grad_norm`);
+        # the loop marks that micro-batch with sync_gradients before calling this
+        if self.accelerator.sync_gradients:
+            self.estimator.before_optimizer_step(self)
+        return self.estimator.logged_loss(self, loss)
+
+    def create_accelerator_and_postprocess(self):
+        super().create_accelerator_and_postprocess()
+        # The Trainer accumulates the gradients itself, and the loss is already normalised over
+        # the whole step (N counts its tokens); transformers 5.2 to 5.5 also gave accelerate the
+        # accumulation steps, whose backward then divides the loss once more. 1, as before 5.2
+        # and from 5.6 (a no-op there).
+        self.accelerator.gradient_accumulation_steps = 1
 
     # ---- collectives, for the estimators and the rewriter ------------------------------
 
@@ -208,7 +217,10 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.accelerator.num_processes == 1:
             return tensor
-        return self.accelerator.reduce(tensor.to(self.accelerator.device), reduction="max").cpu()
+        # A gather, not accelerate's reduce: up to 1.11 at least (1.10.1 is supported), its
+        # reduce has no "max" and sums whatever reduction it is given
+        gathered = self.accelerator.gather(tensor.to(self.accelerator.device).unsqueeze(0))  # (P, ...)
+        return gathered.amax(dim=0).cpu()
 
     def model_inputs(self, batch: dict) -> dict:
         """A collated batch as the model takes it, on the device (the sample ids and the

@@ -9,7 +9,12 @@ from __future__ import annotations
 import logging
 import os
 
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+try:  # a function from transformers 5.2; before, the Trainer's method `_rotate_checkpoints`
+    from transformers.trainer_utils import rotate_checkpoints
+except ImportError:
+    rotate_checkpoints = None
 
 from .checkpoints import (
     TRAINER_STATE_FILE,
@@ -62,15 +67,23 @@ class CrashSafeCheckpoints:
                 self.state.save_to_json(os.path.join(staged, TRAINER_STATE_FILE))
             write_json_atomic(os.path.join(staged, STATE_FILE), self.cadft_state_dict())
             publish_checkpoint(staged, final)
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=True,
-            )
+            self._rotate_published(run_dir)
         if push:
             self._push_from_checkpoint(final)
         self.accelerator.wait_for_everyone()  # checkpoint-N exists for every process from here
+
+    def _rotate_published(self, run_dir: str) -> None:
+        """Remove the checkpoints beyond save_total_limit, as the Trainer would (keeping the
+        newest and the best)."""
+        if rotate_checkpoints is None:
+            self._rotate_checkpoints(use_mtime=True, output_dir=run_dir)
+            return
+        rotate_checkpoints(
+            output_dir=run_dir,
+            save_total_limit=self.args.save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=True,
+        )
 
     def _latest_complete_checkpoint(self) -> str:
         """The newest complete checkpoint of output_dir. Incomplete ones are named in a

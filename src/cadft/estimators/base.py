@@ -7,6 +7,7 @@ and whatever per-step state they need. The trainer calls, for each optimizer ste
     loss(trainer, batch, mode)          each micro-batch, training and evaluation -> (loss, Rows)
     observe(trainer, rows, mode)        each micro-batch, with every process's rows
     before_optimizer_step(trainer)      gradients complete, before clipping (`batch` rescale)
+    logged_loss(trainer, loss)          each training micro-batch, after its backward -> the loss to log
     end_step(trainer)                   after the optimizer step (step metrics, running state)
 
 and `state_dict` / `load_state_dict` with every checkpoint.
@@ -86,6 +87,11 @@ class Estimator:
 
     def before_optimizer_step(self, trainer) -> None:
         pass
+
+    def logged_loss(self, trainer, loss: torch.Tensor) -> torch.Tensor:
+        """The micro-batch's loss as the trainer adds it to the logged loss (after
+        `before_optimizer_step` on the step's last micro-batch)."""
+        return loss
 
     def end_step(self, trainer) -> None:
         pass

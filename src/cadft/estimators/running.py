@@ -148,10 +148,7 @@ class BatchNormalized(RunningNormalized):
         self._mass = 0.0  # sum_i M_i over this process's rows of the step
         self._weighted_mass = 0.0  # sum_i w_i M_i
         self._kappa: float | None = None
-        self._loss_before: torch.Tensor | None = None
-
-    def begin_step(self, trainer, batches: list[dict]) -> None:
-        self._loss_before = trainer._tr_loss.detach().clone()  # the logged loss is rescaled with the gradient
+        self._step_loss: torch.Tensor | float = 0.0  # the losses of this step's micro-batches, as logged
 
     def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         loss, rows = super().loss(trainer, batch, mode)
@@ -169,17 +166,20 @@ class BatchNormalized(RunningNormalized):
     def before_optimizer_step(self, trainer) -> None:
         """Multiply the accumulated gradient of this step by kappa over the global batch.
         Runs once per step, on every process (one all-reduce)."""
-        if self._kappa is not None:
-            return
         sums = trainer.all_reduce_sum(torch.tensor([self._mass, self._weighted_mass], dtype=torch.float64))
         kappa = batch_kappa(sums[0], sums[1])
         self._kappa = float(kappa)
         for param in trainer.model.parameters():
             if param.grad is not None:
                 param.grad.mul_(kappa.to(param.grad.dtype))
-        if self._loss_before is not None:  # the logged loss is the effective-weight loss
-            tr_loss = trainer._tr_loss
-            tr_loss.add_((self._kappa - 1.0) * (tr_loss - self._loss_before.to(tr_loss.device)))
+
+    def logged_loss(self, trainer, loss: torch.Tensor) -> torch.Tensor:
+        """The logged loss is the effective-weight loss: the step's last micro-batch adds
+        (kappa - 1) times the step's loss (the earlier micro-batches were logged before kappa)."""
+        self._step_loss = self._step_loss + loss
+        if self._kappa is None:
+            return loss
+        return loss + (self._kappa - 1.0) * self._step_loss
 
     def _effective(self, rows: Rows) -> Rows:
         if self._kappa is not None:
@@ -191,4 +191,4 @@ class BatchNormalized(RunningNormalized):
         super().end_step(trainer)
         if kappa is not None:
             trainer._metrics["train"]["cadft/kappa"].append(kappa)
-        self._mass, self._weighted_mass, self._kappa, self._loss_before = 0.0, 0.0, None, None
+        self._mass, self._weighted_mass, self._kappa, self._step_loss = 0.0, 0.0, None, 0.0
