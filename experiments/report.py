@@ -70,7 +70,9 @@ def _header(record: dict, replication: bool) -> list[str]:
         f"same `--out` rewrites this page from `{_relative(args['out'] or os.path.join(HERE, 'results'))}/record.json`)",
         f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes (1 thread each), "
         f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
-        f"({base['seconds'] / 60:.1f} min when it was trained); the plan estimated {record['plan']['est_minutes']:.0f} min.",
+        f"({base['seconds'] / 60:.1f} min when it was trained); the plan estimated {record['plan']['est_minutes']:.0f} min"
+        + (f"; {record['reused_runs']} runs reused from an earlier invocation (their time is not included)."
+           if record.get("reused_runs") else "."),
         f"- **Machine**: {machine()}; a shared VM (other jobs ran beside this one)",
         f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
         f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "

@@ -26,12 +26,11 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 
@@ -155,16 +154,34 @@ class Runner:
     def __init__(self, pool, base_path: str, runs_dir: str, work: str):
         self.pool, self.base_path, self.runs_dir, self.work = pool, base_path, runs_dir, work
         self.futures: dict[RunConfig, tuple] = {}
+        self.reused = 0  # runs whose result an earlier invocation left in runs_dir
 
     def submit(self, phase: str, cfgs) -> list[RunConfig]:
         os.makedirs(os.path.join(self.runs_dir, phase), exist_ok=True)
         for cfg in cfgs:
             if cfg not in self.futures:
                 name = _name(cfg)
-                job = ("ft", cfg, self.base_path, os.path.join(self.work, name),
-                       os.path.join(self.runs_dir, phase, name + ".json"), phase)
+                result_path = os.path.join(self.runs_dir, phase, name + ".json")
+                done = self._finished(cfg, result_path)
+                if done is not None:  # an earlier invocation ran it: reuse (its model is not kept)
+                    future = Future()
+                    future.set_result(done)
+                    self.futures[cfg] = (future, phase)
+                    self.reused += 1
+                    continue
+                job = ("ft", cfg, self.base_path, os.path.join(self.work, name), result_path, phase)
                 self.futures[cfg] = (self.pool.submit(_job, *job), phase)
         return list(cfgs)
+
+    @staticmethod
+    def _finished(cfg: RunConfig, path: str) -> dict | None:
+        """The result an earlier invocation wrote for exactly this config, if any (runs whose
+        model is needed later, for GRPO, run again)."""
+        if cfg.save_model or not os.path.exists(path):
+            return None
+        with open(path) as f:
+            result = json.load(f)
+        return result if result.get("config") == json.loads(json.dumps(asdict(cfg))) else None
 
     def results(self, cfgs) -> list[dict]:
         out = []
@@ -339,6 +356,7 @@ def main(argv=None) -> dict:
         results = _experiment(args, runner, common)
         models = results.pop("_default_models")
         grpo = _grpo(args, pool, runs_dir, work, models)
+        reused = runner.reused
 
     wall = time.time() - start
     record = {
@@ -351,6 +369,7 @@ def main(argv=None) -> dict:
         **results,
         "grpo": grpo,
         "wall_seconds": wall,
+        "reused_runs": reused,  # results an earlier invocation left in runs_dir (their time is not in wall_seconds)
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
     with open(os.path.join(out, "record.json"), "w") as f:
