@@ -5,8 +5,9 @@ on controlled mixtures of native, mildly / medium / strongly foreign and wrong d
     python experiments/run.py            # the main run; writes docs/results.md and docs/results/*.png
     python experiments/run.py --plan     # print the plan (runs x estimated seconds) and stop
     python experiments/run.py --smoke    # a short end-to-end check into a temporary folder
-    python experiments/run.py --seeds 5,6,7,8,9 --lr-from experiments/results/record.json \
-        --out experiments/replication --docs docs/replication     # the replication: fresh test seeds
+    python experiments/run.py --seeds 5,6,7,8,9 --grpo-seeds 5,6,7 --lr-from experiments/results/summary.json \
+        --compare-to experiments/results/summary.json --out experiments/replication --docs docs/replication
+                                         # the replication: fresh test seeds at the main run's rates
 
 Phases (each job is one fine-tuning or GRPO run, spread over `--jobs` processes):
   0. the base policy (cached under --cache-dir, keyed by its parameters);
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lrs", type=_floats, default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
       help="learning-rate grid of every arm (default 1e-5 to 3e-3, 6 rates)")
     a("--val-seeds", type=_ints, default=[100, 101], help="seeds of the learning-rate grid (default 100,101)")
-    a("--lr-from", default=None, help="a record.json whose tuned rates to reuse (the replication): no grid is run")
+    a("--lr-from", default=None,
+      help="the main run's summary.json (or record.json): reuse its tuned rates (the replication); no grid runs")
     # test runs
     a("--seeds", type=_ints, default=[0, 1, 2, 3, 4], help="test seeds, every mixture (default 0-4)")
     a("--compare-to", default=None,
