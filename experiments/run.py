@@ -5,7 +5,7 @@ on controlled mixtures of native, mildly / medium / strongly foreign and wrong d
     python experiments/run.py            # the main run; writes docs/results.md and docs/results/*.png
     python experiments/run.py --plan     # print the plan (runs x estimated seconds) and stop
     python experiments/run.py --smoke    # a short end-to-end check into a temporary folder
-    python experiments/run.py --seeds 5,6,7,8,9 --grpo-seeds 5,6,7 --lr-from experiments/results/summary.json \
+    python experiments/run.py --seeds 5,6,7,8,9 --grpo-seeds "" --lr-from experiments/results/tuned_lr.json \
         --compare-to experiments/results/summary.json --out experiments/replication --docs docs/replication
                                          # the replication: fresh test seeds at the main run's rates
 
@@ -279,6 +279,8 @@ def _experiment(args, runner: Runner, common: RunConfig) -> dict:
         logger.info("phase 1: %d learning-rate grid runs", sum(map(len, grids.values())))
         lr = {f"{arm}|{mix}": _best_lr(runner.results(cfgs), args.lrs) for (arm, mix), cfgs in grids.items()}
         logger.info("tuned rates (arm|mixture -> lr): %s", lr)
+        with open(os.path.join(runner.runs_dir, os.pardir, "tuned_lr.json"), "w") as f:  # the replication can start now
+            json.dump({"lr": lr, "source": f"phase 1 of the run in {os.path.dirname(runner.runs_dir)}"}, f, indent=1)
 
     # 2. test runs at the tuned rates; the first seed's DFT run measures the variance assumption
     tests = {}
