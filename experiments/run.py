@@ -46,9 +46,9 @@ logger = logging.getLogger("experiments")
 
 GRPO_ARMS = ("sft", "dft", "cadft")
 RULE_PATH = os.path.join(HERE, "decision_rule.md")
-# Estimated seconds per job on one thread of the 2-core VM (the 2026-11-29 11:05 run's mean job times,
-# rounded up; the machine's other load can add more)
-EST_SECONDS = {"light": 5, "main": 14, "rewrite": 12, "variance": 40, "grpo": 8}
+# Estimated seconds per job on one thread of the 2-core VM: the 2026-12-02 main run's mean job times,
+# rounded, on a machine it shared with the real-model experiment and a test suite (alone: about half)
+EST_SECONDS = {"light": 11, "main": 27, "rewrite": 30, "variance": 90, "grpo": 15}
 
 
 def _floats(text: str) -> list[float]:
