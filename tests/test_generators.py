@@ -419,7 +419,7 @@ def test_rewrite_messages_from_a_string():
         question="How many legs do 2 cats have? {x}", reference="2 * 4 = 8\n#### 8"
     )
     assert "How many legs do 2 cats have? {x}" in message["content"] and "#### 8" in message["content"]
-    assert "\\boxed{42}" in message["content"] and "own" in message["content"]
+    assert "\\boxed{<answer>}" in message["content"] and "own" in message["content"]  # {{ }} became { }
 
 
 def test_rewrite_messages_keeps_the_system_turn_and_earlier_turns():
