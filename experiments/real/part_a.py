@@ -50,16 +50,22 @@ from cadft.normalizer import log_mean_exp
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
 
-# The estimator these experiments measure: the project's earlier one, at its defaults (the
-# paper's estimator, the library's default since 2026-12-01, is not measured here yet)
+# The project's earlier estimator, measured beside the paper's (the library's default)
 EARLIER_ESTIMATOR = {"cadft_normalization": "ema", "cadft_token_power": 0.5}
 
 
+def _read(**estimator) -> dict:
+    c = CADFTConfig(output_dir="unused", report_to="none", use_cpu=not torch.cuda.is_available(), **estimator)
+    out = {"normalization": c.cadft_normalization, "beta": c.cadft_beta, "alpha": c.cadft_token_power}
+    if c.cadft_normalization == "zscore":
+        return {**out, "eps": c.cadft_eps, "scope": c.cadft_scope}
+    return {**out, "w_min": c.cadft_w_min, "w_max": c.cadft_w_max}
+
+
 def defaults() -> dict:
-    """The earlier estimator's defaults, read from the library at run time."""
-    c = CADFTConfig(output_dir="unused", report_to="none", use_cpu=not torch.cuda.is_available(), **EARLIER_ESTIMATOR)
-    return {"beta": c.cadft_beta, "w_min": c.cadft_w_min, "w_max": c.cadft_w_max, "alpha": c.cadft_token_power,
-            "normalization": c.cadft_normalization}
+    """Both estimators' defaults, read from the library at run time: `paper` (`CADFTConfig()`)
+    and `earlier` (`CADFTConfig(**EARLIER_ESTIMATOR)`)."""
+    return {"paper": _read(), "earlier": _read(**EARLIER_ESTIMATOR)}
 
 
 def methods(d: dict) -> dict[str, dict]:
@@ -254,7 +260,7 @@ def summarise(point: dict, replicates: list[dict], baselines=("DFT", "SFT")) -> 
 
 def run(args, splits) -> dict:
     start = time.time()
-    d = defaults()
+    d = defaults()["earlier"]
     specs = methods(d)
     alphas = sorted({spec["alpha"] for spec in specs.values()})
     pool_rows, ref_rows = splits["pool"], splits["reference"]

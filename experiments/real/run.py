@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lora_top_layers", type=int, default=0,
       help="LoRA on the top K decoder layers only (0: all); fewer layers make per-sample gradients cheaper")
     # Part B
-    a("--seeds", type=int, default=3, help="Part B: training seeds")
-    a("--train", type=int, default=32, help="Part B: training demonstrations (1 epoch at the default steps)")
+    a("--seeds", type=int, default=2, help="Part B: training seeds (2 fit the 1-core CPU budget)")
+    a("--train", type=int, default=16,
+      help="Part B: training demonstrations (2 epochs at the default steps: rewritten targets get trained on)")
     a("--steps", type=int, default=8, help="Part B: optimizer steps per run (8 x 4 rows fit the 90-minute CPU budget)")
     a("--train_batch", type=int, default=4, help="Part B: global batch (demonstrations per optimizer step)")
     a("--lrs", default="3e-4,1e-3", help="Part B: the learning-rate grid every method searches")
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--general", type=int, default=50, help="Part B: general prompts for forgetting")
     a("--max_new_tokens", type=int, default=160, help="Part B: generation length (accuracy, forgetting, rewriting)")
     a("--clean_methods", default="SFT,DFT,CADFT", help="Part B: methods also trained on the clean set")
+    a("--rewrite_start", type=int, default=None, help="Part B: the paper's warm-up, scaled (default: steps // 2)")
+    a("--rewrite_interval", type=int, default=None,
+      help="Part B: the paper's interval between rounds, scaled (default: steps // 4)")
+    a("--rewrite_budget", type=float, default=4,
+      help="Part B: targets selected per round (the paper's 0.5%% of 16 rows is under one sample)")
+    a("--threads", type=int, default=0, help="torch threads (0: torch's default; OMP_NUM_THREADS also works)")
     a("--cache_dir", default=None, help="cached base generations (default <out>/cache)")
     return p
 
@@ -151,6 +158,8 @@ def main(argv=None) -> dict:
     args = resolve(build_parser().parse_args(argv))
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     splits = build_data(args)
     results = {}
