@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 import common
 import lab  # noqa: E402
@@ -234,8 +235,21 @@ def rewrite_rounds(out_dir: Path, kinds: list[str]) -> list[dict]:
     return [rounds[k] for k in sorted(rounds)]
 
 
-def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path):
-    """A LoRA fine-tune of the base model; returns (model, gradient-norm trace, extras)."""
+class StopAfter(TrainerCallback):
+    """Ends training after `step` optimizer steps; the learning-rate schedule stays the full run's."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path, *, stop_after: int | None = None):
+    """A LoRA fine-tune of the base model; returns (model, gradient-norm trace, extras).
+    `stop_after`: end after that many steps of the `args.steps`-step schedule (Part A's
+    mid-training adapter)."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import PrinterCallback
@@ -253,6 +267,8 @@ def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path)
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
     trainer = CADFTTrainer(model, args=config, train_dataset=dataset, processing_class=tok, peft_config=lora)
     trainer.remove_callback(PrinterCallback)
+    if stop_after is not None:
+        trainer.add_callback(StopAfter(stop_after))
     trainer.train()
     norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     extras = {}
@@ -380,16 +396,18 @@ def _result(model, tok, sets, args, base_metrics, norms, extras) -> dict:
 
 def tables(runs: dict) -> dict:
     """Per dataset: each method's metrics (mean and 95% t-interval over seeds) and paired
-    differences against DFT and SFT."""
+    differences against DFT and SFT, and of CADFT's variants (earlier, rewriting) against CADFT."""
     out = {}
     for name, methods in runs.items():
         out[name] = {"methods": {}, "paired": {}}
         for method, run_ in methods.items():
             seeds = run_["seeds"]
             out[name]["methods"][method] = {m: mean_ci([float(s[m]) for s in seeds.values()]) for m in METRICS}
-        for baseline in ("DFT", "SFT"):
+        for baseline in ("DFT", "SFT", "CADFT"):
             for method, run_ in methods.items():
                 if method == baseline or baseline not in methods:
+                    continue
+                if baseline == "CADFT" and not method.startswith("CADFT "):  # its variants: earlier, rewriting
                     continue
                 other = methods[baseline]["seeds"]
                 out[name]["paired"][f"{method} - {baseline}"] = {
