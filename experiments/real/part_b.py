@@ -335,7 +335,12 @@ def run(args, splits) -> dict:
     shown = {k: round(v, 4) for k, v in base_metrics.items() if isinstance(v, float)}
     print(f"[part b] base measured: {time.time() - start:.0f} s: {shown}", flush=True)
     clean = tuple(m.strip() for m in args.clean_methods.split(",") if m.strip())
-    datasets = {"mixed": (splits["train_mixed"], MIXED_METHODS), "clean": (splits["train_clean"], clean)}
+    mixed = MIXED_METHODS if args.mixed_methods is None else tuple(
+        m.strip() for m in args.mixed_methods.split(",") if m.strip())
+    unknown = [m for m in mixed + clean if m not in MIXED_METHODS]
+    if unknown:
+        raise SystemExit(f"unknown Part B method(s) {unknown}; choose from {', '.join(MIXED_METHODS)}")
+    datasets = {"mixed": (splits["train_mixed"], mixed), "clean": (splits["train_clean"], clean)}
     lrs = [float(x) for x in args.lrs.split(",")]
     work = Path(tempfile.mkdtemp(prefix="cadft-real-b-"))  # trainer output folders (nothing is saved there)
     try:

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--accuracy", type=int, default=32, help="Part B: held-out 1-step problems for greedy accuracy")
     a("--general", type=int, default=50, help="Part B: general prompts for forgetting")
     a("--max_new_tokens", type=int, default=160, help="Part B: generation length (accuracy, forgetting, rewriting)")
+    a("--mixed_methods", default=None,
+      help="Part B: methods trained on the mixture (default all: SFT, DFT, CADFT, CADFT (earlier), "
+      "CADFT + paper rewriting, DFT + oracle filter)")
     a("--clean_methods", default="SFT,DFT,CADFT", help="Part B: methods also trained on the clean set")
     a("--rewrite_start", type=int, default=None, help="Part B: the paper's warm-up, scaled (default: steps // 2)")
     a("--rewrite_interval", type=int, default=None,
