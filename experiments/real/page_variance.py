@@ -87,11 +87,13 @@ def section(a: dict, folder: Path, rel: str) -> list[str]:
              "sum_i G_i / N_b); z_i is the sample's z-score of u_i (length-normalised NLL) within its batch, "
              f"averaged over {base['batch_size']}-row batches of 50 random partitions of the pool "
              "(`variance.mean_batch_z`). "
-             f"At the base: LoRA B matrices only ({base['params']:,} parameters; the A matrices have no gradient "
-             "there)" + (f"; at the middle of training: an adapter trained for {mid['step']} of the {mid['of_steps']} "
+             f"At the base: LoRA B matrices only ({base['params']:,} parameters"
+             + (f", LoRA on the top {mid['top_layers']} layers" if mid and mid.get("top_layers") else "")
+             + "; the A matrices have no gradient there)" + (f"; at the middle of training: an adapter trained for {mid['step']} of the {mid['of_steps']} "
                          f"steps of Part B's DFT run ({mid['train_rows']} mixture rows, batch {mid['batch']}, lr "
-                         f"{mid['lr']:g}, cosine schedule of the full run), A and B matrices ({mid['params']:,} "
-                         "parameters)" if mid else "") + ". Intervals: 95% bootstrap over samples.", ""]
+                         f"{mid['lr']:g}, cosine schedule of the full run), A and B matrices"
+                         + (f" of the top {mid['top_layers']} layers" if mid.get("top_layers") else "")
+                         + f" ({mid['params']:,} parameters)" if mid else "") + ". Intervals: 95% bootstrap over samples.", ""]
     for key, label in STAGES:
         if key in variance:
             lines.append("- " + sentence(variance[key], label))

@@ -104,13 +104,23 @@ def lora_model(model, *, r: int, targets: list[str], top_layers: int, seed: int)
     return get_peft_model(model, config)
 
 
-def per_sample_gradients(model, rows: list[dict], alphas: list[float], *, matrices=("lora_B",), progress=None) -> dict:
+def _layer(name: str) -> int | None:
+    """The decoder-layer index in a parameter name ('...layers.12.self_attn...'), else None."""
+    parts = name.split(".")
+    return next((int(parts[k + 1]) for k, part in enumerate(parts[:-1]) if part == "layers"
+                 and parts[k + 1].isdigit()), None)
+
+
+def per_sample_gradients(model, rows: list[dict], alphas: list[float], *, matrices=("lora_B",),
+                         min_layer: int = 0, progress=None) -> dict:
     """For each tokenized row and each alpha: the flat gradient of sum_t -sg(p_t)**alpha l_t
-    over the LoRA parameters whose name holds one of `matrices` (float32, (n, D) per alpha),
-    and per row: trainable tokens T, mean log-prob s, and the mass M(alpha) = sum_t p_t**alpha."""
+    over the LoRA parameters whose name holds one of `matrices`, in decoder layers >= `min_layer`
+    (float32, (n, D) per alpha; the backward pass stops at that layer), and per row: trainable
+    tokens T, mean log-prob s, and the mass M(alpha) = sum_t p_t**alpha."""
     ensure_fused_lm_head(model)
     model.eval()  # no dropout: the gradient of the deterministic loss
-    params = [p for n, p in model.named_parameters() if p.requires_grad and any(m in n for m in matrices)]
+    params = [p for n, p in model.named_parameters() if p.requires_grad and any(m in n for m in matrices)
+              and (_layer(n) is None or _layer(n) >= min_layer)]
     dev = params[0].device
     grads = {a: torch.zeros(len(rows), sum(p.numel() for p in params)) for a in alphas}
     tokens, mean_logp, mass = [], [], {a: [] for a in alphas}
@@ -170,9 +180,10 @@ def gradients(args, pool_rows, ref_rows, alphas, start):
 
 
 def mid_gradients(args, splits, start):
-    """Per-sample gradients (LoRA A and B matrices) at the middle of training: an adapter
-    trained on Part B's mixture with Part B's DFT run (its LoRA, `--steps` schedule, lr
-    `--mid_lr`, seed `--seed`) and stopped after half its steps. DFT's token loss on the pool
+    """Per-sample gradients (LoRA A and B matrices; the top `--lora_top_layers` layers only
+    when given) at the middle of training: an adapter trained on Part B's mixture with Part
+    B's DFT run (its LoRA on every layer, `--steps` schedule, lr `--mid_lr`, seed `--seed`)
+    and stopped after half its steps. DFT's token loss on the pool
     (alpha 1), DFT's and the NLL's on the reference rows. Cached like `gradients`;
     (pool, ref, seconds, cached, the adapter's gradient-norm trace)."""
     import tempfile
@@ -180,7 +191,7 @@ def mid_gradients(args, splits, start):
     import part_b
 
     rows, half = splits["train_mixed"], max(1, args.steps // 2)
-    path = _cache_path(args, "mid", args.steps, args.train_batch, args.mid_lr, half, rows, splits["pool"],
+    path = _cache_path(args, "mid", args.lora_top_layers, args.steps, args.train_batch, args.mid_lr, half, rows, splits["pool"],
                        splits["reference"])
     if path.is_file():
         cached = torch.load(path, weights_only=False)
@@ -189,15 +200,22 @@ def mid_gradients(args, splits, start):
     with tempfile.TemporaryDirectory(prefix="cadft-real-a-") as work:
         model, tok, norms, _ = part_b.train(args, "DFT", rows, args.mid_lr, args.seed, Path(work), stop_after=half)
     print(f"[part a] mid-training adapter: {half} of {args.steps} DFT steps, {time.time() - start:.0f} s", flush=True)
-    matrices = ("lora_A", "lora_B")
-    pool = per_sample_gradients(model, common.tokenize(tok, splits["pool"], args.max_length), [1.0],
-                                matrices=matrices, progress=_progress("mid pool", start))
-    ref = per_sample_gradients(model, common.tokenize(tok, splits["reference"], args.max_length), [0.0, 1.0],
-                               matrices=matrices, progress=_progress("mid reference", start))
+    # The adapter trains every layer; with --lora_top_layers K its per-sample gradients are taken
+    # over the top K layers' A and B matrices only, as at the base
+    kept = dict(matrices=("lora_A", "lora_B"), min_layer=_min_layer(model, args.lora_top_layers))
+    pool = per_sample_gradients(model, common.tokenize(tok, splits["pool"], args.max_length), [1.0], **kept,
+                                progress=_progress("mid pool", start))
+    ref = per_sample_gradients(model, common.tokenize(tok, splits["reference"], args.max_length), [0.0, 1.0], **kept,
+                               progress=_progress("mid reference", start))
     seconds = time.time() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"pool": pool, "ref": ref, "seconds": seconds, "norms": norms}, path)
     return pool, ref, seconds, False, norms
+
+
+def _min_layer(model, top_layers: int) -> int:
+    layers = model.get_base_model().config.num_hidden_layers  # a peft model
+    return max(0, layers - top_layers) if top_layers > 0 else 0
 
 
 def row_weights(spec: dict, s: np.ndarray, log_m: float | None) -> np.ndarray:
@@ -437,7 +455,8 @@ def run(args, splits) -> dict:
     mid_refs = {"dft": _reference_direction(mid_ref, 1.0), "nll": _reference_direction(mid_ref, 0.0)}
     variance_result["mid"] = variance_probe(mid_pool["grads"][1.0].double(), mid_refs, -mid_pool["mean_logp"],
                                             mid_pool["tokens"], kinds, **probe)
-    variance_result["mid"].update(matrices="lora_A,lora_B", step=max(1, args.steps // 2), of_steps=args.steps,
+    variance_result["mid"].update(matrices="lora_A,lora_B", top_layers=args.lora_top_layers,
+                                  step=max(1, args.steps // 2), of_steps=args.steps,
                                   lr=args.mid_lr, train_rows=len(splits["train_mixed"]),
                                   batch=args.train_batch, gradient_wall_s=mid_s, gradients_cached=mid_cached,
                                   train_grad_norms=mid_norms)
