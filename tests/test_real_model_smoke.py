@@ -39,7 +39,8 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
     # At the floor (a random model: accuracy 0 at the base) accuracy is not measured after training
     assert b_sizes["accuracy_after"] == (results["b"]["base"]["accuracy"] > 0)
     for part, result in results.items():
-        skip = ("accuracy",) if part == "b" and not b_sizes["accuracy_after"] else ()
+        # Part A: the z bins' outer edges are +-inf, and a kind with one row in the smoke pool has no interval
+        skip = ("accuracy",) if part == "b" and not b_sizes["accuracy_after"] else ("lo_z", "hi_z", "by_kind")
         assert finite(result, skip), part
     if not b_sizes["accuracy_after"]:
         assert results["b"]["base"]["accuracy"] == 0.0
@@ -47,13 +48,26 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
         assert all(math.isnan(s["accuracy"]) for run in runs for s in run["seeds"].values())
     assert set(results["kinds"]["table"]) == {"gold", "mild", "strong", "truncated", "wording", "wrong"}
     a = results["a"]["table"]
-    assert {"SFT", "DFT", "CADFT (defaults)", "DFT + oracle filter"} <= set(a)
+    assert {"SFT", "DFT", "CADFT (defaults)", "CADFT (earlier)", "DFT + oracle filter"} <= set(a)
+    # The variance assumption at the base and at the middle of training: norms against z, moments
+    for stage in ("base", "mid"):
+        probe = results["a"]["variance"][stage]
+        assert math.isfinite(probe["norm_vs_z"]["spearman"]["r"]) and len(probe["norms"]) == probe["n"]
+        assert set(probe["moments"]["dft"]) == {"0", "0.5", "1", "2"} and set(probe["moments"]) == {"dft", "nll"}
+        assert all(-1 <= m["cosine"]["value"] <= 1 for m in probe["moments"]["dft"].values())
+    assert results["a"]["variance"]["mid"]["params"] == 2 * results["a"]["variance"]["base"]["params"]  # A and B
     for row in a.values():
         assert row["trace_cov"]["value"] >= 0 and row["ess"]["value"] >= 1
         assert all(-1 <= row[key]["value"] <= 1 for key in ("cos_own", "cos_nll", "cos_mean_own", "cos_mean_nll"))
     b = results["b"]["table"]
-    assert set(b["mixed"]["methods"]) == {"SFT", "DFT", "CADFT", "CADFT + rewriting", "DFT + oracle filter"}
-    assert {"CADFT - DFT", "CADFT - SFT", "DFT + oracle filter - DFT"} <= set(b["mixed"]["paired"])
+    assert set(b["mixed"]["methods"]) == {"SFT", "DFT", "CADFT", "CADFT (earlier)", "CADFT + paper rewriting",
+                                          "DFT + oracle filter"}
+    assert {"CADFT - DFT", "CADFT - SFT", "DFT + oracle filter - DFT", "CADFT + paper rewriting - CADFT",
+            "CADFT (earlier) - CADFT"} <= set(b["mixed"]["paired"])
+    # The paper's rewriting ran its rounds and counted right and wrong replacements
+    for seed in results["b"]["runs"]["mixed"]["CADFT + paper rewriting"]["seeds"].values():
+        rounds = seed["rewrite_per_round"]
+        assert rounds and all(r["replaced"] == r["right"] + r["wrong"] + r["unchecked"] for r in rounds)
     assert set(b["clean"]["methods"]) == {"DFT", "CADFT"} and "CADFT - DFT" in b["clean"]["paired"]
     assert all(ci["n"] == 2 for ci in b["mixed"]["methods"]["CADFT"].values() if ci["n"])
 
@@ -76,5 +90,6 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
                     "## What a GPU run would add"):
         assert heading in page
     assert "SMOKE RUN" in page
-    for figure in ("compat_by_kind", "part_a", "part_b_grad_norms"):
+    assert "### The variance assumption, measured" in page and "wrong answer" in page
+    for figure in ("compat_by_kind", "part_a", "part_a_norm_vs_z", "part_b_grad_norms"):
         assert (out / "real-model" / f"{figure}.png").stat().st_size > 0

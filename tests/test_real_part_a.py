@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "real"))
-import part_a  # noqa: E402
+import part_a  # noqa: E402  (puts experiments/ on the path: variance, stats)
 
 
 def explicit(coef: np.ndarray, H: np.ndarray, r: np.ndarray) -> dict:
@@ -74,14 +74,64 @@ def test_beta_zero_cadft_is_dft_and_the_oracle_drops_non_gold_rows(pool):
 
 
 def test_methods_use_the_library_defaults():
-    """Part A measures the earlier estimator at the library's defaults for it (the paper's
-    estimator, the library default, is not measured by this experiment yet)."""
+    """Part A's CADFT is the paper's estimator at the library's defaults (`CADFTConfig()`),
+    and the earlier estimator is measured at its own defaults."""
     from cadft import CADFTConfig
 
     d = part_a.defaults()
-    config = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **part_a.EARLIER_ESTIMATOR)
-    assert d == {"beta": config.cadft_beta, "w_min": config.cadft_w_min, "w_max": config.cadft_w_max,
-                 "alpha": config.cadft_token_power, "normalization": config.cadft_normalization}
+    paper = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True)
+    earlier = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **part_a.EARLIER_ESTIMATOR)
+    assert d["paper"] == {"normalization": "zscore", "beta": paper.cadft_beta, "alpha": paper.cadft_token_power,
+                          "eps": paper.cadft_eps, "scope": paper.cadft_scope}
+    assert d["earlier"] == {"normalization": "ema", "beta": earlier.cadft_beta, "alpha": earlier.cadft_token_power,
+                            "w_min": earlier.cadft_w_min, "w_max": earlier.cadft_w_max}
     specs = part_a.methods(d)
-    assert specs["CADFT (defaults)"]["beta"] == config.cadft_beta
-    assert {"SFT", "DFT", "DFT + oracle filter", "CADFT beta=0.5", "CADFT beta=1", "CADFT beta=2"} <= set(specs)
+    assert specs["CADFT (defaults)"]["kind"] == "zscore" and specs["CADFT (defaults)"]["beta"] == paper.cadft_beta
+    assert specs["CADFT (earlier)"]["normalization"] == "ema"
+    assert {"SFT", "DFT", "DFT + oracle filter", "CADFT beta=0.5", "CADFT beta=2"} <= set(specs)
+
+
+def _distinct_batches(n, batch_size, n_batches, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n)[:batch_size] for _ in range(n_batches)])
+
+
+def test_paper_coefficients_equal_the_variance_module_and_beta_zero_is_dft(pool):
+    import torch
+    import variance
+
+    u, tokens = -pool["s"], pool["tokens"]
+    batches = _distinct_batches(12, 4, 30)
+    z = part_a.batch_z(u, tokens, batches)
+    ones = np.ones(12)
+    for beta in (0.0, 0.5, 1.0, 2.0):
+        spec = {"kind": "zscore", "alpha": 1.0, "beta": beta}
+        got = part_a.batch_coefficients(spec, batches, ones, tokens, pool["mass"], pool["gold"], 12, z)
+        want = variance.batch_coefficients(torch.tensor(u), torch.tensor(tokens), torch.tensor(batches), beta=beta)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+    dft = part_a.batch_coefficients({"kind": "plain", "alpha": 1.0}, batches, ones, tokens, pool["mass"],
+                                    pool["gold"], 12)
+    beta0 = part_a.batch_coefficients({"kind": "zscore", "alpha": 1.0, "beta": 0.0}, batches, ones, tokens,
+                                      pool["mass"], pool["gold"], 12, z)
+    np.testing.assert_allclose(beta0, dft)
+
+
+def test_variance_probe_finds_a_planted_relation_and_dft_has_ratio_one():
+    """Rows with higher u get larger gradients: the probe reports a positive correlation; its
+    moments at beta 0 are DFT's (ratio 1, zero differences)."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    n, P = 40, 25
+    u = rng.uniform(0.5, 3.0, n)
+    tokens = rng.integers(10, 30, n).astype(float)
+    G = torch.tensor(rng.normal(size=(n, P)) * (1 + 3 * (u - u.min()))[:, None])  # norm grows with u
+    refs = {"dft": torch.tensor(rng.normal(size=P)) + G.mean(0)}
+    kinds = ["gold" if i % 2 else "wrong" for i in range(n)]
+    out = part_a.variance_probe(G, refs, u, tokens, kinds, batch_size=8, n_batches=50, outer=10, seed=0)
+    assert out["norm_vs_z"]["spearman"]["r"] > 0.5 and out["norm_vs_z"]["spearman"]["ci"][0] > 0
+    dft = out["moments"]["dft"]["0"]
+    assert dft["second_moment_ratio"]["value"] == pytest.approx(1.0)
+    assert dft["cosine"]["vs_DFT"]["value"] == 0.0
+    assert out["moments"]["dft"]["2"]["second_moment"]["value"] < dft["second_moment"]["value"]
+    assert set(out["by_kind"]) == {"gold", "wrong"}

@@ -1,9 +1,13 @@
 """Part B: short LoRA training on a heterogeneous and a clean GSM8K mixture.
 
-Methods (CADFT: the project's earlier estimator at its defaults, `part_a.EARLIER_ESTIMATOR`):
-SFT, DFT, CADFT, CADFT with rewriting (the policy as generator, math-verify against the
-true answer) and the oracle filter (DFT on the mixture's gold rows only), on the mixture;
-SFT, DFT and CADFT on the clean set (the same problems, all gold; `--clean_methods`).
+Methods on the mixture: SFT, DFT, CADFT (the library's defaults: the paper's estimator),
+CADFT (earlier) (the project's earlier estimator at its defaults, `part_a.EARLIER_ESTIMATOR`),
+CADFT + paper rewriting (the library's default rewriting, the paper's procedure: top-u
+selection, each selected target replaced with probability 0.5 by the policy's own sample
+for the prompt alone, no verifier; warm-up, interval and budget scaled to the short run,
+`--rewrite_start`, `--rewrite_interval`, `--rewrite_budget`) and the oracle filter (DFT on
+the mixture's gold rows only); SFT, DFT and CADFT on the clean set (the same problems, all
+gold; `--clean_methods`).
 
 Every method gets the same learning-rate search: one run per learning rate of the grid
 (seed 0), the one with the lowest NLL on gold validation rows wins, and seeds 1.. run at it
@@ -17,7 +21,10 @@ Every method gets the same learning-rate search: one run per learning rate of th
 - forgetting: the change in mean token NLL of the base model's own greedy answers to general
   instruction prompts (generated once at the base, cached);
 - compatibility per data kind after training (before: the base row);
-- the gradient-norm trace: its maximum and spikes (steps above twice the running median).
+- the gradient-norm trace: its maximum and spikes (steps above twice the running median);
+- with rewriting, per round: the targets selected, the ones replaced, and how many
+  replacements state the right final answer (math-verify against the true GSM8K answer;
+  the paper's procedure checks nothing, this only measures), with the kinds they replaced.
 
 Seeds pair runs (same data order and LoRA initialisation), so differences against DFT
 and SFT are paired.
@@ -38,6 +45,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 import common
 import lab  # noqa: E402
@@ -49,7 +57,9 @@ from stats import mean_ci, paired_ci, spikes
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
 METRICS = ("test_nll", "answer_nll", "accuracy", "forgetting", "grad_norm_max", "grad_spikes")
-MIXED_METHODS = ("SFT", "DFT", "CADFT", "CADFT + rewriting", "DFT + oracle filter")
+# In the order they train: a budget cut stops the last ones first
+MIXED_METHODS = ("SFT", "DFT", "CADFT", "CADFT (earlier)", "CADFT + paper rewriting", "DFT + oracle filter")
+REWRITING = "CADFT + paper rewriting"
 
 
 # --------------------------------------------------------------------------- measuring
@@ -162,6 +172,17 @@ def base_general_answers(args, model, tok) -> list[str]:
 # --------------------------------------------------------------------------- training
 
 
+def rewrite_schedule(args) -> dict:
+    """The paper's rewriting scaled to the short run: the first round after half the steps,
+    then every quarter (rounds after steps 4 and 6 of 8; never after the last step), each
+    selecting `rewrite_budget` targets seen at least once (min visits 1: a 2-epoch run
+    sees each row twice at most)."""
+    start = args.rewrite_start if args.rewrite_start is not None else max(1, args.steps // 2)
+    interval = args.rewrite_interval if args.rewrite_interval is not None else max(1, args.steps // 4)
+    return {"rewrite_start_step": start, "rewrite_interval_steps": interval, "rewrite_min_visits": 1,
+            "rewrite_budget": args.rewrite_budget}
+
+
 def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_rows: int):
     from cadft import CADFTConfig
 
@@ -173,25 +194,62 @@ def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_ro
         per_device_train_batch_size=args.train_batch // accumulation, gradient_accumulation_steps=accumulation,
         logging_steps=1, save_strategy="no", report_to="none", gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(), max_length=args.max_length, seed=seed, data_seed=seed,
-        dataloader_num_workers=0, disable_tqdm=True, cadft_calibration_samples=min(64, num_rows),
-        **part_a.EARLIER_ESTIMATOR,  # the estimator this experiment measures
+        dataloader_num_workers=0, disable_tqdm=True,
     )
-    if method == "CADFT + rewriting":
-        # One epoch is ceil(rows / batch) steps: rewriting starts after it (delayed), once per epoch
-        # (low-frequency); a visit in that epoch flagged a row (persistence 1: each row is seen
-        # once per epoch, and a short run has too few epochs to wait for two)
-        epoch = math.ceil(num_rows / args.train_batch)
-        kwargs.update(rewrite=True, rewrite_preset="verified", rewrite_selection="flagged", rewrite_top_p=0.95,
-                      rewrite_generator="policy", rewrite_verifier="math",
-                      rewrite_answer_column="answer", rewrite_start_step=min(epoch, args.steps - 1),
-                      rewrite_interval_steps=epoch, rewrite_persistence=1,
-                      rewrite_budget=max(1, num_rows // 8), rewrite_num_candidates=2,
-                      rewrite_max_new_tokens=args.max_new_tokens)
+    if method == "CADFT (earlier)":
+        kwargs.update(**part_a.EARLIER_ESTIMATOR, cadft_calibration_samples=min(64, num_rows))
+    if method == REWRITING:
+        # The library's default rewriting (rewrite_preset="paper"), scaled; the true answers
+        # only measure how many replacements are right (the paper's procedure checks nothing)
+        kwargs.update(rewrite=True, rewrite_preset="paper", rewrite_answer_column="answer",
+                      rewrite_max_new_tokens=args.max_new_tokens, **rewrite_schedule(args))
     return CADFTConfig(**kwargs)
 
 
-def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path):
-    """A LoRA fine-tune of the base model; returns (model, gradient-norm trace, extras)."""
+def rewrite_rounds(out_dir: Path, kinds: list[str]) -> list[dict]:
+    """Per rewriting round, from the run's provenance file (rewrites.jsonl): targets
+    selected, lost to the replacement draw, replaced, and of the replacements how many
+    state the right final answer (`answer_correct`), with the kinds of the rows replaced."""
+    path = out_dir / "rewrites.jsonl"
+    if not path.is_file():
+        return []
+    import json
+
+    rounds: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        e = rounds.setdefault(r["round"], {"round": r["round"], "step": r["step"], "selected": 0, "lost_draw": 0,
+                                           "replaced": 0, "right": 0, "wrong": 0, "unchecked": 0,
+                                           "selected_kinds": {}, "replaced_kinds": {}, "wrong_kinds": {}})
+        kind = kinds[r["sample_id"]]
+        e["selected"] += 1
+        e["selected_kinds"][kind] = e["selected_kinds"].get(kind, 0) + 1
+        e["lost_draw"] += r["rejection"] == "lost_draw"
+        if r["accepted"]:
+            e["replaced"] += 1
+            e["replaced_kinds"][kind] = e["replaced_kinds"].get(kind, 0) + 1
+            verdict = {True: "right", False: "wrong", None: "unchecked"}[r["answer_correct"]]
+            e[verdict] += 1
+            if verdict == "wrong":
+                e["wrong_kinds"][kind] = e["wrong_kinds"].get(kind, 0) + 1
+    return [rounds[k] for k in sorted(rounds)]
+
+
+class StopAfter(TrainerCallback):
+    """Ends training after `step` optimizer steps; the learning-rate schedule stays the full run's."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path, *, stop_after: int | None = None):
+    """A LoRA fine-tune of the base model; returns (model, gradient-norm trace, extras).
+    `stop_after`: end after that many steps of the `args.steps`-step schedule (Part A's
+    mid-training adapter)."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import PrinterCallback
@@ -209,6 +267,8 @@ def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path)
     dataset = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
     trainer = CADFTTrainer(model, args=config, train_dataset=dataset, processing_class=tok, peft_config=lora)
     trainer.remove_callback(PrinterCallback)
+    if stop_after is not None:
+        trainer.add_callback(StopAfter(stop_after))
     trainer.train()
     norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
     extras = {}
@@ -217,12 +277,14 @@ def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path)
         kinds = [r["kind"] for r in rows]
         extras["rewrites_accepted"] = {k: sum(kinds[i] == k for i in accepted) for k in sorted(set(kinds))}
         extras["rewrite_rounds"] = trainer.rewriter.store.rounds_done
+        extras["rewrite_per_round"] = rewrite_rounds(out_dir, kinds)
     return trainer.model, tok, norms, extras
 
 
 # The arguments a finished run depends on: a run saved under the same values is reused
 RUN_KEYS = ("model_name_or_path", "gsm8k", "seed", "max_length", "per_kind", "lora_r", "lora_targets", "seeds",
-            "train", "steps", "train_batch", "lrs", "validation", "test_nll", "accuracy", "general", "max_new_tokens")
+            "train", "steps", "train_batch", "lrs", "validation", "test_nll", "accuracy", "general", "max_new_tokens",
+            "rewrite_start", "rewrite_interval", "rewrite_budget")
 
 
 def run_key(args: dict, estimator: dict | None = None) -> dict:
@@ -273,7 +335,12 @@ def run(args, splits) -> dict:
     shown = {k: round(v, 4) for k, v in base_metrics.items() if isinstance(v, float)}
     print(f"[part b] base measured: {time.time() - start:.0f} s: {shown}", flush=True)
     clean = tuple(m.strip() for m in args.clean_methods.split(",") if m.strip())
-    datasets = {"mixed": (splits["train_mixed"], MIXED_METHODS), "clean": (splits["train_clean"], clean)}
+    mixed = MIXED_METHODS if args.mixed_methods is None else tuple(
+        m.strip() for m in args.mixed_methods.split(",") if m.strip())
+    unknown = [m for m in mixed + clean if m not in MIXED_METHODS]
+    if unknown:
+        raise SystemExit(f"unknown Part B method(s) {unknown}; choose from {', '.join(MIXED_METHODS)}")
+    datasets = {"mixed": (splits["train_mixed"], mixed), "clean": (splits["train_clean"], clean)}
     lrs = [float(x) for x in args.lrs.split(",")]
     work = Path(tempfile.mkdtemp(prefix="cadft-real-b-"))  # trainer output folders (nothing is saved there)
     try:
@@ -282,6 +349,7 @@ def run(args, splits) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     (Path(args.out) / "b.partial.json").unlink(missing_ok=True)  # the caller saves the whole result
     return {"defaults": defaults(), "base": base_metrics, "runs": runs, "table": tables(runs),
+            "rewrite_schedule": rewrite_schedule(args),
             "sizes": {"train": len(splits["train_mixed"]), "steps": args.steps, "batch": args.train_batch,
                       "seeds": args.seeds, "lrs": lrs, "test_nll": len(sets.test), "general": len(sets.general),
                       "accuracy": len(sets.accuracy_rows), "validation": len(sets.validation),
@@ -333,16 +401,18 @@ def _result(model, tok, sets, args, base_metrics, norms, extras) -> dict:
 
 def tables(runs: dict) -> dict:
     """Per dataset: each method's metrics (mean and 95% t-interval over seeds) and paired
-    differences against DFT and SFT."""
+    differences against DFT and SFT, and of CADFT's variants (earlier, rewriting) against CADFT."""
     out = {}
     for name, methods in runs.items():
         out[name] = {"methods": {}, "paired": {}}
         for method, run_ in methods.items():
             seeds = run_["seeds"]
             out[name]["methods"][method] = {m: mean_ci([float(s[m]) for s in seeds.values()]) for m in METRICS}
-        for baseline in ("DFT", "SFT"):
+        for baseline in ("DFT", "SFT", "CADFT"):
             for method, run_ in methods.items():
                 if method == baseline or baseline not in methods:
+                    continue
+                if baseline == "CADFT" and not method.startswith("CADFT "):  # its variants: earlier, rewriting
                     continue
                 other = methods[baseline]["seeds"]
                 out[name]["paired"][f"{method} - {baseline}"] = {
