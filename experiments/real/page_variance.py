@@ -22,8 +22,8 @@ def _pair(value: float, interval) -> str:
 
 
 def _bin_label(b: dict) -> str:
-    lo = "-inf" if not math.isfinite(b["lo_z"]) else f"{b['lo_z']:g}"
-    hi = "inf" if not math.isfinite(b["hi_z"]) else f"{b['hi_z']:g}"
+    lo = "-inf" if b["lo_z"] is None or not math.isfinite(b["lo_z"]) else f"{b['lo_z']:g}"  # None: unbounded
+    hi = "inf" if b["hi_z"] is None or not math.isfinite(b["hi_z"]) else f"{b['hi_z']:g}"
     return f"[{lo}, {hi})"
 
 
