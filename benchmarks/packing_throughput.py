@@ -10,7 +10,17 @@ reversed every round):
 
 - `trl-dft`, `cadft`: padded batches of B demonstrations (TRL's collator pads to the longest);
 - `trl-dft-packed`, `cadft-packed`: `packing=True` (TRL's `bfd`, padding-free), rows of
-  `max_length` tokens, R rows per step, chosen so that a step holds about B demonstrations.
+  `max_length` tokens, R rows per step in one micro-batch, chosen so that a step holds about B
+  demonstrations. TRL's padding-free collator lays the micro-batch out as one row of R x
+  `max_length` positions;
+- `trl-dft-packed-ga`, `cadft-packed-ga`: the same R packed rows per step, one row per
+  micro-batch (`per_device_train_batch_size=1`, `gradient_accumulation_steps=R`), so that
+  attention spans `max_length` positions, not R x `max_length`. CADFT z-scores over the
+  optimizer step's batch, so at R > 1 it pays a no-grad pre-pass over the step's rows.
+
+SmolLM2-135M runs only the padded and the `-ga` layouts: its one-micro-batch packed step (about
+2,000 positions in one row) needs several 4.3 GB attention tensors in sdpa's math backward (30
+layers x 9 heads x 2,000^2 x 4 bytes each), which this 24 GB machine cannot hold four times.
 
 Throughput is real (non-padding) tokens per second of process CPU time (one torch thread),
 median over the timed rounds: TRL's own `num_tokens` count per step (the attention mask's sum
@@ -33,7 +43,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from train_step import DEFAULT_DATA, Baton, _cpu_model, embedded_setup, read_gsm8k, tiny_setup  # noqa: E402
 
-VARIANTS = ("trl-dft", "trl-dft-packed", "cadft", "cadft-packed")
+VARIANTS = ("trl-dft", "trl-dft-packed", "trl-dft-packed-ga", "cadft", "cadft-packed", "cadft-packed-ga")
+# one micro-batch of R packed rows: too much attention memory for SmolLM2 on this CPU (see above)
+ONE_ROW_VARIANTS = ("trl-dft-packed", "cadft-packed")
 
 
 def gsm8k_rows(raw: list[dict]) -> list[dict]:
@@ -50,9 +62,12 @@ def make_trainer(variant: str, setup, dataset, batch: int, rows_per_step: int, m
 
     from cadft import CADFTConfig, CADFTTrainer
 
-    packed = variant.endswith("-packed")
+    packed = "-packed" in variant
+    accumulate = variant.endswith("-ga")
+    micro_batch = (1 if accumulate else rows_per_step) if packed else batch
     common = dict(
-        output_dir=f"{out}/{variant}", per_device_train_batch_size=rows_per_step if packed else batch,
+        output_dir=f"{out}/{variant}", per_device_train_batch_size=micro_batch,
+        gradient_accumulation_steps=rows_per_step if accumulate else 1,
         max_steps=steps, max_length=max_length, learning_rate=1e-5, optim=setup.optim, logging_steps=10**6,
         save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         activation_checkpointing=False, use_cpu=True, bf16=False, packing=packed,
@@ -83,7 +98,14 @@ def padding_fraction(trainer, batch_size: int) -> float:
     return padded / total
 
 
-def run(setup, raw, batch: int, max_length: int, warmup: int, rounds: int) -> dict:
+def micro_batch(variant: str, batch: int, rows_per_step: int) -> int:
+    """Rows per collated micro-batch of a variant."""
+    if "-packed" not in variant:
+        return batch
+    return 1 if variant.endswith("-ga") else rows_per_step
+
+
+def run(setup, raw, variants, batch: int, max_length: int, warmup: int, rounds: int) -> dict:
     from datasets import Dataset
 
     dataset = Dataset.from_list(gsm8k_rows(raw))
@@ -93,12 +115,11 @@ def run(setup, raw, batch: int, max_length: int, warmup: int, rounds: int) -> di
         rows_per_step = max(1, round(batch / per_row))
         steps = warmup + rounds
         threads = [Baton(v, make_trainer(v, setup, dataset, batch, rows_per_step, max_length, steps, out))
-                   for v in VARIANTS]
-        padding = {t.name: padding_fraction(t.trainer, rows_per_step if t.name.endswith("-packed") else batch)
-                   for t in threads}
+                   for v in variants]
+        padding = {t.name: padding_fraction(t.trainer, micro_batch(t.name, batch, rows_per_step)) for t in threads}
         for t in threads:
             t.start()
-        rates = {v: [] for v in VARIANTS}
+        rates = {v: [] for v in variants}
         for r in range(steps):
             for t in (threads if r % 2 == 0 else threads[::-1]):
                 before = t.trainer._total_train_tokens
@@ -110,7 +131,7 @@ def run(setup, raw, batch: int, max_length: int, warmup: int, rounds: int) -> di
             t.join()
             if t.error is not None:
                 raise RuntimeError(f"{t.name} failed") from t.error
-    median = {v: statistics.median(rates[v]) for v in VARIANTS}
+    median = {v: statistics.median(rates[v]) for v in variants}
     return {"rows_per_step": rows_per_step, "per_row": per_row, "tokens_per_s": median, "padding": padding}
 
 
@@ -136,13 +157,20 @@ def main(argv=None) -> int:
     print("| model | padded B / packed rows x max_length | variant | real tokens/s (cpu) | / cadft padded "
           "| padding |")
     print("|---|---|---|---|---|---|")
-    for make_setup, max_length, rounds in ((lambda: tiny_setup(), 1024, args.rounds),
-                                           (lambda: embedded_setup(True), 512, args.embedded_rounds)):
+    smol_variants = tuple(v for v in VARIANTS if v not in ONE_ROW_VARIANTS)
+    for make_setup, variants, max_length, rounds in (
+            (lambda: tiny_setup(), VARIANTS, 1024, args.rounds),
+            (lambda: embedded_setup(True), smol_variants, 512, args.embedded_rounds)):
         setup = make_setup()
-        res = run(setup, raw, args.batch, max_length, args.warmup, rounds)
-        for v in VARIANTS:
-            layout = (f"{res['rows_per_step']} x {max_length} ({res['per_row']:.1f} demonstrations a row)"
-                      if v.endswith("-packed") else f"B = {args.batch}")
+        res = run(setup, raw, variants, args.batch, max_length, args.warmup, rounds)
+        for v in variants:
+            rows = f"{res['rows_per_step']} x {max_length} ({res['per_row']:.1f} demonstrations a row)"
+            if v.endswith("-ga"):
+                layout = f"{rows}, a row per micro-batch"
+            elif "-packed" in v:
+                layout = f"{rows}, one micro-batch"
+            else:
+                layout = f"B = {args.batch}"
             print(f"| {setup.name} | {layout} | {v} | {res['tokens_per_s'][v]:,.0f} "
                   f"| {res['tokens_per_s'][v] / res['tokens_per_s']['cadft']:.2f} | {100 * res['padding'][v]:.1f}% |",
                   flush=True)
