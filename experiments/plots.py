@@ -9,6 +9,7 @@ import os
 from collections import defaultdict
 
 from arms import ARMS, LABELS
+from figures import pyplot as _plt, save as _save
 from records import base_compat, train_logs
 from stats import mean_ci
 
@@ -17,23 +18,6 @@ __all__ = ["write_plots"]
 COLORS = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:green", "tab:olive", "tab:cyan", "tab:orange", "tab:gray",
                          "tab:purple", "tab:brown")))
 KIND_ORDER = ("native", "mild", "medium", "strong", "wrong")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, plots_dir: str, name: str) -> str:
-    path = os.path.join(plots_dir, name)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    _plt().close(fig)
-    return path
 
 
 def _band(ax, xs, series, color, label, log=False):

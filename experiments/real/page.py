@@ -12,6 +12,7 @@ from pathlib import Path
 
 import data
 import page_variance
+from figures import pyplot, save
 from fmt import ci as _ci, num as _f
 
 PART_B_COMMAND = "python experiments/real/run.py --parts b"
@@ -40,11 +41,7 @@ def _figures_dir(page: Path) -> Path:
 
 
 def plot_kinds(kinds: dict, folder: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [k for k in data.KINDS if k in kinds["table"]]
     values = [[c for c, k in zip(kinds["compat"], kinds["kinds"]) if k == name] for name in names]
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
@@ -52,19 +49,11 @@ def plot_kinds(kinds: dict, folder: Path) -> str:
     ax.set_xticks(range(1, len(names) + 1), names)
     ax.set_ylabel("compatibility c = exp(mean log p)")
     ax.set_title("Compatibility per data kind at the base model")
-    fig.tight_layout()
-    path = folder / "compat_by_kind.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return Path(save(fig, folder, "compat_by_kind.png", dpi=110)).name
 
 
 def plot_part_a(a: dict, folder: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(a["table"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, key, label in ((axes[0], "rel_var", "tr Cov(G) / ||E G||^2  (lower: less noise)"),
@@ -76,20 +65,12 @@ def plot_part_a(a: dict, folder: Path) -> str:
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(label, fontsize=8)
-    fig.suptitle("Part A: batch gradients of 16 at the base (95% bootstrap intervals)", fontsize=10)
-    fig.tight_layout()
-    path = folder / "part_a.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    title = "Part A: batch gradients of 16 at the base (95% bootstrap intervals)"
+    return Path(save(fig, folder, "part_a.png", title=title, dpi=110)).name
 
 
 def plot_part_b(b: dict, folder: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for method, run in b["runs"]["mixed"].items():
         ax.plot(_seed0(run)["grad_norms"], label=method)
@@ -97,11 +78,7 @@ def plot_part_b(b: dict, folder: Path) -> str:
     ax.set_ylabel("gradient norm (seed 0)")
     ax.set_title("Part B, mixture: gradient-norm trace")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = folder / "part_b_grad_norms.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    return Path(save(fig, folder, "part_b_grad_norms.png", dpi=110)).name
 
 
 # --------------------------------------------------------------------------- sections

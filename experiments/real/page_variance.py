@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import data
+from figures import pyplot, save
 from fmt import ci as _ci, num as _f
 
 STAGES = (("base", "at the base model"), ("mid", "at the middle of training"))
@@ -49,11 +50,7 @@ def sentence(stage: dict, label: str) -> str:
 
 
 def plot(variance: dict, folder: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     stages = [(k, label) for k, label in STAGES if k in variance]
     fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], stages):
@@ -66,12 +63,8 @@ def plot(variance: dict, folder: Path) -> str:
         ax.set_ylabel("‖G_i‖, DFT's summed token loss")
         ax.set_title(label, fontsize=9)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Part A: per-sample DFT gradient norm against z", fontsize=10)
-    fig.tight_layout()
-    path = folder / "part_a_norm_vs_z.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
+    title = "Part A: per-sample DFT gradient norm against z"
+    return Path(save(fig, folder, "part_a_norm_vs_z.png", title=title, dpi=110)).name
 
 
 def section(a: dict, folder: Path, rel: str) -> list[str]:
