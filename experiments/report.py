@@ -91,11 +91,14 @@ def _testbed(record: dict, summary: dict) -> str:
     return f"""## The testbed
 
 A tiny Llama (hidden {base['config']['hidden_size']}, {base['config']['num_layers']} layers, character tokenizer, `cadft.tiny`) is
-pre-trained from scratch for {base['config']['steps']} steps on native-style problems whose number of operations is drawn
+pre-trained from scratch for {base['config']['steps']} steps (AdamW, learning rate {base['config']['lr']:g}, batch {base['config']['batch_size']}) on native-style problems whose number of operations is drawn
 as {weights}: long problems are rare, so the fine-tuning skill exists but is unreliable. {base['config']['hint_frac']:.0%} of its
 rows also teach it to restate a reference solution in its own style (what the verified rewriting's prompt asks of it).
 Base policy, greedy accuracy on 100 problems each (starts 10-99): {acc}; on the fixed sets: ID {base['test_id_acc']:.3f},
-OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}.
+OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}. Every run checks this regime (`testbed.check_base`:
+1 and 2 operations at least 0.85, 3 operations in [0.2, 0.85]) and stops outside it: at learning rate 3e-3 the same code
+and seed gave a base of 0.99 / 0.98 / 0.66 on 1 / 2 / 3 operations in the environment of the first runs and
+0.76 / 0.56 / 0.13 in a fresh one; 1e-3 gave 0.97 / 0.98 / 0.58 (seed 0) and 0.92 / 0.88 / 0.40 (seed 1) there.
 
 Fine-tuning sets: {args['n_train']} problems with {base['sets']['finetune']['text']}, in four mixtures of demonstration kinds
 (`experiments/task.py` shows each style): **clean** (all native and correct); **default** (10% mild, 10% medium,

@@ -248,6 +248,8 @@ def _base(args) -> tuple[str, dict]:
     meta["sets"] = {name: {**asdict(s), "text": s.describe()} for name, s in
                     (("finetune", testbed.FINETUNE), ("ood", testbed.OOD), ("retention", testbed.RETENTION))}
     logger.info("base policy ready (%.0f s): accuracy by operations %s", meta["seconds"], meta["acc_by_ops"])
+    if not args.smoke:  # smoke sizes train a base far too short for the regime
+        testbed.check_base(meta["acc_by_ops"])
     return path, meta
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import common  # noqa: F401  (puts experiments/ on sys.path: figures.py)
 import data
 import page_variance
-from figures import pyplot, save
+from figures import pyplot, save  # experiments/, on the path through common
 from fmt import ci as _ci, num as _f
 
 PART_B_COMMAND = "python experiments/real/run.py --parts b"

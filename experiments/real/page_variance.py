@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import common  # noqa: F401  (puts experiments/ on sys.path: figures.py)
 import data
-from figures import pyplot, save
+from figures import pyplot, save  # experiments/, on the path through common
 from fmt import ci as _ci, num as _f
 
 STAGES = (("base", "at the base model"), ("mid", "at the middle of training"))
