@@ -1,5 +1,5 @@
 """Helpers both experiments share (the testbed, experiments/run.py, and the real model,
-experiments/real/): where a page came from, JSON files, quantiles.
+experiments/real/): where a page came from, JSON files, quantiles, the pool of worker processes.
 
     lab.machine()      # "AMD EPYC ... (2 logical CPUs); Python 3.11.7, torch 2.13.0+cpu, ..."
     lab.git_commit()   # "a80ca43"
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import platform
 import subprocess
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-__all__ = ["machine", "git_commit", "save_json", "load_json", "quantile"]
+__all__ = ["machine", "git_commit", "save_json", "load_json", "quantile", "process_pool"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,3 +73,10 @@ def quantile(xs, q: float) -> float:
     pos = q * (len(xs) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def process_pool(jobs: int, initializer) -> ProcessPoolExecutor:
+    """`jobs` worker processes, each set up by `initializer`. Spawned, not forked: a forked
+    child would inherit the parent's torch threads and locks."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer)

@@ -31,13 +31,13 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, replace
-from multiprocessing import get_context
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import lab  # noqa: E402
 import testbed  # noqa: E402
 from arms import ARMS  # noqa: E402
 from testbed import MIXTURES, BaseConfig, GRPORunConfig, RunConfig  # noqa: E402
@@ -358,7 +358,7 @@ def main(argv=None) -> dict:
                        n_val=args.n_val, n_test=args.n_test, rewrite_start=args.rewrite_start,
                        rewrite_interval=args.rewrite_interval, rewrite_budget=args.rewrite_budget,
                        variance_size=args.variance_size)
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    with lab.process_pool(args.jobs, _init_worker) as pool:
         runner = Runner(pool, base_path, runs_dir, work)
         results = _experiment(args, runner, common)
         models = results.pop("_default_models")

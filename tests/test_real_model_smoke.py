@@ -1,10 +1,12 @@
 """experiments/real/run.py --smoke end to end, as CI runs it: a real subprocess on a tiny
 random model (no download) over the real GSM8K files. Checks that every part runs, every
 number it writes is finite and the page and its figures are written -- not what the
-numbers say (a random model's are meaningless)."""
+numbers say (a random model's are meaningless) -- and that Part B on two worker processes
+(`--jobs 2`) gives the results of one."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -24,6 +26,21 @@ def finite(value, skip=()) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return True
+
+
+def same_as_one_job(pooled: dict, sequential: dict) -> None:
+    """The same (data, method) runs in the same order, the same chosen rates, and every
+    search run's validation NLL and every seed's NLLs equal to float rounding."""
+    close = functools.partial(math.isclose, rel_tol=1e-5)
+    assert {n: list(m) for n, m in pooled.items()} == {n: list(m) for n, m in sequential.items()}
+    for name, methods in sequential.items():
+        for method, run in methods.items():
+            other = pooled[name][method]
+            assert other["lr"] == run["lr"] and list(other["seeds"]) == list(run["seeds"]), (name, method)
+            assert all(close(a["validation_nll"], b["validation_nll"]) for a, b in zip(other["search"], run["search"]))
+            for seed, result in run["seeds"].items():
+                for metric in ("test_nll", "answer_nll", "general_nll"):
+                    assert close(other["seeds"][seed][metric], result[metric]), (name, method, seed, metric)
 
 
 def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path, shared_data):
@@ -70,6 +87,14 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
         assert rounds and all(r["replaced"] == r["right"] + r["wrong"] + r["unchecked"] for r in rounds)
     assert set(b["clean"]["methods"]) == {"DFT", "CADFT"} and "CADFT - DFT" in b["clean"]["paired"]
     assert all(ci["n"] == 2 for ci in b["mixed"]["methods"]["CADFT"].values() if ci["n"])
+
+    # Part B on two worker processes (--jobs is no part of the reuse key: a fresh folder)
+    # trains the same runs to the same results
+    pooled = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(tmp_path / "pooled"), "--gsm8k",
+                             str(shared_data / "gsm8k"), "--clean_methods", "DFT,CADFT", "--parts", "b", "--jobs", "2"],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert pooled.returncode == 0, pooled.stderr[-3000:]
+    same_as_one_job(json.loads((tmp_path / "pooled" / "b.json").read_text())["runs"], results["b"]["runs"])
 
     # A second invocation with one more clean method (the default SFT,DFT,CADFT) reuses every
     # finished run and trains that one alone

@@ -2,7 +2,8 @@
 
 `load(name)` gives (model, tokenizer) for `embedded` (SmolLM2-135M-Instruct), any local
 folder or hub name, or `tiny` (a random character-level Llama from `cadft.tiny`, for the
-smoke run: no download). The model goes to the GPU when there is one.
+smoke run: no download). The model goes to the GPU when there is one. `init_worker` sets up
+a process of Part B's pool (`--jobs`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,27 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "experiments"))  # lab.py, stats.py, variance.py (shared)
+
+
+def add_paths() -> None:
+    """The library (src/) and the shared experiment modules (lab.py, stats.py, variance.py)
+    first on sys.path, once each."""
+    for folder in (str(REPO / "src"), str(REPO / "experiments")):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+
+
+add_paths()
 
 TINY = "tiny"
+
+
+def init_worker() -> None:
+    """A worker process of Part B's pool: this module's paths and one torch thread (the
+    workers share the cores)."""
+    add_paths()
+    torch.set_num_threads(1)
 
 
 def device() -> torch.device:

@@ -29,9 +29,16 @@ Every method gets the same learning-rate search: one run per learning rate of th
 Seeds pair runs (same data order and LoRA initialisation), so differences against DFT
 and SFT are paired.
 
+The runs train one after another in this process, or with `--jobs N` on N worker processes
+of one torch thread each (`_train_pool`): a method's search runs first, then its seeds at the
+chosen rate, the methods listed first before the later ones. A run's result is the same
+either way (its seed fixes the data order and the LoRA initialisation; up to float rounding
+when the threads differ). The pool measures every search run in full (a worker hands back
+measurements, not the model), one measurement more per learning rate not chosen.
+
 Finished (data, method) runs are saved as they end (`b.partial.json`) and reused by a later
-invocation with the same arguments (from it or from a finished `b.json`): a crash costs the
-method in progress only, and a method added later (to `--clean_methods`, say) trains
+invocation with the same arguments, `--jobs` aside (from it or from a finished `b.json`): a
+crash costs the methods in progress only, and a method added later (to `--clean_methods`, say) trains
 alone. The wall time reported is the sum over the invocations.
 """
 
@@ -42,6 +49,7 @@ import math
 import shutil
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 
 import torch
@@ -343,8 +351,15 @@ def run(args, splits) -> dict:
     datasets = {"mixed": (splits["train_mixed"], mixed), "clean": (splits["train_clean"], clean)}
     lrs = [float(x) for x in args.lrs.split(",")]
     work = Path(tempfile.mkdtemp(prefix="cadft-real-b-"))  # trainer output folders (nothing is saved there)
+    key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+
+    def save(runs: dict) -> None:
+        partial = {"key": key, "runs": runs, "base": base_metrics, "wall_s": time.time() - start + reused_wall}
+        lab.save_json(partial, Path(args.out) / "b.partial.json")
+
+    train_all = _train_all if args.jobs == 1 else _train_pool
     try:
-        runs = _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reused_wall)
+        runs = train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, save)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (Path(args.out) / "b.partial.json").unlink(missing_ok=True)  # the caller saves the whole result
@@ -358,11 +373,11 @@ def run(args, splits) -> dict:
             "reused": {name: sorted(methods) for name, methods in reused.items()}}
 
 
-def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reused_wall) -> dict:
-    """The learning-rate search and the seeds of every (data, method); finished ones are
-    reused, and each newly finished one is saved at once."""
+def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, save) -> dict:
+    """The learning-rate search and the seeds of every (data, method), one run after
+    another in this process; finished ones are reused, and each newly finished one is saved
+    at once (`save(runs)`)."""
     runs: dict[str, dict[str, dict]] = {}
-    key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
     for name, (rows, methods) in datasets.items():
         runs[name] = {}
         for method in methods:
@@ -371,7 +386,7 @@ def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reu
                 continue
             search, best = [], None
             for lr in lrs:  # the same search budget for every method
-                model, tok, norms, extras = train(args, method, rows, lr, 0, work)
+                model, tok, norms, extras = train(args, method, rows, lr, 0, work / name)
                 val = mean_nll(token_logprobs(model, sets.validation))
                 search.append({"lr": lr, "validation_nll": val})
                 if best is None or val < best[0]:
@@ -381,12 +396,80 @@ def _train_all(args, datasets, lrs, sets, base_metrics, work, start, reused, reu
             _, lr, model, norms, extras = best
             per_seed = {0: _result(model, tok, sets, args, base_metrics, norms, extras)}
             for seed in range(1, args.seeds):
-                model, tok, norms, extras = train(args, method, rows, lr, seed, work)
+                model, tok, norms, extras = train(args, method, rows, lr, seed, work / name)
                 per_seed[seed] = _result(model, tok, sets, args, base_metrics, norms, extras)
                 print(f"[part b] {name} {method} seed {seed} ({time.time() - start:.0f} s)", flush=True)
             runs[name][method] = {"lr": lr, "search": search, "seeds": per_seed}
-            partial = {"key": key, "runs": runs, "base": base_metrics, "wall_s": time.time() - start + reused_wall}
-            lab.save_json(partial, Path(args.out) / "b.partial.json")
+            save(runs)
+    return runs
+
+
+def _train_pool(args, datasets, lrs, sets, base_metrics, work, start, reused, save) -> dict:
+    """`_train_all` on `args.jobs` worker processes, one torch thread each: the same runs,
+    choice of rate and results. Every search run is measured in full in its worker (the
+    model stays there); the chosen rate's measurement becomes seed 0's."""
+    todo = [(name, method) for name, (_, methods) in datasets.items() for method in methods
+            if method not in reused.get(name, {})]
+    searched = [{} for _ in todo]  # per (data, method): lr index -> (validation NLL, result)
+    finished: dict[tuple[str, str], dict] = {}
+    # (data and method's place in `todo`, seed, lr index). The pool runs what it is given in
+    # order, so it is given no more runs than it has workers, the lowest of these first: a
+    # method's seeds go before later methods' searches, and a budget cut stops the last first
+    waiting = [(k, 0, i) for k in range(len(todo)) for i in range(len(lrs))]
+    running: dict[Future, tuple[int, int, int]] = {}
+    with lab.process_pool(args.jobs, common.init_worker) as pool:
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                k, seed, i = unit = min(waiting)
+                waiting.remove(unit)
+                name, method = todo[k]
+                running[pool.submit(_run_one, args, method, datasets[name][0], lrs[i], seed, sets, base_metrics,
+                                    work / name)] = unit
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                k, seed, i = running.pop(future)
+                name, method = todo[k]
+                val, result = future.result()
+                if seed == 0:
+                    print(f"[part b] {name} {method} lr={lrs[i]:g}: val NLL {val:.4f} ({time.time() - start:.0f} s)",
+                          flush=True)
+                    searched[k][i] = (val, result)
+                    if len(searched[k]) < len(lrs):
+                        continue
+                    best = min(range(len(lrs)), key=lambda j: searched[k][j][0])  # the first lowest, as `_train_all`
+                    finished[todo[k]] = {"lr": lrs[best],
+                                         "search": [{"lr": lr, "validation_nll": searched[k][j][0]}
+                                                    for j, lr in enumerate(lrs)],
+                                         "seeds": {0: searched[k][best][1]}}
+                    waiting += [(k, s, best) for s in range(1, args.seeds)]
+                else:
+                    print(f"[part b] {name} {method} seed {seed} ({time.time() - start:.0f} s)", flush=True)
+                    finished[todo[k]]["seeds"][seed] = result
+                if len(finished[todo[k]]["seeds"]) == args.seeds:
+                    save(_in_order(datasets, reused, finished))
+    return _in_order(datasets, reused, finished)
+
+
+def _run_one(args, method: str, rows: list[dict], lr: float, seed: int, sets, base_metrics, work: Path):
+    """One run in a pool worker: its validation NLL (a search run, seed 0; else None) and
+    its measured result."""
+    model, tok, norms, extras = train(args, method, rows, lr, seed, work)
+    val = mean_nll(token_logprobs(model, sets.validation)) if seed == 0 else None
+    return val, _result(model, tok, sets, args, base_metrics, norms, extras)
+
+
+def _in_order(datasets, reused, finished: dict) -> dict:
+    """runs[name][method] of the reused and the finished (data, method), in the order of
+    `datasets` and their methods, with the seeds in order."""
+    runs = {}
+    for name, (_, methods) in datasets.items():
+        runs[name] = {}
+        for method in methods:
+            if method in reused.get(name, {}):
+                runs[name][method] = reused[name][method]
+            elif (name, method) in finished:
+                run_ = finished[(name, method)]
+                runs[name][method] = {**run_, "seeds": dict(sorted(run_["seeds"].items()))}
     return runs
 
 

@@ -16,6 +16,7 @@ Parts (each writes <out>/<part>.json; the page is rebuilt from whatever parts ex
 
     python experiments/real/run.py --parts kinds,a              # CPU: the base-model parts
     python experiments/real/run.py --parts b --threads 1        # about 80 minutes on 1 CPU core
+    python experiments/real/run.py --parts b --jobs 2           # two worker processes, one thread each
     python experiments/real/run.py --smoke                      # CI: tiny random model, < 3 min
     python experiments/real/run.py --model_name_or_path HuggingFaceTB/SmolLM2-1.7B-Instruct --out DIR
 
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="Part B: the paper's interval between rounds, scaled (default: steps // 4)")
     a("--rewrite_budget", type=float, default=4,
       help="Part B: targets selected per round (the paper's 0.5%% of 16 rows is under one sample)")
+    a("--jobs", type=int, default=1,
+      help="Part B: worker processes that train its runs side by side, one torch thread each (1: one run after "
+      "another in this process, with --threads threads); not part of the reuse key: the same runs, the same "
+      "results")
     a("--threads", type=int, default=0, help="torch threads (0: torch's default; OMP_NUM_THREADS also works)")
     a("--cache_dir", default=None, help="cached base generations (default <out>/cache)")
     return p
@@ -117,6 +122,8 @@ def resolve(args) -> argparse.Namespace:
     args.cache_dir = Path(args.cache_dir or args.out / "cache")
     cache_root = Path(os.environ.get("CADFT_CACHE", Path.home() / ".cache" / "cadft"))
     args.grad_cache = Path(args.grad_cache or (args.out / "cache" if args.smoke else cache_root / "real-gradients"))
+    if args.jobs < 1:
+        raise SystemExit("--jobs: at least 1")
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
