@@ -21,10 +21,13 @@ PART_B_COMMAND = "python experiments/real/run.py --parts b"
 
 def _meta(result: dict) -> str:
     m = result["meta"]
+    cpu = ""
+    if "cpu_s" in m:
+        jobs = m.get("args", {}).get("jobs", 1)
+        workers = f"; its {jobs} worker processes not counted" if jobs > 1 else ""
+        cpu = f" ({m['cpu_s'] / 60:.1f} min of this process's CPU time, over all its threads{workers})"
     return (f"Command: `{m['command']}`  \nModel: `{m['model']}`; machine: {m['machine']}; date: {m['date']}; "
-            f"commit `{m['commit']}`; wall time {m['wall_s'] / 60:.1f} min"
-            + (f" ({m['cpu_s'] / 60:.1f} min of this process's CPU time, over all its threads)" if "cpu_s" in m else "")
-            + ".")
+            f"commit `{m['commit']}`; wall time {m['wall_s'] / 60:.1f} min{cpu}.")
 
 
 def _seed0(run: dict) -> dict:
@@ -361,13 +364,11 @@ def rewriting_rounds(b: dict) -> list[str]:
     return lines
 
 
-# What the page says when Part B ran with `--accuracy 0` (to fit the one-core budget)
-NO_ACCURACY = ("accuracy is not measured in this run (`--accuracy 0`, to fit the one-core CPU budget: measuring "
+# What the page says when Part B ran with `--accuracy 0` (to fit the CPU budget)
+NO_ACCURACY = ("accuracy is not measured in this run (`--accuracy 0`, to fit the CPU budget: measuring "
                "the base with its greedy generations took 10.5 min): the base scored 0 of 32 held-out 1-step test "
-               "problems, the easiest GSM8K subset, in the previous Part B (commit d3a0dc1) and again at the start "
-               "of this run's first invocation (2026-12-02; stopped after 16 min, before its first method finished, to "
-               "cut the grid and the accuracy; its time is not in the wall time below), so accuracy after "
-               "training would sit at the "
+               "problems, the easiest GSM8K subset, in the Part B of commit d3a0dc1 and again at the start of a "
+               "later one (2026-12-02), so accuracy after training would sit at the "
                "floor, and the NLLs are the metrics (accuracy n/a below);")
 
 
