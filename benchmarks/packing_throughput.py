@@ -53,6 +53,13 @@ def gsm8k_rows(raw: list[dict]) -> list[dict]:
              "completion": [{"role": "assistant", "content": r["answer"]}]} for r in raw]
 
 
+def micro_batch(variant: str, batch: int, rows_per_step: int) -> int:
+    """Rows per collated micro-batch of a variant."""
+    if "-packed" not in variant:
+        return batch
+    return 1 if variant.endswith("-ga") else rows_per_step
+
+
 def make_trainer(variant: str, setup, dataset, batch: int, rows_per_step: int, max_length: int, steps: int, out: str):
     import copy
 
@@ -63,11 +70,9 @@ def make_trainer(variant: str, setup, dataset, batch: int, rows_per_step: int, m
     from cadft import CADFTConfig, CADFTTrainer
 
     packed = "-packed" in variant
-    accumulate = variant.endswith("-ga")
-    micro_batch = (1 if accumulate else rows_per_step) if packed else batch
     common = dict(
-        output_dir=f"{out}/{variant}", per_device_train_batch_size=micro_batch,
-        gradient_accumulation_steps=rows_per_step if accumulate else 1,
+        output_dir=f"{out}/{variant}", per_device_train_batch_size=micro_batch(variant, batch, rows_per_step),
+        gradient_accumulation_steps=rows_per_step if variant.endswith("-ga") else 1,
         max_steps=steps, max_length=max_length, learning_rate=1e-5, optim=setup.optim, logging_steps=10**6,
         save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         activation_checkpointing=False, use_cpu=True, bf16=False, packing=packed,
@@ -96,13 +101,6 @@ def padding_fraction(trainer, batch_size: int) -> float:
         padded += batch["input_ids"].numel() - real
         total += batch["input_ids"].numel()
     return padded / total
-
-
-def micro_batch(variant: str, batch: int, rows_per_step: int) -> int:
-    """Rows per collated micro-batch of a variant."""
-    if "-packed" not in variant:
-        return batch
-    return 1 if variant.endswith("-ga") else rows_per_step
 
 
 def run(setup, raw, variants, batch: int, max_length: int, warmup: int, rounds: int) -> dict:

@@ -16,6 +16,7 @@ from decision import recommend
 from lab import git_commit, machine
 from plots import write_plots
 from records import base_compat, summarise
+from testbed import regime
 
 __all__ = ["write_report", "fmt", "table"]
 
@@ -73,7 +74,8 @@ def _header(record: dict, replication: bool) -> list[str]:
         f"({base['seconds'] / 60:.1f} min when it was trained); the plan estimated {record['plan']['est_minutes']:.0f} min"
         + (f"; {record['reused_runs']} runs reused from an earlier invocation (their time is not included)."
            if record.get("reused_runs") else "."),
-        f"- **Machine**: {machine()}; a shared VM (other jobs ran beside this one)",
+        # as the run recorded it (records before 2026-12-02 07:00 UTC: this process's, its thread count included)
+        f"- **Machine**: {record.get('machine') or machine()}; a shared VM (other jobs ran beside this one)",
         f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
         f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
         "(recorded at the start of the run; its text is at the end of the page)\n",
@@ -96,7 +98,7 @@ as {weights}: long problems are rare, so the fine-tuning skill exists but is unr
 rows also teach it to restate a reference solution in its own style (what the verified rewriting's prompt asks of it).
 Base policy, greedy accuracy on 100 problems each (starts 10-99): {acc}; on the fixed sets: ID {base['test_id_acc']:.3f},
 OOD {base['test_ood_acc']:.3f}, retention {base['retention_acc']:.3f}. Every run checks this regime (`testbed.check_base`:
-1 and 2 operations at least 0.85, 3 operations in [0.2, 0.85]) and stops outside it: at learning rate 3e-3 the same code
+{regime()}) and stops outside it: at learning rate 3e-3 the same code
 and seed gave a base of 0.99 / 0.98 / 0.66 on 1 / 2 / 3 operations in the environment of the first runs and
 0.76 / 0.56 / 0.13 in a fresh one; 1e-3 gave 0.97 / 0.98 / 0.58 (seed 0) and 0.92 / 0.88 / 0.40 (seed 1) there.
 

@@ -371,6 +371,7 @@ def main(argv=None) -> dict:
         "args": vars(args),
         "plan": the_plan,
         "decision_rule_sha256": sha,
+        "machine": lab.machine(),  # after testbed.quiet(): the one torch thread the runs use
         "started": started,
         "base": base_meta,
         **results,

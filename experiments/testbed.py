@@ -288,13 +288,17 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
 BASE_REGIME = {"1": (0.85, 1.0), "2": (0.85, 1.0), "3": (0.2, 0.85)}
 
 
+def regime() -> str:
+    """BASE_REGIME in words: '1 ops in [0.85, 1.0], ...'."""
+    return ", ".join(f"{k} ops in [{lo}, {hi}]" for k, (lo, hi) in BASE_REGIME.items())
+
+
 def check_base(acc_by_ops: dict) -> None:
     """Raise unless the base policy's accuracy per number of operations is in BASE_REGIME: a
     base outside it measures a different question (nothing to learn, or no skill to sharpen)."""
     off = {k: acc_by_ops[k] for k, (lo, hi) in BASE_REGIME.items() if not lo <= acc_by_ops[k] <= hi}
     if off:
-        want = ", ".join(f"{k} ops in [{lo}, {hi}]" for k, (lo, hi) in BASE_REGIME.items())
-        raise RuntimeError(f"the base policy's accuracy {acc_by_ops} is outside the testbed's regime ({want}): "
+        raise RuntimeError(f"the base policy's accuracy {acc_by_ops} is outside the testbed's regime ({regime()}): "
                            f"off at {sorted(off)} ops; change BaseConfig (steps, lr) and retrain")
 
 
