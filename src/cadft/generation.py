@@ -8,7 +8,8 @@ Prompts are sorted by length so that each batch holds prompts of similar length,
 on the LEFT (so every prompt ends in the same column and new tokens are appended right
 after it), generated with the KV cache, and returned in the caller's order. Greedy
 decoding when temperature == 0, otherwise pure temperature / top-p sampling (top-k is
-off, as in vLLM). The model runs in eval mode under `torch.inference_mode()`, and each
+off, as in vLLM). The model runs in eval mode without gradients (`torch.inference_mode()`,
+`torch.no_grad()` under DeepSpeed ZeRO-3: `sharding.no_grad_mode`), and each
 module's training flag is restored afterwards, so the trainer can call this mid-run.
 """
 
@@ -18,6 +19,8 @@ import copy
 
 import torch
 from tqdm.auto import tqdm
+
+from .sharding import no_grad_mode
 
 __all__ = ["encode_prompts", "generate"]
 
@@ -116,7 +119,7 @@ def generate(
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
-        with torch.inference_mode(), tqdm(total=len(encoded), desc="generate", disable=not progress) as bar:
+        with no_grad_mode(model), tqdm(total=len(encoded), desc="generate", disable=not progress) as bar:
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
                 width = max(len(encoded[i]) for i in batch)

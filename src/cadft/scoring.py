@@ -1,6 +1,6 @@
 """Per-sample compatibility of demonstrations under a model, outside training.
 
-Scoring runs the model once per batch under `torch.inference_mode()` and projects onto the
+Scoring runs the model once per batch without gradients (`sharding.no_grad_mode`) and projects onto the
 vocabulary only the positions that predict a completion token, never a (B, T, V) tensor of
 logits. Rows are sorted by length and a batch takes only rows of similar length (length
 bucketing), so padding, which costs as much compute as real tokens, stays under 10%.
@@ -27,6 +27,7 @@ from trl.trainer.utils import add_fused_lm_head
 
 from .conversation import assistant_token_mask, chat_ids
 from .losses import compatibility, mean_logprob
+from .sharding import no_grad_mode, zero3_partitioned
 
 __all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "label_logprobs", "score_rows",
            "score_rows_sharded"]
@@ -149,9 +150,16 @@ def label_logprobs(model, input_ids, attention_mask, labels, **model_kwargs) -> 
     gradients' need for the whole vocabulary at every position: TRL's fused head on CUDA/XPU
     (label positions only), elsewhere the logits of the label positions alone (a boolean
     `logits_to_keep`) and a chunked float32 log-softmax. The log-probs are float and 0 off
-    the mask. `model_kwargs` (e.g. a padding-free batch's `position_ids`) go to the model."""
+    the mask. `model_kwargs` (e.g. a padding-free batch's `position_ids`) go to the model.
+
+    Under DeepSpeed ZeRO-3 it is always TRL's fused head, the training forward's own path.
+    ZeRO-3 records the order in which a forward runs the submodules (its trace) and
+    prefetches and releases parameters by it. The `logits_to_keep` path runs `lm_head` as a
+    module, the fused head reads `lm_head.weight` inside a gather of its own; a no-grad pass
+    by the former before a training step left the head's weight released (size 0) in that
+    step's backward (tests/test_deepspeed.py)."""
     device = input_ids.device
-    if device.type in _COMPACT_FUSED_HEAD_DEVICES or not _takes_position_mask(model):
+    if device.type in _COMPACT_FUSED_HEAD_DEVICES or zero3_partitioned(model) or not _takes_position_mask(model):
         out = model(
             input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False,
             **model_kwargs,
@@ -177,7 +185,6 @@ def label_logprobs(model, input_ids, attention_mask, labels, **model_kwargs) -> 
     return logps, mask
 
 
-@torch.inference_mode()
 def score_rows(
     model,
     rows: list[dict],
@@ -203,7 +210,7 @@ def score_rows(
     batches = _fixed_batches(lengths, batch_size) if fixed_batches else _length_batches(lengths, batch_size)
     results: list[dict | None] = [None] * len(rows)
     try:
-        with tqdm(total=len(rows), desc=desc, unit="row", disable=not progress) as bar:
+        with no_grad_mode(model), tqdm(total=len(rows), desc=desc, unit="row", disable=not progress) as bar:
             for idx in batches:
                 width = len(rows[idx[0]]["input_ids"])  # the longest row comes first
                 input_ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)

@@ -9,13 +9,18 @@ marked not real; its result must be left out.
 
     shard, real = rank_shard(list(range(7)), world=2, rank=1)
     # shard == [4, 5, 6, 0], real == [True, True, True, False]
+
+DeepSpeed ZeRO-3 also changes how such a forward must run (`zero3_partitioned`,
+`no_grad_mode`).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
-__all__ = ["rank_shard"]
+import torch
+
+__all__ = ["rank_shard", "zero3_partitioned", "no_grad_mode"]
 
 T = TypeVar("T")
 
@@ -33,3 +38,17 @@ def rank_shard(items: list[T], world: int, rank: int) -> tuple[list[T], list[boo
     shard = items[rank * per_rank : (rank + 1) * per_rank]
     padding = per_rank - len(shard)
     return shard + [items[0]] * padding, [True] * len(shard) + [False] * padding
+
+
+def zero3_partitioned(model) -> bool:
+    """Whether DeepSpeed ZeRO-3 partitions `model`'s parameters (they carry a `ds_id`)."""
+    return any(hasattr(param, "ds_id") for param in model.parameters())
+
+
+def no_grad_mode(model):
+    """The context for a forward outside training: `torch.inference_mode()`, or
+    `torch.no_grad()` where ZeRO-3 partitions the model. Its parameter gathers inside
+    inference mode leave inference tensors behind that the next training step cannot save
+    for backward ("Inference tensors cannot be saved for backward", after a rewriting
+    round; tests/test_deepspeed.py)."""
+    return torch.no_grad() if zero3_partitioned(model) else torch.inference_mode()

@@ -170,7 +170,7 @@ def _log_round(name: str, results: list[list[Candidate]], seconds: float) -> Non
 class PolicyGenerator:
     """The model being trained writes its own rewrites.
 
-    Runs `cadft.generation.generate`: eval mode under `torch.inference_mode()`, each
+    Runs `cadft.generation.generate`: eval mode without gradients, each
     module's training flag restored afterwards, so the trainer may call it mid-run. Pass
     the unwrapped model (not a DDP/FSDP wrapper); a PEFT model generates with its adapter.
     """
