@@ -48,7 +48,8 @@ class SampleData:
         if not packing:
             tokenized = super()._prepare_dataset(dataset, processing_class, args, False, formatting_func, dataset_name)
             return self._with_compat_masks(dataset, tokenized, processing_class, args)
-        if not self.weighs_samples and (args.packing_strategy in CUTTING_STRATEGIES or not isinstance(dataset, Dataset)):
+        trl_packs = args.packing_strategy in CUTTING_STRATEGIES or not isinstance(dataset, Dataset)
+        if trl_packs and not self.weighs_samples:
             # No sample weight, so no demonstration to keep whole or addressable: TRL packs as SFTTrainer does
             return super()._prepare_dataset(dataset, processing_class, args, True, formatting_func, dataset_name)
         if args.packing_strategy in CUTTING_STRATEGIES:
@@ -58,9 +59,9 @@ class SampleData:
                 "keeps each one whole, or loss_type='dft' or 'nll', which have no sample weight."
             )
         if not isinstance(dataset, Dataset):
-            raise ValueError("packing with loss_type='cadft' needs a map-style Dataset (not an IterableDataset), whose "
-                             "rows it can address by sample id: load the data without streaming, or use loss_type='dft' "
-                             "or 'nll', which TRL packs from any dataset.")
+            raise ValueError("packing with loss_type='cadft' needs a map-style Dataset (not an IterableDataset), "
+                             "whose rows it can address by sample id: load the data without streaming, or use "
+                             "loss_type='dft' or 'nll', which TRL packs from any dataset.")
         if args.max_length is None:
             raise ValueError("When packing is enabled, `max_length` can't be `None`.")
         from trl.data_utils import pack_dataset
