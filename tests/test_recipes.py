@@ -3,10 +3,12 @@ configs) parse and validate against the classes that will read them: `cadft trai
 parser (DataArguments, CADFTConfig, TRL's ModelConfig), accelerate's ClusterConfig, launch
 command and FSDP/DeepSpeed plugins. Each file's header holds its launch command; the files
 it names exist, and each pairing is one the trainer accepts (no `batch` under DeepSpeed).
-One recipe runs end to end through its own header command, on a tiny model, on the CPU."""
+Every recipe runs end to end through its own header command, on a tiny model, on the CPU: the
+one-GPU recipe in one process, the others on 2 processes over gloo, each on the engine it names."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -160,6 +162,63 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
     run = (tmp_path / "run" / "cadft_run.json").read_text()
     assert '"loss_type": "cadft"' in run and '"global_step": 1' in run
     assert '"cadft_normalization": "zscore"' in run  # the recipes train the paper's estimator
+
+
+# What a 2-process CPU run changes in a shipped multi-GPU recipe, besides the model, the data,
+# the step count and the output folder; each with its reason
+CPU_LAUNCH_FLAGS = [
+    "--num_processes", "2",  # the configs name 8 GPUs
+    "--mixed_precision", "no",  # bf16 is the GPUs'; DeepSpeed refuses a bf16 config beside float32 training arguments
+]
+CPU_TRAINING_FLAGS = [
+    "--use_cpu", "true",  # without a GPU, accelerate keeps no backend and each process counts itself alone
+]
+CPU_ENV = {
+    "DS_ACCELERATOR": "cpu",  # DeepSpeed's CPU accelerator (gloo where oneCCL is absent)
+    # accelerate ignores FSDP on a gloo process group; this relabels it (tests/cpu_fsdp/sitecustomize.py)
+    "PYTHONPATH": str(ROOT / "tests" / "cpu_fsdp"),
+}
+# What each recipe runs on, as `cadft train` records it (cadft_run.json)
+ENGINES = {"ddp": ("MULTI_CPU", None), "zero2": ("DEEPSPEED", 2), "zero3": ("DEEPSPEED", 3), "fsdp": ("FSDP", None)}
+
+
+@pytest.mark.parametrize("setup", list(ENGINES))
+def test_multi_process_recipe_runs_through_its_header_command(tmp_path, setup):
+    """The recipe's own launch command on 2 CPU processes (gloo), its accelerate config and its
+    training config as written, but for the model, the data and the step count: a tiny local
+    model and 2 optimizer steps of the recipe's own global batch (4 x 8 x 2 processes = 64
+    rows). It trains on the engine the recipe names and saves a checkpoint."""
+    if setup.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
+        pytest.skip('deepspeed is not installed (pip install "cadft[deepspeed]"; make test installs it)')
+    from cadft.data import mixed_quality_demos
+    from cadft.tiny import save_tiny
+
+    model = save_tiny(tmp_path / "model")
+    data = tmp_path / "demos.jsonl"
+    mixed_quality_demos(128, seed=0).to_json(str(data))
+    path = RECIPES / f"math-1.5b-{setup}.yaml"
+    (accelerate_config, training_config), = launch_commands(path)
+    _, train_args, _ = parse_training(path)
+    assert train_args.per_device_train_batch_size * train_args.gradient_accumulation_steps * 2 * 2 == 128
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config, *CPU_LAUNCH_FLAGS,
+           "-m", "cadft.cli.main", "train", "--config", training_config, *CPU_TRAINING_FLAGS,
+           "--model_name_or_path", model, "--dataset_name", "", "--dataset_path", str(data), "--max_steps", "2",
+           "--output_dir", str(run)]
+    env = {**os.environ, **CPU_ENV, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{shlex.join(cmd)}\n{proc.stderr[-4000:]}"
+    assert "terminate called" not in proc.stderr
+    record = json.loads((run / "cadft_run.json").read_text())
+    kind, stage = ENGINES[setup]
+    assert record["distributed"] == {"type": kind, "num_processes": 2, "zero_stage": stage}
+    assert record["global_step"] == 2 and record["cadft_normalization"] == "zscore"
+    checkpoint = run / "checkpoint-2"  # the Trainer saves at the last step; published whole (cadft.checkpoints)
+    assert {"trainer_state.json", "cadft_state.json", "rng_state_1.pth"} <= {p.name for p in checkpoint.iterdir()}
+    if stage is not None:
+        assert (checkpoint / "global_step2").is_dir()  # DeepSpeed's own checkpoint, every rank's shard
+    [summary] = [line.strip() for line in proc.stdout.splitlines() if "'train_loss'" in line]
+    print(f"{setup}: {summary}")  # the run's closing log line (logging_steps 5: no step of 2 logs)
 
 
 @pytest.mark.min_deps

@@ -269,6 +269,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         "data_args": asdict(data_args),
         "train_samples": len(trainer.training_samples()),
         "global_step": trainer.state.global_step,
+        "distributed": _engine(trainer),
     }
     with open(os.path.join(args.output_dir, "cadft_run.json"), "w") as f:
         json.dump(run_info, f, indent=2)
@@ -286,6 +287,15 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
             completion = decode([t for t, lab in pairs if lab != -100])
             f.write(json.dumps({**s, **extra, "prompt": prompt, "completion": completion}, ensure_ascii=False) + "\n")
     return {"table": _summary_table(start, end, tags)}
+
+
+def _engine(trainer) -> dict:
+    """How the run was spread over processes: accelerate's distributed type, the process
+    count and, under DeepSpeed, the ZeRO stage."""
+    accelerator = trainer.accelerator
+    plugin = accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return {"type": str(accelerator.distributed_type.value), "num_processes": accelerator.num_processes,
+            "zero_stage": plugin.zero_stage if plugin is not None else None}
 
 
 def _load_hint(output_dir: str, peft: bool) -> str:
