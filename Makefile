@@ -23,7 +23,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(VENV)/bin/cadft train
 
-test: install
+# DeepSpeed for its tests (tests/test_deepspeed.py, tests/test_recipes.py). Its CPU accelerator
+# builds a shared-memory op at the first run (cached under ~/.cache/torch_extensions): built
+# once here, so that no test waits for the compiler
+$(VENV)/.deepspeed: $(VENV)/.installed
+	DS_BUILD_OPS=0 $(PY) -m pip install -q -e ".[dev,deepspeed]"
+	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
+	touch $@
+
+test: install $(VENV)/.deepspeed
 	$(PY) -m pytest -q
 
 # The same CPU torch; every other dependency at its lower bound (.ci/lowest_versions.py).
