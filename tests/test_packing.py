@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cadft import CADFTTrainer
-from cadft.collate import SAMPLE_ID, TOKEN_SAMPLE_IDS
-from cadft.packing import segment_of_labels, split_packed, unpack_rows
+from cadft.collate import SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
+from cadft.packing import segment_of_labels, unpack_rows
 from cadft.tiny import tiny_llama
 
 from helpers import trainer_args

@@ -1,4 +1,5 @@
-"""Sample ids: added to datasets, carried through TRL's collator to the loss."""
+"""Sample ids: added to datasets, carried through TRL's collator to the loss (a packed row
+split back into its demonstrations on the way, `cadft.packing`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 import torch
 from datasets import Dataset, IterableDataset
 
-__all__ = ["SAMPLE_ID", "COMPAT_MASK", "TOKEN_SAMPLE_IDS", "with_sample_ids", "SampleIdCollator"]
+__all__ = ["SAMPLE_ID", "COMPAT_MASK", "TOKEN_SAMPLE_IDS", "with_sample_ids", "split_packed", "SampleIdCollator"]
 
 SAMPLE_ID = "sample_id"
 # Per-token 0/1 column: the tokens compatibility is measured on, where they are not the
@@ -38,6 +39,25 @@ def with_sample_ids(dataset):
     raise TypeError(f"unsupported dataset type {type(dataset).__name__}")
 
 
+def split_packed(example: dict) -> list[dict]:
+    """A packed row (input_ids, labels, seq_lengths, token_sample_ids [, compat_mask]) as the
+    demonstrations it holds, in order, each with its sample id."""
+    pieces, start = [], 0
+    ids = example[TOKEN_SAMPLE_IDS]
+    for length in example["seq_lengths"]:
+        end = start + length
+        if len(set(ids[start:end])) != 1:
+            raise ValueError("a packed row cuts a demonstration (its segment holds several sample ids); "
+                             "use packing_strategy='bfd', which keeps every demonstration whole")
+        piece = {"input_ids": example["input_ids"][start:end], "labels": example["labels"][start:end],
+                 SAMPLE_ID: ids[start]}
+        if example.get(COMPAT_MASK) is not None:
+            piece[COMPAT_MASK] = example[COMPAT_MASK][start:end]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
 class SampleIdCollator:
     """Wraps a collator and adds the batch's `sample_id` tensor, shape (B,).
 
@@ -62,8 +82,6 @@ class SampleIdCollator:
         if examples and TOKEN_SAMPLE_IDS in examples[0]:
             # Packed rows: collated as the demonstrations they hold (the padding-free collator
             # lays them out back to back again), each with its id, so a rewrite replaces its own
-            from .packing import split_packed
-
             examples = [piece for example in examples for piece in split_packed(example)]
         if self.targets and examples and SAMPLE_ID in examples[0]:
             # A rewrite is a prompt-completion row: c covers its completion, not the original's mask

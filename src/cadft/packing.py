@@ -10,8 +10,8 @@ the graph, so the gradient flows back to the packed forward.
 
 To know which demonstration each segment is, the packed dataset carries a per-token
 column of sample ids (`TOKEN_SAMPLE_IDS`), packed with the tokens by TRL's `pack_dataset`;
-the collator splits each packed row back into its demonstrations (`split_packed`), which
-is also where a rewritten target replaces its original.
+the collator splits each packed row back into its demonstrations (`collate.split_packed`),
+which is also where a rewritten target replaces its original.
 
     rows = unpack_rows(position_ids, num_segments, out.log_probs, out.label_mask)
 """
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from .collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS
+from .collate import SAMPLE_ID, TOKEN_SAMPLE_IDS
 
-__all__ = ["TOKEN_SAMPLE_IDS", "CUTTING_STRATEGIES", "token_sample_ids", "split_packed", "segment_of_labels",
-           "unpack_rows"]
+__all__ = ["TOKEN_SAMPLE_IDS", "CUTTING_STRATEGIES", "token_sample_ids", "segment_of_labels", "unpack_rows"]
 
 # TRL packing strategies that cut a demonstration across rows: a cut demonstration has no single weight
 CUTTING_STRATEGIES = ("wrapped", "bfd_split")
@@ -32,25 +31,6 @@ CUTTING_STRATEGIES = ("wrapped", "bfd_split")
 def token_sample_ids(example: dict) -> dict:
     """The per-token sample-id column of one tokenized demonstration (a `datasets.map` function)."""
     return {TOKEN_SAMPLE_IDS: [example[SAMPLE_ID]] * len(example["input_ids"])}
-
-
-def split_packed(example: dict) -> list[dict]:
-    """A packed row (input_ids, labels, seq_lengths, token_sample_ids [, compat_mask]) as the
-    demonstrations it holds, in order, each with its sample id."""
-    pieces, start = [], 0
-    ids = example[TOKEN_SAMPLE_IDS]
-    for length in example["seq_lengths"]:
-        end = start + length
-        if len(set(ids[start:end])) != 1:
-            raise ValueError("a packed row cuts a demonstration (its segment holds several sample ids); "
-                             "use packing_strategy='bfd', which keeps every demonstration whole")
-        piece = {"input_ids": example["input_ids"][start:end], "labels": example["labels"][start:end],
-                 SAMPLE_ID: ids[start]}
-        if example.get(COMPAT_MASK) is not None:
-            piece[COMPAT_MASK] = example[COMPAT_MASK][start:end]
-        pieces.append(piece)
-        start = end
-    return pieces
 
 
 def segment_of_labels(position_ids: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ import logging
 
 from datasets import Dataset
 
-from .collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS
-from .packing import CUTTING_STRATEGIES, split_packed, token_sample_ids
+from .collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
+from .packing import CUTTING_STRATEGIES, token_sample_ids
 
 __all__ = ["SampleData"]
 
