@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import cadft.evaluate
+import cadft.evaluation.evaluate
 from cadft.cli.common import CommandError
 from cadft.cli.eval import BACKENDS, main
 from cadft.data.loading import DataFormatError
@@ -151,7 +152,7 @@ def test_evaluate_math_scores_and_pass_at_k(gsm8k, monkeypatch):
     rows = _rows(gsm8k, 3)
     canned = [[row["answer"], "I think\n#### 0.123"] for row in rows]
     canned[2] = ["no idea", "no idea"]
-    monkeypatch.setattr(cadft.evaluate, "generate", lambda *args, **kwargs: canned)
+    monkeypatch.setattr(cadft.evaluation.evaluate, "generate", lambda *args, **kwargs: canned)
     tok = tiny_tokenizer()
     records, summary = evaluate_math(tiny_llama(tok), tok, rows, num_samples=2, temperature=1.0)
     assert [r["correct"] for r in records] == [[True, False], [True, False], [False, False]]

@@ -19,14 +19,15 @@ import pytest
 from cadft.cli.common import CommandError
 from cadft.cli.eval import BENCHMARKS as CLI_BENCHMARKS
 from cadft.cli.eval import SUITE_DEFAULTS, _fill_defaults, build_parser, main
+from cadft.data.answers import last_boxed
 from cadft.data.validate import DataError
-from cadft.suite import benchmarks
-from cadft.suite.benchmarks import FOLDERS, PAPER, Problem, load_problems, prompt_text
-from cadft.suite.grading import grade, parse_reference
-from cadft.suite.metrics import avg_at_k, avg_at_k_interval, pass_at_ks, suite_average, wilson_interval
-from cadft.suite.results import ResultsFile, ResumeError
-from cadft.suite.run import Sampling, chunks
-from cadft.suite.vllm_request import vllm_request
+from cadft.evaluation import benchmarks
+from cadft.evaluation.benchmarks import FOLDERS, PAPER, Problem, load_problems, prompt_text
+from cadft.evaluation.metrics import avg_at_k, avg_at_k_interval, pass_at_ks, suite_average, wilson_interval
+from cadft.evaluation.results import ResultsFile, ResumeError
+from cadft.evaluation.suite import Sampling, chunks
+from cadft.evaluation.vllm import vllm_request
+from cadft.suite.grading import grade, parse_reference  # the old path: (ok, extracted) from the one grader
 from cadft.tiny import save_tiny, tiny_tokenizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -134,7 +135,7 @@ def _as_float(text) -> float | None:
 def test_every_reference_of_the_five_files_reads_and_grades_itself(shared_data):
     """Each row gives a reference math-verify reads, and the answer `\\boxed{reference}` is
     graded correct; AIME/AMC's reference + 1 and half of a two-answer reference are not."""
-    raw = {"math500": lambda row: row["answer"], "minerva": lambda row: benchmarks._last_boxed(row["solution"]),
+    raw = {"math500": lambda row: row["answer"], "minerva": lambda row: last_boxed(row["solution"]),
            "olympiadbench": lambda row: None, "aime24": lambda row: row["answer"], "amc23": lambda row: row["answer"]}
     loaded = {}
     for name in PAPER:

@@ -29,9 +29,9 @@ from cadft.cli.common import CommandError, CommandParser, add_model_argument, ch
 
 __all__ = ["build_parser", "main"]
 
-# cadft.evaluate.BACKENDS, written out so that parsing needs no torch (a test checks they agree)
+# cadft.evaluation.backends.BACKENDS, written out so that parsing needs no torch (a test checks they agree)
 BACKENDS = ("auto", "transformers", "vllm")
-# cadft.suite.benchmarks.BENCHMARKS, likewise
+# cadft.evaluation.benchmarks.BENCHMARKS, likewise
 BENCHMARKS = ("math500", "minerva", "olympiadbench", "aime24", "amc23", "paper")
 # The defaults of one file (--dataset_path) and of the papers' suite (--benchmark: their protocol)
 FILE_DEFAULTS = {"max_new_tokens": 512, "num_samples": 1, "temperature": 0.0, "top_p": 1.0}
@@ -141,21 +141,6 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--num_samples > 1 needs --temperature > 0 (greedy decoding gives the same answer every time)")
 
 
-def _load(args: argparse.Namespace, backend: str):
-    if backend == "vllm":
-        from cadft.evaluate import load_vllm
-
-        return load_vllm(args.model_name_or_path, seed=args.seed)
-    import torch
-
-    from cadft.models import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
-    if torch.cuda.is_available():
-        model.to("cuda")
-    return model, tokenizer
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -179,18 +164,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import set_seed
 
-    from cadft.evaluate import evaluate_math, vllm_available
+    from cadft.evaluation.backends import choose_backend, load_model
+    from cadft.evaluation.evaluate import evaluate_math
     from cadft.state_io import write_json_atomic
 
-    backend = args.backend
-    if backend == "auto":
-        backend = "vllm" if vllm_available() else "transformers"
-    elif backend == "vllm" and not vllm_available():
-        raise CommandError("--backend vllm needs the `vllm` package and a CUDA GPU")
+    try:
+        backend = choose_backend(args.backend)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
 
     set_seed(args.seed)
     try:
-        model, tokenizer = _load(args, backend)
+        model, tokenizer = load_model(args.model_name_or_path, backend, seed=args.seed)
     except (OSError, ValueError) as e:
         raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
     records, summary = evaluate_math(

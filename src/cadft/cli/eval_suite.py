@@ -2,7 +2,7 @@
 
 Reads and checks every problem (and the results file of an earlier run in the same
 --output_dir) before the model loads, prints the protocol, generates what is missing,
-then writes suite_summary.json and prints the table. The work is in `cadft.suite`.
+then writes suite_summary.json and prints the table. The work is in `cadft.evaluation`.
 """
 
 from __future__ import annotations
@@ -22,47 +22,12 @@ SUMMARY_FILE = "suite_summary.json"
 DEFAULT_BATCH = {"transformers": 8, "vllm": 256}
 
 
-def _backend(requested: str) -> str:
-    from cadft.evaluate import vllm_available
-
-    if requested == "auto":
-        return "vllm" if vllm_available() else "transformers"
-    if requested == "vllm" and not vllm_available():
-        raise CommandError("--backend vllm needs the `vllm` package (pip install cadft[vllm]) and a CUDA GPU")
-    return requested
-
-
-def _generator(args: argparse.Namespace, backend: str, sampling):
-    """(tokenizer, generate_chunk) for the backend; loads the model."""
-    from cadft.cli.eval import _load
-
-    try:
-        model, tokenizer = _load(args, backend)
-    except (OSError, ValueError) as e:
-        raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
-    if backend == "vllm":
-        from cadft.suite.vllm_request import generate_vllm
-
-        return tokenizer, lambda prompts, seed, seeds: generate_vllm(model, tokenizer, prompts, sampling, seeds)
-
-    from transformers import set_seed
-
-    from cadft.generation import generate
-
-    def generate_chunk(prompts, seed, seeds):
-        set_seed(seed)
-        return generate(model, tokenizer, prompts, max_new_tokens=sampling.max_new_tokens,
-                        temperature=sampling.temperature, top_p=sampling.top_p,
-                        num_return_sequences=sampling.num_samples, batch_size=len(prompts), progress=False)
-
-    return tokenizer, generate_chunk
-
-
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    from cadft.suite.benchmarks import PAPER, fingerprint, load_problems
-    from cadft.suite.results import ResultsFile, ResumeError
-    from cadft.suite.run import Sampling, format_table, run_suite, summarise
+    from cadft.evaluation.backends import choose_backend
+    from cadft.evaluation.benchmarks import PAPER, fingerprint, load_problems
+    from cadft.evaluation.results import ResultsFile, ResumeError
+    from cadft.evaluation.suite import Sampling, format_table, run_suite, summarise
 
     timeout_s = max(1, math.ceil(args.timeout_s))
     names = list(PAPER) if args.benchmark == "paper" else [args.benchmark]
@@ -76,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         source = str(source.resolve()) if source.is_file() else table.source
         data[name] = {"source": source, "fingerprint": fingerprint(table)}
     check_model_path(args.model_name_or_path)
-    backend = _backend(args.backend)
+    try:
+        backend = choose_backend(args.backend)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     batch_size = args.batch_size or DEFAULT_BATCH[backend]
     sampling = Sampling(args.num_samples, args.temperature, args.top_p, args.max_new_tokens, args.seed)
     settings = {"model": args.model_name_or_path, "backend": backend, "benchmarks": names, "limit": args.limit,
@@ -97,9 +65,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"resuming: {len(done)} of {total} problems already in {results.path}")
 
     if len(done) < total:
-        tokenizer, generate_chunk = _generator(args, backend, sampling)
-        done = run_suite(generate_chunk, tokenizer, problems, sampling, results, done, batch_size=batch_size,
-                         timeout_s=timeout_s)
+        from cadft.evaluation.backends import load_model
+        from cadft.evaluation.suite import chunk_generator
+
+        try:
+            model, tokenizer = load_model(args.model_name_or_path, backend, seed=args.seed)
+        except (OSError, ValueError) as e:
+            raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
+        done = run_suite(chunk_generator(model, tokenizer, backend, sampling), tokenizer, problems, sampling, results,
+                         done, batch_size=batch_size, timeout_s=timeout_s)
     from cadft.state_io import write_json_atomic
 
     summary = {"model": args.model_name_or_path, "backend": backend, "limit": args.limit, "batch_size": batch_size,
@@ -108,4 +82,3 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     print(f"wrote {results.path} and {out / SUMMARY_FILE}")
     return 0
-

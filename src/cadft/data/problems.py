@@ -43,7 +43,7 @@ def math_problem(row: dict, number: int) -> MathProblem:
             raise DataError("has nothing after '####' (GSM8K format)", field="answer")
         return MathProblem(question, reference, "gsm8k", str(number))
     if "problem" in row:  # MATH / MATH-500
-        from ..verifiers import extract_answer
+        from .answers import extract_answer
 
         question = text_field(row, "problem")
         if "answer" in row:

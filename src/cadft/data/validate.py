@@ -124,7 +124,7 @@ def kind(value) -> str | None:
 
 def final_answer(solution: str) -> str | None:
     """The final answer of a GSM8K-style (`#### x`) or MATH-style (`\\boxed{x}`) solution."""
-    from ..verifiers import extract_answer
+    from .answers import extract_answer
 
     return extract_answer(solution, last_number=False)
 

@@ -302,7 +302,7 @@ class VLLMGenerator:
     """A separate model served in-process by vLLM (GPU machines; `pip install cadft[vllm]`).
 
     The engine is built on the first `generate` (or by `check()`) with
-    `cadft.evaluate.load_vllm`, which merges a LoRA adapter folder into its base model
+    `cadft.evaluation.vllm.load_vllm`, which merges a LoRA adapter folder into its base model
     first. vLLM reserves most of the GPU's memory for itself by default: next to a model
     in training, pass e.g. `gpu_memory_utilization=0.3` (forwarded to `vllm.LLM`).
     """
@@ -336,26 +336,20 @@ class VLLMGenerator:
 
     def _load(self) -> None:
         if self.llm is None:
-            from ..evaluate import load_vllm
+            from ..evaluation.vllm import load_vllm
 
             self.llm, self.tokenizer = load_vllm(self.name_or_path, seed=self.seed, **self.llm_kwargs)
 
     def generate(self, conversations: list[list[dict]], settings: GenerationSettings) -> list[list[Candidate]]:
-        from ..evaluate import generate_vllm
+        from ..evaluation.sampling import Sampling
+        from ..evaluation.vllm import generate_vllm
 
         self._load()
         start = time.perf_counter()
+        sampling = Sampling(settings.num_candidates, settings.temperature, settings.top_p, settings.max_new_tokens)
 
         def generate_batch(batch):
-            return generate_vllm(
-                self.llm,
-                self.tokenizer,
-                batch,
-                max_new_tokens=settings.max_new_tokens,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-                num_return_sequences=settings.num_candidates,
-            )
+            return generate_vllm(self.llm, self.tokenizer, batch, sampling, progress=True)
 
         results = _batch_then_each(generate_batch, conversations, settings.num_candidates)
         _log_round(self.name, results, time.perf_counter() - start)

@@ -1,8 +1,3 @@
-"""The papers' evaluation suite: Math500, Minerva, OlympiadBench, AIME24 and AMC23 with
-avg@k sampling (`cadft eval --benchmark paper`, docs/eval.md).
-
-Modules: `benchmarks` (files, reference answers, prompts), `grading` (math-verify),
-`metrics` (avg@k, its interval, pass@k, the suite average), `results` (the resumable
-per-problem results file), `run` (generation and the summary), `vllm_request` (what the
-vLLM backend is asked). Importing this package loads neither torch nor math-verify.
-"""
+"""Moved: the papers' evaluation suite lives in `cadft.evaluation` (`benchmarks`, `grading`,
+`metrics`, `results`, `suite`, `vllm`). The modules here keep the old import paths
+`cadft.suite.benchmarks`, `.grading`, `.metrics` and `.vllm_request` working."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from tqdm.auto import tqdm
 
@@ -24,35 +24,13 @@ from .benchmarks import PAPER, Problem, prompt_text
 from .grading import grade, parse_reference
 from .metrics import avg_at_k, avg_at_k_interval, pass_at_ks, suite_average
 from .results import ResultsFile
+from .sampling import Sampling
 
-__all__ = ["Sampling", "chunk_seed", "chunks", "format_table", "problem_seed", "run_suite", "summarise"]
+__all__ = ["Sampling", "chunk_generator", "chunk_seed", "chunks", "format_table", "grade_problem", "problem_seed",
+           "run_suite", "summarise"]
 
 # generate_chunk(prompts, chunk_seed, problem_seeds) -> per prompt, its num_samples texts
 GenerateChunk = Callable[[list, int, list[int]], list[list[str]]]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The generation protocol; the papers': 16 samples, temperature 1.0, top_p 1.0, 4096 tokens."""
-
-    num_samples: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 4096
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.num_samples < 1 or self.max_new_tokens < 1:
-            raise ValueError(f"num_samples and max_new_tokens must be >= 1: {self}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1: {self}")
-        if self.temperature == 0 and self.num_samples > 1:
-            raise ValueError("greedy decoding (temperature 0) gives one answer per problem: set num_samples 1")
-
-    def describe(self) -> str:
-        decoding = "greedy" if self.temperature == 0 else f"temperature {self.temperature:g}, top_p {self.top_p:g}"
-        return (f"{self.num_samples} sample{'s' if self.num_samples > 1 else ''} per problem, {decoding}, "
-                f"max_new_tokens {self.max_new_tokens}, seed {self.seed}")
 
 
 def _derived(*parts) -> int:
@@ -81,6 +59,27 @@ def chat_prompt(problem: Problem, tokenizer):
     if getattr(tokenizer, "chat_template", None):
         return [{"role": "user", "content": text}]
     return f"Question: {text}\nAnswer:"
+
+
+def chunk_generator(model, tokenizer, backend: str, sampling: Sampling) -> GenerateChunk:
+    """`generate_chunk` for a loaded model: vLLM with one seed per problem, or transformers with
+    the chunk's seed set before the chunk's prompts are generated as one batch."""
+    if backend == "vllm":
+        from .vllm import generate_vllm
+
+        return lambda prompts, seed, seeds: generate_vllm(model, tokenizer, prompts, sampling, seeds)
+
+    from transformers import set_seed
+
+    from ..generation import generate
+
+    def generate_chunk(prompts, seed, seeds):
+        set_seed(seed)
+        return generate(model, tokenizer, prompts, max_new_tokens=sampling.max_new_tokens,
+                        temperature=sampling.temperature, top_p=sampling.top_p,
+                        num_return_sequences=sampling.num_samples, batch_size=len(prompts), progress=False)
+
+    return generate_chunk
 
 
 def run_suite(
@@ -130,17 +129,17 @@ def run_suite(
 
 def grade_problem(problem: Problem, samples: list[str], *, timeout_s: int = 5) -> dict:
     """The results record of one problem: its answers, what was extracted from each, verdicts."""
-    gold = parse_reference(problem.reference, timeout_s=timeout_s)
-    verdicts = [grade(text, gold, timeout_s=timeout_s) for text in samples]
+    gold = parse_reference(problem.reference, timeout_s=timeout_s)  # read once for all the samples
+    verdicts = [grade(text, gold, extract="math_verify", timeout_s=timeout_s) for text in samples]
     return {
         "benchmark": problem.benchmark,
         "id": problem.id,
         "prompt": prompt_text(problem),
         "reference": problem.reference,
         "generations": samples,
-        "extracted": [extracted for _, extracted in verdicts],
-        "correct": [ok for ok, _ in verdicts],
-        "num_correct": sum(ok for ok, _ in verdicts),
+        "extracted": [v.extracted for v in verdicts],
+        "correct": [v.ok for v in verdicts],
+        "num_correct": sum(v.ok for v in verdicts),
     }
 
 
