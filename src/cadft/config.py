@@ -313,48 +313,13 @@ class CADFTConfig(SFTConfig):
 
     def _resolve_estimator(self) -> None:
         """Check the estimator's fields and fill in the defaults of the chosen one. A field the
-        chosen estimator does not read is an error that names the valid combinations."""
-        if self.cadft_normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"cadft_normalization={self.cadft_normalization!r} is not valid; choose one of {', '.join(NORMALIZATIONS)}"
-            )
-        if self.cadft_beta < 0:
-            raise ValueError(f"cadft_beta must be >= 0, got {self.cadft_beta}")
-        if not 0 <= self.cadft_token_power <= 1:
-            raise ValueError(f"cadft_token_power must be in [0, 1], got {self.cadft_token_power}")
-        zscore = self.cadft_normalization == "zscore"
-        foreign = defaults.RUNNING_FIELDS if zscore else defaults.ZSCORE_FIELDS
-        given = [name for name in foreign if getattr(self, name) is not None]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no meaning for cadft_normalization="
-                f"{self.cadft_normalization!r}. The paper's estimator ('zscore', the default) reads cadft_beta, "
-                f"cadft_token_power, {', '.join(defaults.ZSCORE_FIELDS)}; the earlier one ('ema' or 'batch') reads "
-                f"cadft_beta, cadft_token_power, {', '.join(defaults.RUNNING_FIELDS)}."
-            )
-        if zscore:
-            self.cadft_eps = defaults.EPS if self.cadft_eps is None else self.cadft_eps
-            self.cadft_scope = defaults.SCOPE if self.cadft_scope is None else self.cadft_scope
-            if not self.cadft_eps > 0:
-                raise ValueError(f"cadft_eps must be > 0, got {self.cadft_eps}")
-            if self.cadft_scope not in defaults.SCOPES:
-                raise ValueError(f"cadft_scope={self.cadft_scope!r} is not valid; choose one of "
-                                 f"{', '.join(defaults.SCOPES)}")
-            return
-        for name, default in (("cadft_w_min", defaults.W_MIN), ("cadft_w_max", defaults.W_MAX),
-                              ("cadft_ema_decay", defaults.EMA_DECAY),
-                              ("cadft_calibration_samples", defaults.CALIBRATION_SAMPLES)):
-            if getattr(self, name) is None:
-                setattr(self, name, default)
-        if not 0 <= self.cadft_w_min <= self.cadft_w_max:
-            raise ValueError(
-                f"need 0 <= cadft_w_min <= cadft_w_max, got cadft_w_min={self.cadft_w_min}, "
-                f"cadft_w_max={self.cadft_w_max}"
-            )
-        if not 0 <= self.cadft_ema_decay < 1:
-            raise ValueError(f"cadft_ema_decay must be in [0, 1), got {self.cadft_ema_decay}")
-        if self.cadft_calibration_samples < 1:
-            raise ValueError(f"cadft_calibration_samples must be >= 1, got {self.cadft_calibration_samples}")
+        chosen estimator does not read is an error that names the valid combinations
+        (`defaults.resolve_estimator_options`, which `cadft score` uses too)."""
+        fields = ("cadft_normalization", "cadft_beta", "cadft_token_power", *defaults.ZSCORE_FIELDS,
+                  *defaults.RUNNING_FIELDS)
+        resolved = defaults.resolve_estimator_options({name: getattr(self, name) for name in fields})
+        for name in fields:
+            setattr(self, name, resolved[name])
 
     def _check_rewrite(self) -> None:
         from .rewriting.presets import resolve_gates
