@@ -14,6 +14,7 @@ checkpoints (`trainer_checkpoints`) and rewriting (`trainer_rewriting`).
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import torch
 from transformers import TrainerCallback, TrainingArguments
@@ -21,10 +22,11 @@ from trl import SFTConfig, SFTTrainer
 
 from .collate import COMPAT_MASK, SAMPLE_ID, SampleIdCollator, with_sample_ids
 from .config import CADFTConfig
-from .estimators import STEP_U, Batch, Rows, make_estimator
+from .estimators import STEP_U, Batch, Rows, StepContext, make_estimator
 from .models import resolve_model_path
 from .packing import unpack_rows
-from .scoring import mark_fused_lm_head
+from .losses import sample_nll
+from .scoring import label_logprobs, mark_fused_lm_head
 from .state_io import STATE_FILE
 from .trainer_checkpoints import CrashSafeCheckpoints
 from .trainer_data import SampleData
@@ -43,7 +45,72 @@ class _EstimatorSteps(TrainerCallback):
         self.trainer = trainer
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.trainer.estimator.end_step(self.trainer)
+        self.trainer.estimator.end_step(self.trainer.step_context)
+
+
+class _TrainerContext(StepContext):
+    """The trainer as its estimator sees it (`StepContext`): nothing else of it."""
+
+    def __init__(self, trainer: CADFTTrainer):
+        self._trainer = trainer
+        self.gather_rows = trainer.gather_rows
+        self.all_reduce_sum = trainer.all_reduce_sum
+        self.all_reduce_max = trainer.all_reduce_max
+
+    @property
+    def num_processes(self) -> int:
+        return self._trainer.accelerator.num_processes
+
+    @property
+    def process_index(self) -> int:
+        return self._trainer.accelerator.process_index
+
+    @property
+    def seed(self) -> int:
+        return self._trainer.args.seed
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self._trainer.args.per_device_eval_batch_size
+
+    @property
+    def train_dataset(self):
+        return self._trainer.train_dataset
+
+    def collate(self, examples: list[dict]) -> dict:
+        return self._trainer.data_collator(examples)
+
+    def record(self, mode: str, key: str, value: float) -> None:
+        self._trainer._metrics[mode][key].append(value)
+
+    def scale_gradients(self, factor: torch.Tensor) -> None:
+        for param in self._trainer.model.parameters():
+            if param.grad is not None:
+                param.grad.mul_(factor.to(param.grad.dtype))
+
+    @torch.no_grad()  # not inference_mode: FSDP2 updates its unsharded parameters in place in the forward
+    def score(self, batch: dict, *, training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The no-grad scoring pass of a collated batch: only the label log-probs are computed
+        (`label_logprobs`: on a CPU the label positions' logits alone, not the fused head's
+        entropy and top-1 over every position, which only the training forward logs)."""
+        trainer = self._trainer
+        inputs = trainer.model_inputs(batch)
+        compat_mask = inputs.pop(COMPAT_MASK, None)
+        input_ids, attention_mask, labels = inputs.pop("input_ids"), inputs.pop("attention_mask", None), inputs.pop("labels")
+        model = trainer.inference_model
+        was_training = model.training
+        if was_training != training:
+            model.train(training)
+        try:
+            with trainer.compute_loss_context_manager(), cpu_vocab_tiles(trainer.args.device):
+                logps, mask = label_logprobs(model, input_ids, attention_mask, labels, **inputs)
+        finally:
+            if was_training != training:
+                model.train(was_training)
+        logps, mask, compat_mask = trainer.label_rows(SimpleNamespace(log_probs=logps, label_mask=mask), compat_mask,
+                                                     inputs.get("position_ids"), batch.get(SAMPLE_ID))
+        u, valid = sample_nll(logps, mask, compat_mask)
+        return u.cpu(), valid.cpu()
 
 
 class _Recorder:
@@ -136,7 +203,8 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         mark_fused_lm_head(self.model)  # SFTTrainer installed it; scoring must not replace it
         self.data_collator = SampleIdCollator(self.data_collator)
         self.estimator = make_estimator(args)
-        if self.estimator.name == "batch" and self.is_deepspeed_enabled:
+        self.step_context = _TrainerContext(self)  # all the estimator sees of the trainer
+        if self.estimator.rescales_gradients and self.is_deepspeed_enabled:
             raise ValueError(
                 "cadft_normalization='batch' rescales the accumulated gradients before clipping, which DeepSpeed keeps "
                 "inside its engine; use 'zscore' or 'ema' with DeepSpeed (FSDP and DDP support all three)."
@@ -155,7 +223,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.estimator.begin_step(self, batches)  # before the step's first forward (the pre-pass)
+        self.estimator.begin_step(self.step_context, batches)  # before the step's first forward (the pre-pass)
         return batches, num_items_in_batch
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -175,7 +243,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
                                "(sequence parallelism is not supported)")
         logps, mask, compat_mask = self.label_rows(outputs, compat_mask, inputs.get("position_ids"), sample_ids)
         batch = Batch(logps, mask, compat_mask, num_items_in_batch, step_u)
-        loss, rows = self.estimator.loss(self, batch, mode)
+        loss, rows = self.estimator.loss(self.step_context, batch, mode)
 
         if self.compute_loss_func is not None or self.label_smoother is not None:
             # loss_type="nll" (__init__ checks): the loss is the one TRL computed from the full logits, as it is
@@ -209,8 +277,8 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         # supported transformers has (4.x clips inside its loop, 5.x in `_clip_grad_norm`);
         # the loop marks that micro-batch with sync_gradients before calling this
         if self.accelerator.sync_gradients:
-            self.estimator.before_optimizer_step(self)
-        return self.estimator.logged_loss(self, loss)
+            self.estimator.before_optimizer_step(self.step_context)
+        return self.estimator.logged_loss(self.step_context, loss)
 
     def create_accelerator_and_postprocess(self):
         super().create_accelerator_and_postprocess()
@@ -276,7 +344,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         """Every process's rows of this micro-batch (one gather): to the estimator's step or
         evaluation statistics, the rewriter, the compatibility window and the token NLL."""
         rows = Rows.unstacked(self.gather_rows(rows.stacked()))
-        self.estimator.observe(self, rows, mode)
+        self.estimator.observe(self.step_context, rows, mode)
         if mode == "train":
             self._observe_for_rewriting(sample_ids, rows)
         if rows.valid.any():

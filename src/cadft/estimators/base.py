@@ -1,16 +1,22 @@
 """The interface between `CADFTTrainer` and a way of weighting samples (an estimator).
 
 The trainer owns the model, the data and the logs; an estimator owns the sample weights
-and whatever per-step state they need. The trainer calls, for each optimizer step:
+and whatever per-step state they need. An estimator sees the run only through a
+`StepContext` that the trainer builds once (collectives, the no-grad scoring pass, metric
+records, the few settings calibration reads), never the trainer itself. For each
+optimizer step the trainer calls:
 
-    begin_step(trainer, batches)        before the step's first forward (all its micro-batches)
-    loss(trainer, batch, mode)          each micro-batch, training and evaluation -> (loss, Rows)
-    observe(trainer, rows, mode)        each micro-batch, with every process's rows
-    before_optimizer_step(trainer)      gradients complete, before clipping (`batch` rescale)
-    logged_loss(trainer, loss)          each training micro-batch, after its backward -> the loss to log
-    end_step(trainer)                   after the optimizer step (step metrics, running state)
+    begin_step(ctx, batches)            before the step's first forward (all its micro-batches)
+    loss(ctx, batch, mode)              each micro-batch, training and evaluation -> (loss, Rows)
+    observe(ctx, rows, mode)            each micro-batch, with every process's rows
+    before_optimizer_step(ctx)          gradients complete, before clipping (`batch` rescale)
+    logged_loss(ctx, loss)              each training micro-batch, after its backward -> the loss to log
+    end_step(ctx)                       after the optimizer step (step metrics, running state)
 
-and `state_dict` / `load_state_dict` with every checkpoint.
+and `state_dict` / `load_state_dict` with every checkpoint. `weights(u, valid)` is the one
+place an estimator turns u into weights: its training loss uses it, and so do the closing
+summary of `cadft train`, `cadft score`, `cadft rewrite` and the experiments, for a whole
+set of rows at once.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 
 from ..losses import sample_nll
 
-__all__ = ["Batch", "Rows", "Estimator"]
+__all__ = ["Batch", "Rows", "Estimator", "StepContext"]
 
 
 @dataclass
@@ -70,31 +76,87 @@ class Rows:
         return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
+class StepContext:
+    """What an estimator may use of a training run. The trainer builds one (`CADFTTrainer`'s
+    `_TrainerContext`); a test may build its own. Per-sample tensors are (B,)."""
+
+    num_processes: int = 1
+    process_index: int = 0
+    seed: int = 0  # the run's seed (the calibration sample)
+    eval_batch_size: int = 8  # rows per forward of a no-grad pass outside a step (calibration)
+
+    def gather_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every process's (B,) tensor, concatenated in rank order, on the host (padded with
+        zeros, which a validity mask reads as invalid)."""
+        raise NotImplementedError
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, batch: dict, *, training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, valid) of a collated batch's demonstrations, on the host, from the no-grad
+        scoring pass (`cadft.scoring.label_logprobs`), in the model's training mode (as the
+        training forward sees it) or, `training=False`, in eval mode. A collective where a
+        forward is one (FSDP, ZeRO-3): every process must call it as often."""
+        raise NotImplementedError
+
+    def record(self, mode: str, key: str, value: float) -> None:
+        """Append a value to metric `key` of `mode` ("train" or "eval"), averaged into the next log."""
+        raise NotImplementedError
+
+    def scale_gradients(self, factor: torch.Tensor) -> None:
+        """Multiply every accumulated gradient by `factor` (0-dim)."""
+        raise NotImplementedError
+
+    @property
+    def train_dataset(self):
+        """The training `Dataset` as the trainer holds it (prepared rows)."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[dict]) -> dict:
+        """Rows of `train_dataset` as one batch, by the trainer's collator."""
+        raise NotImplementedError
+
+
 class Estimator:
     """Base class: no sample weights (the base token loss), no per-step state."""
 
     name = "token"
     token_power = 1.0
+    rescales_gradients = False  # whether `before_optimizer_step` changes the accumulated gradients
 
-    def begin_step(self, trainer, batches: list[dict]) -> None:
+    def weights(self, u: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """(weights, extras) of a set of rows taken as one batch, from their u and validity,
+        (B,) each, and the estimator's own state: the weight of each row, and the
+        estimator's own per-row or per-set values (e.g. z, the weight before clipping)."""
+        return torch.ones_like(u, dtype=torch.float32), {}
+
+    def begin_step(self, ctx: StepContext, batches: list[dict]) -> None:
         pass
 
-    def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
+    def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         raise NotImplementedError
 
-    def observe(self, trainer, rows: Rows, mode: str) -> None:
+    def observe(self, ctx: StepContext, rows: Rows, mode: str) -> None:
         pass
 
-    def before_optimizer_step(self, trainer) -> None:
+    def before_optimizer_step(self, ctx: StepContext) -> None:
         pass
 
-    def logged_loss(self, trainer, loss: torch.Tensor) -> torch.Tensor:
+    def logged_loss(self, ctx: StepContext, loss: torch.Tensor) -> torch.Tensor:
         """The micro-batch's loss as the trainer adds it to the logged loss (after
         `before_optimizer_step` on the step's last micro-batch)."""
         return loss
 
-    def end_step(self, trainer) -> None:
+    def end_step(self, ctx: StepContext) -> None:
         pass
+
+    def set_stats(self, u: torch.Tensor, valid: torch.Tensor, weights: torch.Tensor, extras: dict) -> dict:
+        """Statistics of `weights(u, valid)` over a set's valid rows, as floats (`cadft score`)."""
+        return {}
 
     def log_metrics(self, mode: str) -> dict[str, float]:
         """Values to add to the next log (beside those appended per step)."""

@@ -11,12 +11,10 @@ import logging
 import torch
 from datasets import Dataset
 
-from ..collate import COMPAT_MASK, SAMPLE_ID
-from ..losses import batch_kappa, cadft_loss, mean_logprob, weight_stats
+from ..losses import batch_kappa, clipped_weights, weight_stats, weighted_loss
 from ..normalizer import RunningNormalizer, log_mean_exp
 from ..sharding import rank_shard
-from ..vocab_tiles import cpu_vocab_tiles
-from .base import Batch, Estimator, Rows
+from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["RunningNormalized", "BatchNormalized"]
 
@@ -35,43 +33,58 @@ class RunningNormalized(Estimator):
         self.normalizer = RunningNormalizer(ema_decay)
         self._step_rows: list[Rows] = []
 
-    # ---- the loss ---------------------------------------------------------------------
+    # ---- the weights and the loss ----------------------------------------------------------
 
-    def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
+    def weights(self, u: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """w = clip(exp(beta * s - log m), w_min, w_max), s = -u, in log space, with m the
+        running normaliser once calibrated (or restored), else the rows' own mean of c**beta
+        (what calibration over them would give). Extras: the weight before clipping
+        (`raw_weight`) and `log_normalizer`. (B,) each."""
+        s = -u
+        if self.normalizer.ready:
+            log_m = self.normalizer.log_value
+        else:
+            log_m, _ = log_mean_exp(self.beta * s[valid])
+        weights, raw = clipped_weights(s, beta=self.beta, log_normalizer=log_m, w_min=self.w_min, w_max=self.w_max)
+        return weights, {"raw_weight": raw, "log_normalizer": log_m}
+
+    def set_stats(self, u, valid, weights, extras) -> dict:
+        compat = torch.where(valid, (-u).exp(), torch.zeros_like(u))
+        return {k: float(v) for k, v in weight_stats(compat, weights, extras["raw_weight"], valid).items()}
+
+    def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         if not self.normalizer.ready:
-            self.calibrate(trainer)
-        loss, stats = cadft_loss(
-            batch.logps, batch.mask, beta=self.beta, log_normalizer=self.normalizer.log_value, w_min=self.w_min,
-            w_max=self.w_max, token_power=self.token_power, num_items_in_batch=batch.num_items_in_batch,
-            compat_mask=batch.compat_mask, summary=False,
-        )
+            self.calibrate(ctx)
+        u, valid = batch.nll()
+        weights, extras = self.weights(u, valid)
+        loss, stats = weighted_loss(batch.logps, batch.mask, weights, token_power=self.token_power,
+                                    num_items_in_batch=batch.num_items_in_batch)
         if mode == "train":
-            self.normalizer.observe(self.beta * stats["sample_logp"][stats["sample_valid"]])
-        rows = Rows(u=-stats["sample_logp"], valid=stats["sample_valid"], weight=stats["sample_weight"],
-                    raw_weight=stats["sample_raw_weight"], mass=stats["sample_mass"])
+            self.normalizer.observe(self.beta * -u[valid])
+        rows = Rows(u=u, valid=valid, weight=weights, raw_weight=extras["raw_weight"], mass=stats["sample_mass"])
         return loss, rows
 
     # ---- metrics and the running state ----------------------------------------------------
 
-    def observe(self, trainer, rows: Rows, mode: str) -> None:
+    def observe(self, ctx: StepContext, rows: Rows, mode: str) -> None:
         if mode == "train":
             self._step_rows.append(rows)
         elif rows.valid.any():
             summary = weight_stats(rows.compat, rows.weight, rows.raw_weight, rows.valid)
             for key in ("weight_mean", "weight_ess", "clip_frac"):
-                trainer._metrics["eval"][f"cadft/{key}"].append(summary[key].item())
+                ctx.record("eval", f"cadft/{key}", summary[key].item())
 
-    def _step_summary(self, trainer, rows: Rows) -> None:
+    def _step_summary(self, ctx: StepContext, rows: Rows) -> None:
         summary = weight_stats(rows.compat, rows.weight, rows.raw_weight, rows.valid, rows.mass)
         if summary["num_samples"] > 0:
             for key in ("weight_mean", "weight_ess", "clip_frac", "weight_mass"):
-                trainer._metrics["train"][f"cadft/{key}"].append(summary[key].item())
+                ctx.record("train", f"cadft/{key}", summary[key].item())
 
-    def end_step(self, trainer) -> None:
+    def end_step(self, ctx: StepContext) -> None:
         rows, self._step_rows = self._step_rows, []
         if rows:
-            self._step_summary(trainer, self._effective(Rows.concat(rows)))
-        self.normalizer.step(trainer.all_reduce_sum)
+            self._step_summary(ctx, self._effective(Rows.concat(rows)))
+        self.normalizer.step(ctx.all_reduce_sum)
 
     def _effective(self, rows: Rows) -> Rows:
         return rows
@@ -90,42 +103,29 @@ class RunningNormalized(Estimator):
     # ---- calibration ------------------------------------------------------------------
 
     @torch.no_grad()
-    def calibrate(self, trainer) -> None:
+    def calibrate(self, ctx: StepContext) -> None:
         """Initialise m = mean(c**beta) over a seeded sample of the training set, scored in
-        eval mode and sharded across processes: each sample is scored exactly once, whatever
-        the number of processes, and every process runs the same number of forwards (the
-        padding rows of `rank_shard` are scored and left out), so collective forwards match."""
-        dataset = trainer.train_dataset
+        eval mode by the scoring pass and sharded across processes: each sample is scored
+        exactly once, whatever the number of processes, and every process runs the same
+        number of forwards (the padding rows of `rank_shard` are scored and left out), so
+        collective forwards match."""
+        dataset = ctx.train_dataset
         if not isinstance(dataset, Dataset):
             raise ValueError("CADFT calibration needs a map-style training Dataset (not an IterableDataset).")
-        world, rank = trainer.accelerator.num_processes, trainer.accelerator.process_index
         n = min(self.calibration_samples, len(dataset))
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(trainer.args.seed)).tolist()
-        shard, real = rank_shard(order[:n], world, rank)
-        scorer = trainer.inference_model
-        was_training = scorer.training
-        scorer.eval()
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(ctx.seed)).tolist()
+        shard, real = rank_shard(order[:n], ctx.num_processes, ctx.process_index)
         tempered = []  # beta * s_i of the valid rows: log c**beta, which may underflow as c**beta
-        batch_size = trainer.args.per_device_eval_batch_size
+        batch_size = ctx.eval_batch_size
         for start in range(0, len(shard), batch_size):
             examples = [dataset[i] for i in shard[start : start + batch_size]]
             # (B,): a packed row holds several demonstrations, each real if its row is
             is_real = torch.tensor([flag for example, flag in zip(examples, real[start : start + batch_size])
                                     for _ in range(len(example.get("seq_lengths") or [None]))])
-            batch = trainer.data_collator(examples)
-            sample_ids = batch.pop(SAMPLE_ID, None)
-            compat_mask = batch.pop(COMPAT_MASK, None)
-            batch = trainer._prepare_inputs(batch)
-            with cpu_vocab_tiles(trainer.args.device):
-                out = scorer(**batch, use_cache=False, fused_lm_head=True)
-            logps, mask, compat_mask = trainer.label_rows(out, compat_mask, batch.get("position_ids"), sample_ids)
-            measured = mask if compat_mask is None else mask & compat_mask
-            s, valid = mean_logprob(logps, measured)
-            keep = valid & mask.any(-1) & is_real.to(valid.device)
-            tempered.append(self.beta * s[keep])
-        scorer.train(was_training)
+            u, valid = ctx.score(ctx.collate(examples), training=False)
+            tempered.append(self.beta * -u[valid & is_real])
         values = torch.cat(tempered) if tempered else torch.zeros(0)
-        log_m, count = log_mean_exp(values, trainer.all_reduce_max, trainer.all_reduce_sum)
+        log_m, count = log_mean_exp(values, ctx.all_reduce_max, ctx.all_reduce_sum)
         self.normalizer.calibrate(log_m, count)
         logger.info("CADFT normaliser calibrated on %d samples: log m = %.4f", count, self.normalizer.log_value)
 
@@ -142,6 +142,7 @@ class BatchNormalized(RunningNormalized):
     multiplied by kappa = sum M_i / sum w_i M_i over the global batch before clipping."""
 
     name = "batch"
+    rescales_gradients = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -150,8 +151,8 @@ class BatchNormalized(RunningNormalized):
         self._kappa: float | None = None
         self._step_loss: torch.Tensor | float = 0.0  # the losses of this step's micro-batches, as logged
 
-    def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
-        loss, rows = super().loss(trainer, batch, mode)
+    def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
+        loss, rows = super().loss(ctx, batch, mode)
         if mode == "eval":  # no optimizer step to normalise: each batch is self-normalised
             kappa = batch_kappa(rows.mass.sum(), (rows.weight * rows.mass).sum())
             loss = loss * kappa.to(loss.dtype)
@@ -163,17 +164,15 @@ class BatchNormalized(RunningNormalized):
             self._weighted_mass += weighted_mass
         return loss, rows
 
-    def before_optimizer_step(self, trainer) -> None:
+    def before_optimizer_step(self, ctx: StepContext) -> None:
         """Multiply the accumulated gradient of this step by kappa over the global batch.
         Runs once per step, on every process (one all-reduce)."""
-        sums = trainer.all_reduce_sum(torch.tensor([self._mass, self._weighted_mass], dtype=torch.float64))
+        sums = ctx.all_reduce_sum(torch.tensor([self._mass, self._weighted_mass], dtype=torch.float64))
         kappa = batch_kappa(sums[0], sums[1])
         self._kappa = float(kappa)
-        for param in trainer.model.parameters():
-            if param.grad is not None:
-                param.grad.mul_(kappa.to(param.grad.dtype))
+        ctx.scale_gradients(kappa)
 
-    def logged_loss(self, trainer, loss: torch.Tensor) -> torch.Tensor:
+    def logged_loss(self, ctx: StepContext, loss: torch.Tensor) -> torch.Tensor:
         """The logged loss is the effective-weight loss: the step's last micro-batch adds
         (kappa - 1) times the step's loss (the earlier micro-batches were logged before kappa)."""
         self._step_loss = self._step_loss + loss
@@ -186,9 +185,9 @@ class BatchNormalized(RunningNormalized):
             rows.weight = rows.weight * self._kappa
         return rows
 
-    def end_step(self, trainer) -> None:
+    def end_step(self, ctx: StepContext) -> None:
         kappa = self._kappa
-        super().end_step(trainer)
+        super().end_step(ctx)
         if kappa is not None:
-            trainer._metrics["train"]["cadft/kappa"].append(kappa)
+            ctx.record("train", "cadft/kappa", kappa)
         self._mass, self._weighted_mass, self._kappa, self._step_loss = 0.0, 0.0, None, 0.0

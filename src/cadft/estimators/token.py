@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import weighted_loss
-from .base import Batch, Estimator, Rows
+from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["TokenLoss"]
 
@@ -17,7 +17,7 @@ class TokenLoss(Estimator):
         self.token_power = token_power
         self.name = "nll" if token_power == 0 else "dft"
 
-    def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
+    def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         u, valid = batch.nll()
         loss, stats = weighted_loss(batch.logps, batch.mask, None, token_power=self.token_power,
                                     num_items_in_batch=batch.num_items_in_batch)

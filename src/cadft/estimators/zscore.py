@@ -12,15 +12,10 @@ step is split. Evaluation z-scores each global evaluation batch.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
 
-from ..collate import COMPAT_MASK, SAMPLE_ID
-from ..losses import ZSCORE_EPS, batch_moments, sample_nll, weighted_loss, zscore_stats, zscore_weights, zscores
-from ..scoring import label_logprobs
-from ..vocab_tiles import cpu_vocab_tiles
-from .base import Batch, Estimator, Rows
+from ..losses import ZSCORE_EPS, batch_moments, weighted_loss, zscore_stats, zscore_weights, zscores
+from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["ZScore", "STEP_U"]
 
@@ -41,71 +36,68 @@ class ZScore(Estimator):
 
     # ---- the step's statistics ----------------------------------------------------------
 
-    def begin_step(self, trainer, batches: list[dict]) -> None:
+    def weights(self, u: torch.Tensor, valid: torch.Tensor, *,
+                moments: tuple[float, float, int] | None = None) -> tuple[torch.Tensor, dict]:
+        """w = exp(-beta * max(0, z)), z = (u - mean) / (std + eps), with the (mean, std,
+        count) of `moments` (`batch_moments` of the global batch), by default of the rows
+        themselves. Extras: z. (B,) each."""
+        mean, std, _ = batch_moments(u, valid) if moments is None else moments
+        z = zscores(u, valid, mean=mean, std=std, eps=self.eps)
+        return zscore_weights(z, beta=self.beta), {"z": z}
+
+    def set_stats(self, u, valid, weights, extras) -> dict:
+        return {k: float(v) for k, v in zscore_stats(u, weights, valid).items()}
+
+    def begin_step(self, ctx: StepContext, batches: list[dict]) -> None:
         """With several micro-batches and step scope: score them all without gradients and
-        fix the step's mean and std of u before the first backward."""
+        fix the step's mean and std of u before the first backward (the paper's
+        compatibility pass, in the model's training mode as the training forward sees it)."""
         self._moments = None
         if self.scope != "step" or len(batches) <= 1:
             return
-        local = [self._score(trainer, batch) for batch in batches]
+        local = [ctx.score(batch) for batch in batches]
         u = torch.cat([u for u, _ in local])
         valid = torch.cat([v for _, v in local])
-        self._moments = batch_moments(trainer.gather_rows(u), trainer.gather_rows(valid))
+        self._moments = batch_moments(ctx.gather_rows(u), ctx.gather_rows(valid))
         for batch, (u_b, _) in zip(batches, local):
             batch[STEP_U] = u_b
 
-    @torch.no_grad()  # not inference_mode: FSDP2 updates its unsharded parameters in place in the forward
-    def _score(self, trainer, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """u and validity of one micro-batch's rows, from a forward without gradients in the
-        model's training mode, as the training forward sees it. Only the label log-probs are
-        computed (`label_logprobs`: on a CPU the label positions' logits alone, not the fused
-        head's entropy and top-1 over every position, which only the training forward logs)."""
-        inputs = trainer.model_inputs(batch)
-        compat_mask = inputs.pop(COMPAT_MASK, None)
-        input_ids, attention_mask, labels = inputs.pop("input_ids"), inputs.pop("attention_mask", None), inputs.pop("labels")
-        with trainer.compute_loss_context_manager(), cpu_vocab_tiles(trainer.args.device):
-            logps, mask = label_logprobs(trainer.inference_model, input_ids, attention_mask, labels, **inputs)
-        logps, mask, compat_mask = trainer.label_rows(SimpleNamespace(log_probs=logps, label_mask=mask), compat_mask,
-                                                     inputs.get("position_ids"), batch.get(SAMPLE_ID))
-        u, valid = sample_nll(logps, mask, compat_mask)
-        return u.cpu(), valid.cpu()
-
-    def _weights(self, trainer, u: torch.Tensor, valid: torch.Tensor, mode: str) -> torch.Tensor:
+    def _step_moments(self, ctx: StepContext, u: torch.Tensor, valid: torch.Tensor, mode: str):
         if mode == "train" and self._moments is not None:
-            mean, std, _ = self._moments
-        else:  # one global micro-batch (training) or one global evaluation batch: all-gather its u
-            mean, std, _ = batch_moments(trainer.gather_rows(u.cpu()), trainer.gather_rows(valid.cpu()))
-        return zscore_weights(zscores(u, valid, mean=mean, std=std, eps=self.eps), beta=self.beta)
+            return self._moments
+        # one global micro-batch (training) or one global evaluation batch: all-gather its u
+        return batch_moments(ctx.gather_rows(u.cpu()), ctx.gather_rows(valid.cpu()))
 
     # ---- the loss ---------------------------------------------------------------------
 
-    def loss(self, trainer, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
+    def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         u, valid = batch.nll()
         if mode == "train" and batch.step_u is not None:
             u = batch.step_u.to(u.device)  # the values the step's statistics were computed from
-        weights = self._weights(trainer, u, valid, mode).to(u.device)
+        weights, _ = self.weights(u, valid, moments=self._step_moments(ctx, u, valid, mode))
+        weights = weights.to(u.device)
         loss, stats = weighted_loss(batch.logps, batch.mask, weights, token_power=self.token_power,
                                     num_items_in_batch=batch.num_items_in_batch)
         return loss, Rows(u=u, valid=valid, weight=weights, raw_weight=weights, mass=stats["sample_mass"].detach())
 
     # ---- metrics ----------------------------------------------------------------------
 
-    def observe(self, trainer, rows: Rows, mode: str) -> None:
+    def observe(self, ctx: StepContext, rows: Rows, mode: str) -> None:
         if mode == "train":
             self._step_rows.append(rows)
         else:  # per global evaluation batch: its own statistics
-            _append(trainer._metrics["eval"], zscore_stats(rows.u, rows.weight, rows.valid, rows.mass))
+            _record(ctx, "eval", zscore_stats(rows.u, rows.weight, rows.valid, rows.mass))
 
-    def end_step(self, trainer) -> None:
+    def end_step(self, ctx: StepContext) -> None:
         rows, self._step_rows = self._step_rows, []
         self._moments = None
         if rows:
             rows = Rows.concat(rows)
-            _append(trainer._metrics["train"], zscore_stats(rows.u, rows.weight, rows.valid, rows.mass))
+            _record(ctx, "train", zscore_stats(rows.u, rows.weight, rows.valid, rows.mass))
 
 
-def _append(metrics, stats: dict) -> None:
+def _record(ctx: StepContext, mode: str, stats: dict) -> None:
     if stats["num_samples"] > 0:
         for key, value in stats.items():
             if key != "num_samples":
-                metrics[f"cadft/{key}"].append(float(value))
+                ctx.record(mode, f"cadft/{key}", float(value))
