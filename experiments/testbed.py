@@ -28,7 +28,7 @@ import random
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -333,22 +333,12 @@ def _token_loss(cfg: RunConfig, logps, mask) -> torch.Tensor:
     return -(factor * logps * mask).sum()
 
 
-def _probe_weights(cfg: RunConfig, u: torch.Tensor, *, log_m: float | None, w_min: float | None) -> torch.Tensor:
-    """The run's sample weights on the probe rows: 1 for SFT and DFT; the paper's from the
-    probe batch's own z; the earlier estimator's clip(c**beta / m) with the trainer's log m
-    (or the probe rows' own before the trainer has one)."""
-    from cadft.losses import batch_zscore_weights, clipped_weights
-    from cadft.normalizer import log_mean_exp
-
-    valid = torch.ones_like(u, dtype=torch.bool)
-    if cfg.loss_type != "cadft":
-        return torch.ones_like(u)
-    if cfg.normalization == "zscore":
-        return batch_zscore_weights(u, valid, beta=cfg.beta)[1].double()
-    s = -u
-    if log_m is None:
-        log_m = log_mean_exp(cfg.beta * s)[0]
-    return clipped_weights(s, beta=cfg.beta, log_normalizer=log_m, w_min=w_min, w_max=cfg.w_max)[0].double()
+def _probe_weights(estimator, u: torch.Tensor) -> torch.Tensor:
+    """The run's sample weights on the probe rows, from its estimator (`Estimator.weights`,
+    the rows taken as one batch): 1 for SFT and DFT; the paper's from the probe batch's own
+    z; the earlier estimator's clip(c**beta / m) with the trainer's m (or the probe rows' own
+    before the trainer has one)."""
+    return estimator.weights(u, torch.ones_like(u, dtype=torch.bool))[0].double()
 
 
 def _per_sample(model, pairs, cfg: RunConfig, params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -373,8 +363,7 @@ def _reference(model, clean, pad_id: int, params, cfg: RunConfig | None = None) 
     return _flat_grad(loss / mask.sum(), params)
 
 
-def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, log_m: float | None,
-                    w_min: float | None) -> dict:
+def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, estimator) -> dict:
     """Per-sample gradients h_i of the run's estimator, weights included, on the rows
     `probe`: their unbiased signal-to-noise ratio, split-half cosine, the cosine of their
     mean with the plain NLL gradient of the clean held-out rows `clean`, and the
@@ -384,7 +373,7 @@ def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, log_m: 
     model.eval()
     pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in probe]
     G, u, tokens = _per_sample(model, pairs, cfg, params)
-    w = _probe_weights(cfg, u.float(), log_m=log_m, w_min=w_min)
+    w = _probe_weights(estimator, u.float())
     h = w[:, None] * G / tokens.double()[:, None]
     reference = _reference(model, clean, pad_id, params)
     model.train(was_training)
@@ -431,17 +420,18 @@ def variance_probe(model, rows, kinds, clean, cfg: RunConfig, *, pad_id: int, st
     return out
 
 
-def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, log_m: float | None,
-                   w_min: float | None) -> dict:
+def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, estimator) -> dict:
     """Each training row's compatibility c = exp(-u) under the policy, summarised per kind,
-    with the mean weight of the kind relative to the mean over all rows (the paper's
-    estimator: z over all rows at once; the earlier one: clip(c**beta / m))."""
+    with the mean weight of the kind relative to the mean over all rows, by the run's
+    estimator with all rows as one batch (the paper's: z over all rows at once; the earlier
+    one: clip(c**beta / m)); for SFT and DFT by the library's default CADFT estimator."""
+    from cadft.estimators import make_estimator
     from cadft.scoring import score_rows
 
     scores = score_rows(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=64, progress=False)
     s = torch.tensor([r["mean_logprob"] for r in scores], dtype=torch.float64)
-    weighted = cfg if cfg.loss_type == "cadft" else replace(cfg, method="cadft", normalization="zscore")
-    w = _probe_weights(weighted, (-s).float(), log_m=log_m, w_min=w_min)
+    weighted = estimator if cfg.loss_type == "cadft" else make_estimator({"cadft_beta": cfg.beta})
+    w = _probe_weights(weighted, (-s).float())
     c = s.exp()
     out = {}
     for kind in KINDS:
@@ -570,12 +560,10 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
     def run_probes(step: int) -> None:
         entry = {"step": step, "val_acc": accuracy(trainer.model, tok, sets["val"])}
         if cfg.instruments:
-            normalizer = trainer.normalizer  # the earlier estimator's running normaliser; None otherwise
-            log_m = normalizer.log_value if normalizer is not None and normalizer.ready else None
-            w_min = trainer.args.cadft_w_min
-            entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id, log_m=log_m,
-                                         w_min=w_min))
-            entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, cfg, log_m=log_m, w_min=w_min)
+            estimator = trainer.estimator  # its weights of a set of rows, with its state at this step
+            entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id,
+                                         estimator=estimator))
+            entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, cfg, estimator=estimator)
         probes.append(entry)
 
     def run_variance(step: int) -> None:

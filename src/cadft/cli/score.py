@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The CADFTConfig field each estimator flag stands for
+_FLAGS = {"cadft_normalization": "--normalization", "cadft_beta": "--beta", "cadft_eps": "--eps",
+          "cadft_normalizer": "--normalizer", "cadft_w_min": "--w_min", "cadft_w_max": "--w_max"}
+
+
+def _estimator_options(args: argparse.Namespace) -> dict:
+    """The command's estimator flags as CADFTConfig fields (`cadft_normalizer`: a fixed m)."""
+    return {field: getattr(args, flag.removeprefix("--")) for field, flag in _FLAGS.items()}
+
+
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("limit", "batch_size", "max_length", "threads"):
         value = getattr(args, name)
@@ -100,24 +110,15 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--{name} must be >= 1, got {value}")
     if args.top_k < 0:
         parser.error(f"--top_k must be >= 0, got {args.top_k}")
-    if args.beta < 0:
-        parser.error(f"--beta must be >= 0, got {args.beta}")
-    foreign = ("normalizer", "w_min", "w_max") if args.normalization == "zscore" else ("eps",)
-    given = [f"--{name}" for name in foreign if getattr(args, name) is not None]
-    if given:
-        parser.error(f"{', '.join(given)}: no meaning for --normalization {args.normalization}; 'zscore' reads "
+    try:  # CADFTConfig's own check, in the command's spelling of each field
+        options = defaults.resolve_estimator_options(_estimator_options(args), lambda field: _FLAGS[field])
+    except defaults.ForeignOptions as e:
+        parser.error(f"{', '.join(e.given)}: no meaning for --normalization {args.normalization}; 'zscore' reads "
                      "--beta and --eps, 'ema'/'batch' read --beta, --normalizer, --w_min and --w_max")
-    if args.normalization == "zscore":
-        args.eps = defaults.EPS if args.eps is None else args.eps
-        if not args.eps > 0:
-            parser.error(f"--eps must be > 0, got {args.eps}")
-    else:
-        args.w_min = defaults.W_MIN if args.w_min is None else args.w_min
-        args.w_max = defaults.W_MAX if args.w_max is None else args.w_max
-        if args.normalizer is not None and not args.normalizer > 0:
-            parser.error(f"--normalizer must be > 0, got {args.normalizer}")
-        if not 0 <= args.w_min <= args.w_max:
-            parser.error(f"need 0 <= --w_min <= --w_max, got --w_min {args.w_min} and --w_max {args.w_max}")
+    except ValueError as e:
+        parser.error(str(e))
+    for field, flag in _FLAGS.items():
+        setattr(args, flag.removeprefix("--"), options[field])
     if Path(args.output).suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
 
@@ -187,8 +188,7 @@ def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
     """The weights of `cadft.losses` at the command's estimator, computed in log space."""
     import torch
 
-    from cadft.losses import batch_zscore_weights, clipped_weights, weight_stats, zscore_stats
-    from cadft.normalizer import log_mean_exp
+    from cadft.estimators import make_estimator
 
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])  # (N,)
     if not valid.any():
@@ -197,17 +197,12 @@ def _weights(scores: list[dict], args: argparse.Namespace) -> Audit:
                              dtype=torch.float32)
     u = -mean_logp
     compat = torch.where(valid, mean_logp.exp(), torch.zeros_like(mean_logp))
-    if args.normalization == "zscore":
-        z, weights = batch_zscore_weights(u, valid, beta=args.beta, eps=args.eps)  # over the whole file
-        stats = {k: float(v) for k, v in zscore_stats(u, weights, valid).items()}
-        return Audit(compat, u, valid, z, weights, weights, None, stats)
-    if args.normalizer is None:  # what the trainer's calibration computes, over every scored row
-        log_m, _ = log_mean_exp(args.beta * mean_logp[valid])
-    else:
-        log_m = math.log(args.normalizer)
-    weights, raw = clipped_weights(mean_logp, beta=args.beta, log_normalizer=log_m, w_min=args.w_min, w_max=args.w_max)
-    stats = {k: float(v) for k, v in weight_stats(compat, weights, raw, valid).items()}
-    return Audit(compat, u, valid, None, raw, weights, log_m, stats)
+    # Only the chosen estimator's options: `args` may hold the other's (checked by `_check_args`)
+    estimator = make_estimator(_estimator_options(args))
+    weights, extras = estimator.weights(u, valid)  # over the whole file
+    stats = estimator.set_stats(u, valid, weights, extras)
+    return Audit(compat, u, valid, extras.get("z"), extras.get("raw_weight", weights), weights,
+                 extras.get("log_normalizer"), stats)
 
 
 def _records(ids, scores, audit: Audit, tags: dict[str, list]) -> list[dict]:

@@ -158,34 +158,21 @@ def _score(trainer, stage: str) -> list[dict]:
     ]
 
 
-def _add_weights(scores: list[dict], trainer, stage: str) -> None:
-    """Each scored row's weight at `stage`, as the trainer's estimator would give it, from the
-    library's functions in log space: the paper's estimator z-scores u over the whole training
-    set (training does so per optimizer step); the earlier one divides by m, the calibration
-    estimate over the whole set before training and the trained normaliser after."""
+def _add_weights(scores: list[dict], trainer) -> None:
+    """Each scored row's weight as the trainer's estimator gives it to the whole training set
+    taken as one batch (`Estimator.weights`; training weighs each optimizer step's batch): the
+    paper's estimator z-scores u over the set, the earlier one divides by m, the calibration
+    estimate over the set before training and the trained normaliser after. The estimator's
+    per-row extras (z, the weight before clipping) go beside the weight."""
     import torch
 
-    from ..losses import batch_zscore_weights, clipped_weights
-    from ..normalizer import log_mean_exp
-
-    args = trainer.args
     valid = torch.tensor([s["num_tokens"] > 0 for s in scores])
     s_mean = torch.tensor([s["mean_logprob"] if s["num_tokens"] > 0 else 0.0 for s in scores], dtype=torch.float32)
-    if args.loss_type != "cadft":
-        weights = torch.ones_like(s_mean)
-    elif args.cadft_normalization == "zscore":
-        z, weights = batch_zscore_weights(-s_mean, valid, beta=args.cadft_beta, eps=args.cadft_eps)
-        for s, value in zip(scores, z.tolist()):
-            s["z"] = value
-    else:
-        if stage == "start" or trainer.normalizer.log_value is None:
-            log_m, _ = log_mean_exp(args.cadft_beta * s_mean[valid])
-        else:
-            log_m = trainer.normalizer.log_value
-        weights, raw = clipped_weights(s_mean, beta=args.cadft_beta, log_normalizer=log_m, w_min=args.cadft_w_min,
-                                       w_max=args.cadft_w_max)
-        for s, r in zip(scores, raw.tolist()):
-            s["raw_weight"] = r
+    weights, extras = trainer.estimator.weights(-s_mean, valid)
+    for key, values in extras.items():
+        if isinstance(values, torch.Tensor) and values.shape == weights.shape:
+            for s, value in zip(scores, values.tolist()):
+                s[key] = value
     for s, w in zip(scores, weights.tolist()):
         s["weight"] = w
 
@@ -231,7 +218,7 @@ def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
         tags = dict(zip(tagged["sample_id"], tagged[data_args.tag_column]))
     start = _score(trainer, "start") if data_args.summary else []  # on every process: sharded
     if start:
-        _add_weights(start, trainer, "start")
+        _add_weights(start, trainer)
         if trainer.normalizer is not None and args.cadft_calibration_samples >= len(trainer.train_dataset):
             # The whole training set is the calibration sample: it need not be scored twice
             trainer.estimator.calibrate_from_scores(start)
@@ -275,7 +262,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         json.dump(run_info, f, indent=2)
     if not start:
         return {}
-    _add_weights(end, trainer, "end")
+    _add_weights(end, trainer)
     texts = {r["sample_id"]: r for r in trainer.training_samples()}
     decode = trainer.processing_class.decode
     with open(os.path.join(args.output_dir, "sample_scores.jsonl"), "w") as f:
