@@ -19,6 +19,7 @@ selected sample.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from .. import defaults
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ..losses import raw_sample_weights
+    from ..estimators import make_estimator
     from ..models import load_model_and_tokenizer
     from ..rewriting.generators import GenerationSettings, make_generator
     from ..rewriting.manager import completion_text, score_pairs, target_length
@@ -160,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                                     budget=budget)
         chosen = f"the {len(selected)} with the highest u = -log c (budget)"
     else:
-        m = args.normalizer if args.normalizer is not None else float(compat.pow(args.beta).mean())
-        raw = raw_sample_weights(compat, beta=args.beta, normalizer=m)
+        # The earlier estimator's weight before clipping, c**beta / m, with m the dataset's mean of
+        # c**beta (as its calibration computes it) unless --normalizer fixes it
+        earlier = make_estimator({"cadft_normalization": "ema", "cadft_beta": args.beta, "cadft_w_min": 0.0,
+                                  "cadft_w_max": math.inf, "cadft_normalizer": args.normalizer})
+        _, extras = earlier.weights(torch.tensor(u), torch.ones(len(u), dtype=torch.bool))
+        raw, m = extras["raw_weight"], math.exp(extras["log_normalizer"])
         flagged = [i for i in torch.argsort(compat).tolist() if raw[i] < args.flag_threshold]
         selected = flagged[:budget]
         chosen = (f"m = {m:.4f}; {len(flagged)} below the flag threshold {args.flag_threshold}; "
