@@ -10,8 +10,8 @@ method's gradient on a batch b is a linear combination of them,
 with w_i = 1 for SFT and DFT; for CADFT, the paper's estimator (the library default),
 w_i = exp(-beta max(0, z_i)) with z_i the z-score of u_i (the length-normalised NLL) within
 batch b (`cadft.losses.batch_zscore_weights`); for the earlier estimator its clipped
-c**beta / m (the library's `sample_weights`, m calibrated on the pool as the trainer
-calibrates on its training set); for the oracle filter w_i = 1 on gold rows and 0
+c**beta / m (the library's estimator, `Estimator.weights`, m calibrated on the pool as the
+trainer calibrates on its training set); for the oracle filter w_i = 1 on gold rows and 0
 elsewhere (N_b then counts the gold rows' tokens). So every statistic follows from Gram
 matrices K = H H^T and the products with the reference gradient, without ever forming G_b:
 
@@ -55,8 +55,8 @@ import variance
 from stats import mean_ci
 
 from cadft import CADFTConfig
-from cadft.losses import batch_kappa, batch_zscore_weights, sample_weights, zscore_weights
-from cadft.normalizer import log_mean_exp
+from cadft.estimators import make_estimator
+from cadft.losses import batch_kappa, batch_zscore_weights, zscore_weights
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
 # The project's earlier estimator, measured beside the paper's (the library's default)
@@ -218,23 +218,32 @@ def _min_layer(model, top_layers: int) -> int:
     return max(0, layers - top_layers) if top_layers > 0 else 0
 
 
+def estimator(spec: dict):
+    """The library's estimator of a CADFT spec (`make_estimator`): the trainer's weights."""
+    return make_estimator({"cadft_normalization": spec.get("normalization"), "cadft_beta": spec["beta"],
+                           "cadft_eps": spec.get("eps"), "cadft_w_min": spec.get("w_min"),
+                           "cadft_w_max": spec.get("w_max")})
+
+
 def row_weights(spec: dict, s: np.ndarray, log_m: float | None) -> np.ndarray:
     """Per-row weight that does not depend on the batch: the earlier estimator's clipped
-    c**beta/m (the library's `sample_weights`), else 1 (the paper's weight depends on the
-    batch: `batch_coefficients`)."""
+    c**beta/m with m = exp(log_m) (`Estimator.weights`), else 1 (the paper's weight depends
+    on the batch: `batch_coefficients`)."""
     if spec["kind"] != "cadft":
         return np.ones_like(s)
-    w = sample_weights(torch.tensor(np.exp(s)), beta=spec["beta"], log_normalizer=log_m, w_min=spec["w_min"],
-                       w_max=spec["w_max"])
-    return w.double().numpy()
+    earlier = estimator(spec)
+    earlier.normalizer.calibrate(log_m, 1)
+    u = torch.as_tensor(-s)
+    return earlier.weights(u, torch.ones(len(u), dtype=torch.bool))[0].double().numpy()
 
 
 def calibrate(spec: dict, s: np.ndarray) -> float | None:
-    """log m: the mean of c**beta over the pool, as the trainer's calibration computes it."""
+    """log m: the mean of c**beta over the pool, as the trainer's calibration computes it
+    (`Estimator.weights` of an estimator not yet calibrated)."""
     if spec["kind"] != "cadft":
         return None
-    log_mean, _ = log_mean_exp(torch.tensor(spec["beta"] * s))
-    return log_mean
+    u = torch.as_tensor(-s)
+    return estimator(spec).weights(u, torch.ones(len(u), dtype=torch.bool))[1]["log_normalizer"]
 
 
 def batch_z(u: np.ndarray, tokens: np.ndarray, batches: np.ndarray) -> np.ndarray:
@@ -256,7 +265,7 @@ def batch_coefficients(spec: dict, batches: np.ndarray, w: np.ndarray, tokens: n
     wb = np.where(keep, w[batches], 0.0)  # (n_batches, B)
     if spec["kind"] == "zscore":
         wb = zscore_weights(torch.as_tensor(z), beta=spec["beta"]).double().numpy()
-    if spec["kind"] == "cadft" and spec["normalization"] == "batch":
+    if spec["kind"] == "cadft" and estimator(spec).rescales_gradients:  # `batch`: kappa per batch
         m = np.where(keep, mass[batches], 0.0)
         kappa = batch_kappa(torch.tensor(m.sum(1)), torch.tensor((wb * m).sum(1))).numpy()  # (n_batches,)
         wb = wb * kappa[:, None]
