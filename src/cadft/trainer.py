@@ -56,22 +56,11 @@ class _TrainerContext(StepContext):
         self.gather_rows = trainer.gather_rows
         self.all_reduce_sum = trainer.all_reduce_sum
         self.all_reduce_max = trainer.all_reduce_max
-
-    @property
-    def num_processes(self) -> int:
-        return self._trainer.accelerator.num_processes
-
-    @property
-    def process_index(self) -> int:
-        return self._trainer.accelerator.process_index
-
-    @property
-    def seed(self) -> int:
-        return self._trainer.args.seed
-
-    @property
-    def eval_batch_size(self) -> int:
-        return self._trainer.args.per_device_eval_batch_size
+        # Fixed once the trainer has its accelerator and arguments
+        self.num_processes = trainer.accelerator.num_processes
+        self.process_index = trainer.accelerator.process_index
+        self.seed = trainer.args.seed
+        self.eval_batch_size = trainer.args.per_device_eval_batch_size
 
     @property
     def train_dataset(self):
@@ -96,7 +85,8 @@ class _TrainerContext(StepContext):
         trainer = self._trainer
         inputs = trainer.model_inputs(batch)
         compat_mask = inputs.pop(COMPAT_MASK, None)
-        input_ids, attention_mask, labels = inputs.pop("input_ids"), inputs.pop("attention_mask", None), inputs.pop("labels")
+        input_ids, labels = inputs.pop("input_ids"), inputs.pop("labels")
+        attention_mask = inputs.pop("attention_mask", None)
         model = trainer.inference_model
         was_training = model.training
         if was_training != training:
