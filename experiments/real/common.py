@@ -29,6 +29,26 @@ add_paths()
 
 TINY = "tiny"
 
+# The project's earlier estimator at its defaults, measured beside the paper's (the library's
+# default) in Parts A and B
+EARLIER_ESTIMATOR = {"cadft_normalization": "ema", "cadft_token_power": 0.5}
+
+
+def _read(**estimator) -> dict:
+    from cadft import CADFTConfig
+
+    c = CADFTConfig(output_dir="unused", report_to="none", use_cpu=not torch.cuda.is_available(), **estimator)
+    out = {"normalization": c.cadft_normalization, "beta": c.cadft_beta, "alpha": c.cadft_token_power}
+    if c.cadft_normalization == "zscore":
+        return {**out, "eps": c.cadft_eps, "scope": c.cadft_scope}
+    return {**out, "w_min": c.cadft_w_min, "w_max": c.cadft_w_max}
+
+
+def defaults() -> dict:
+    """Both estimators' defaults, read from the library at run time: `paper` (`CADFTConfig()`)
+    and `earlier` (`CADFTConfig(**EARLIER_ESTIMATOR)`)."""
+    return {"paper": _read(), "earlier": _read(**EARLIER_ESTIMATOR)}
+
 
 def init_worker() -> None:
     """A worker process of Part B's pool: this module's paths and one torch thread (the

@@ -52,30 +52,14 @@ import torch
 
 import common
 import variance
+from common import EARLIER_ESTIMATOR, defaults
 from stats import mean_ci
 
-from cadft import CADFTConfig
 from cadft.estimators import make_estimator
 from cadft.losses import batch_kappa, batch_zscore_weights, zscore_weights
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
 
-# The project's earlier estimator, measured beside the paper's (the library's default)
-EARLIER_ESTIMATOR = {"cadft_normalization": "ema", "cadft_token_power": 0.5}
 BETAS = (0.0, 0.5, 1.0, 2.0)  # the variance probe: DFT (beta 0) and the paper's estimator at 0.5, 1, 2
-
-
-def _read(**estimator) -> dict:
-    c = CADFTConfig(output_dir="unused", report_to="none", use_cpu=not torch.cuda.is_available(), **estimator)
-    out = {"normalization": c.cadft_normalization, "beta": c.cadft_beta, "alpha": c.cadft_token_power}
-    if c.cadft_normalization == "zscore":
-        return {**out, "eps": c.cadft_eps, "scope": c.cadft_scope}
-    return {**out, "w_min": c.cadft_w_min, "w_max": c.cadft_w_max}
-
-
-def defaults() -> dict:
-    """Both estimators' defaults, read from the library at run time: `paper` (`CADFTConfig()`)
-    and `earlier` (`CADFTConfig(**EARLIER_ESTIMATOR)`)."""
-    return {"paper": _read(), "earlier": _read(**EARLIER_ESTIMATOR)}
 
 
 def methods(d: dict) -> dict[str, dict]:

@@ -1,7 +1,7 @@
 """Part B: short LoRA training on a heterogeneous and a clean GSM8K mixture.
 
 Methods on the mixture: SFT, DFT, CADFT (the library's defaults: the paper's estimator),
-CADFT (earlier) (the project's earlier estimator at its defaults, `part_a.EARLIER_ESTIMATOR`),
+CADFT (earlier) (the project's earlier estimator at its defaults, `EARLIER_ESTIMATOR`),
 CADFT + paper rewriting (the library's default rewriting, the paper's procedure: top-u
 selection, each selected target replaced with probability 0.5 by the policy's own sample
 for the prompt alone, no verifier; warm-up, interval and budget scaled to the short run,
@@ -58,7 +58,7 @@ from transformers import TrainerCallback
 import common
 import lab  # noqa: E402
 import data
-import part_a
+from common import EARLIER_ESTIMATOR, defaults
 from prompts import GENERAL_PROMPTS
 from stats import mean_ci, paired_ci, spikes
 
@@ -205,7 +205,7 @@ def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_ro
         dataloader_num_workers=0, disable_tqdm=True,
     )
     if method == "CADFT (earlier)":
-        kwargs.update(**part_a.EARLIER_ESTIMATOR, cadft_calibration_samples=min(64, num_rows))
+        kwargs.update(**EARLIER_ESTIMATOR, cadft_calibration_samples=min(64, num_rows))
     if method == REWRITING:
         # The library's default rewriting (rewrite_preset="paper"), scaled; the true answers
         # only measure how many replacements are right (the paper's procedure checks nothing)
@@ -297,8 +297,6 @@ RUN_KEYS = ("model_name_or_path", "gsm8k", "seed", "max_length", "per_kind", "lo
 
 def run_key(args: dict, estimator: dict | None = None) -> dict:
     """The values of RUN_KEYS in `args`, and the CADFT defaults (now, or as recorded)."""
-    from part_a import defaults
-
     return {**{k: args.get(k) for k in RUN_KEYS}, "defaults": estimator if estimator is not None else defaults()}
 
 
@@ -323,8 +321,6 @@ def previous_runs(args) -> tuple[dict, dict | None, float]:
 
 def run(args, splits) -> dict:
     start = time.time()
-    from part_a import defaults
-
     reused, reused_base, reused_wall = previous_runs(args)
     if reused:
         listed = ", ".join(f"{name} {m}" for name, methods in reused.items() for m in methods)

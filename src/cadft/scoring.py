@@ -145,12 +145,19 @@ def _takes_position_mask(model) -> bool:
         return False
 
 
-def label_logprobs(model, input_ids, attention_mask, labels, **model_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+def label_logprobs(model, input_ids, attention_mask, labels, *, tiled: bool = False,
+                   **model_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities of the next-token labels and their mask, both (B, T-1), without
     gradients' need for the whole vocabulary at every position: TRL's fused head on CUDA/XPU
     (label positions only), elsewhere the logits of the label positions alone (a boolean
     `logits_to_keep`) and a chunked float32 log-softmax. The log-probs are float and 0 off
     the mask. `model_kwargs` (e.g. a padding-free batch's `position_ids`) go to the model.
+
+    `tiled=True` takes TRL's fused head on every device: its vocabulary tiles bound the
+    memory (`cadft.vocab_tiles`), where the `logits_to_keep` path holds the logits of every
+    label position at once, (N, V), but on a CPU the head also scores every position. The
+    earlier estimator's calibration, a one-time pass, takes it; the per-step pre-pass
+    takes the faster path.
 
     Under DeepSpeed ZeRO-3 it is always TRL's fused head, the training forward's own path.
     ZeRO-3 records the order in which a forward runs the submodules (its trace) and
@@ -159,7 +166,7 @@ def label_logprobs(model, input_ids, attention_mask, labels, **model_kwargs) -> 
     by the former before a training step left the head's weight released (size 0) in that
     step's backward (tests/test_deepspeed.py)."""
     device = input_ids.device
-    if device.type in _COMPACT_FUSED_HEAD_DEVICES or zero3_partitioned(model) or not _takes_position_mask(model):
+    if tiled or device.type in _COMPACT_FUSED_HEAD_DEVICES or zero3_partitioned(model) or not _takes_position_mask(model):
         out = model(
             input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False,
             **model_kwargs,

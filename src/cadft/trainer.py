@@ -78,7 +78,7 @@ class _TrainerContext(StepContext):
                 param.grad.mul_(factor.to(param.grad.dtype))
 
     @torch.no_grad()  # not inference_mode: FSDP2 updates its unsharded parameters in place in the forward
-    def score(self, batch: dict, *, training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, batch: dict, *, training: bool = True, tiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The no-grad scoring pass of a collated batch: only the label log-probs are computed
         (`label_logprobs`: on a CPU the label positions' logits alone, not the fused head's
         entropy and top-1 over every position, which only the training forward logs)."""
@@ -93,7 +93,7 @@ class _TrainerContext(StepContext):
             model.train(training)
         try:
             with trainer.compute_loss_context_manager(), cpu_vocab_tiles(trainer.args.device):
-                logps, mask = label_logprobs(model, input_ids, attention_mask, labels, **inputs)
+                logps, mask = label_logprobs(model, input_ids, attention_mask, labels, tiled=tiled, **inputs)
         finally:
             if was_training != training:
                 model.train(was_training)
@@ -212,8 +212,11 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     # ---- the loss ---------------------------------------------------------------------
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.estimator.begin_step(self.step_context, batches)  # before the step's first forward (the pre-pass)
+        # The one override: the step's batches with the accepted rewrites, then the
+        # estimator's work before the step's first forward (the pre-pass)
+        batches, num_items_in_batch = super().get_batch_samples(self._with_rewrites(epoch_iterator), num_batches,
+                                                                device)
+        self.estimator.begin_step(self.step_context, batches)
         return batches, num_items_in_batch
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -39,11 +39,12 @@ class RewritingHooks:
         ids = self.accelerator.gather(ids) if self.accelerator.num_processes > 1 else ids
         self.rewriter.observe(ids.cpu(), rows.compat.cpu(), rows.raw_weight.cpu(), rows.valid.cpu())
 
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        if self.rewriter is not None:
-            # A batch collated before the latest rewriting round gets the accepted rewrites
-            epoch_iterator = map(self.rewriter.refresh_batch, epoch_iterator)
-        return super().get_batch_samples(epoch_iterator, num_batches, device)
+    def _with_rewrites(self, epoch_iterator):
+        """The training batches, each collated before the latest rewriting round given the
+        accepted rewrites (`CADFTTrainer.get_batch_samples` reads them through this)."""
+        if self.rewriter is None:
+            return epoch_iterator
+        return map(self.rewriter.refresh_batch, epoch_iterator)
 
     def log_round(self, metrics: dict[str, float]) -> None:
         """Log a rewriting round at its own step, without flushing the training-metric

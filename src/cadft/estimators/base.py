@@ -96,11 +96,12 @@ class StepContext:
     def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def score(self, batch: dict, *, training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(self, batch: dict, *, training: bool = True, tiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, valid) of a collated batch's demonstrations, on the host, from the no-grad
         scoring pass (`cadft.scoring.label_logprobs`), in the model's training mode (as the
-        training forward sees it) or, `training=False`, in eval mode. A collective where a
-        forward is one (FSDP, ZeRO-3): every process must call it as often."""
+        training forward sees it) or, `training=False`, in eval mode; `tiled=True`: through
+        the fused head's vocabulary tiles, bounded memory. A collective where a forward is
+        one (FSDP, ZeRO-3): every process must call it as often."""
         raise NotImplementedError
 
     def record(self, mode: str, key: str, value: float) -> None:

@@ -122,7 +122,7 @@ class RunningNormalized(Estimator):
             # (B,): a packed row holds several demonstrations, each real if its row is
             is_real = torch.tensor([flag for example, flag in zip(examples, real[start : start + batch_size])
                                     for _ in range(len(example.get("seq_lengths") or [None]))])
-            u, valid = ctx.score(ctx.collate(examples), training=False)
+            u, valid = ctx.score(ctx.collate(examples), training=False, tiled=True)
             tempered.append(self.beta * -u[valid & is_real])
         values = torch.cat(tempered) if tempered else torch.zeros(0)
         log_m, count = log_mean_exp(values, ctx.all_reduce_max, ctx.all_reduce_sum)
