@@ -10,7 +10,6 @@ See tests/zero_train.py for how DeepSpeed runs on a CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,17 +18,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import torchrun
+from helpers import require_deepspeed, torchrun
 
 HERE = Path(__file__).parent
 UPDATES = ("zscore-a1", "zscore-a2", "ema-a1", "ema-a2")
 
-# CI installs DeepSpeed (.ci/run sets this): there a missing DeepSpeed fails instead of skipping
-if importlib.util.find_spec("deepspeed") is None:
-    reason = 'deepspeed is not installed (pip install "cadft[deepspeed]"; make test installs it)'
-    if os.environ.get("CADFT_REQUIRE_DEEPSPEED", "") not in ("", "0"):
-        pytest.fail(f"{reason}; CADFT_REQUIRE_DEEPSPEED=1 makes this a failure", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+
+@pytest.fixture(scope="module", autouse=True)
+def deepspeed_installed():
+    require_deepspeed()
 
 
 def run(cmd: list[str], out: str, stage: int, jobs: list[str]) -> dict[str, dict]:

@@ -8,7 +8,6 @@ one-GPU recipe in one process, the others on 2 processes over gloo, each on the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers import require_deepspeed
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -188,8 +189,8 @@ def test_multi_process_recipe_runs_through_its_header_command(tmp_path, setup):
     training config as written, but for the model, the data and the step count: a tiny local
     model and 2 optimizer steps of the recipe's own global batch (4 x 8 x 2 processes = 64
     rows). It trains on the engine the recipe names and saves a checkpoint."""
-    if setup.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
-        pytest.skip('deepspeed is not installed (pip install "cadft[deepspeed]"; make test installs it)')
+    if setup.startswith("zero"):
+        require_deepspeed()
     from cadft.data import mixed_quality_demos
     from cadft.tiny import save_tiny
 
