@@ -4,8 +4,8 @@
         --num_processes 2 --mixed_precision no benchmarks/zero3_step.py --rounds 6
 
 Launched as the zero3 recipe is (its accelerate config; on a CPU `use_cpu`, 2 processes and
-no bf16), on a tiny Llama and GSM8K rows cut to one length (no padding: every step does the
-same work), gradient accumulation 4. One launch trains, in turn, TRL's `SFTTrainer`
+no bf16), on a tiny Llama and GSM8K rows cut to one length (`train_step.long_rows`: no
+padding, every step does the same work), gradient accumulation 4. One launch trains, in turn, TRL's `SFTTrainer`
 (`loss_type="dft"`) and `CADFTTrainer` (the library defaults: the paper's estimator, whose
 no-grad pre-pass scores the step's 4 micro-batches before the first backward). Each turn is
 a fresh trainer on a fresh DeepSpeed engine, the same model weights, `--warmup` steps left
@@ -34,7 +34,9 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+# The script's folder is on sys.path when it runs as a script (python or accelerate launch)
+from train_step import DEFAULT_DATA, _cpu_model, long_rows, read_gsm8k
+
 VARIANTS = ("trl-dft", "cadft")
 
 
@@ -53,20 +55,6 @@ class StepClock(TrainerCallback):
         self.wall.append(now[0] - self._last[0])
         self.cpu.append(now[1] - self._last[1])
         self._last = now
-
-
-def rows(tokenizer, path: Path, seq_len: int, n: int) -> list[dict]:
-    """n prompt-completion rows of at least seq_len tokens (GSM8K questions, each solution
-    followed by the next rows' until long enough); truncation to seq_len evens them out."""
-    raw = [json.loads(line) for _, line in zip(range(4 * n), open(path))]
-    out = []
-    for i in range(n):
-        completion, j = raw[i]["answer"], i + 1
-        while len(tokenizer(raw[i]["question"] + completion)["input_ids"]) < seq_len:
-            completion += "\n" + raw[j % len(raw)]["answer"]
-            j += 1
-        out.append({"prompt": raw[i]["question"], "completion": completion})
-    return out
 
 
 def reset_accelerate_state() -> None:
@@ -142,7 +130,8 @@ def main() -> int:
                                     num_heads=4, max_position_embeddings=2048)
     model_state = make_model().state_dict()
     per_step = 2 * args.batch * args.accumulation
-    dataset = Dataset.from_list(rows(tokenizer, args.data, args.seq_len, per_step * (args.warmup + args.steps)))
+    n = per_step * (args.warmup + args.steps)
+    dataset = Dataset.from_list(long_rows(tokenizer, read_gsm8k(args.data, 4 * n), args.seq_len, n))
     rank0 = int(os.environ.get("RANK", "0")) == 0
 
     medians = {v: {"wall": [], "cpu": []} for v in VARIANTS}
@@ -189,17 +178,6 @@ def main() -> int:
             "data": str(args.data), "json": str(args.json)}, "step": step, "ratio": ratio, "prepass_s": pre,
             "per_round": medians}, indent=2))
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "CPU"
 
 
 if __name__ == "__main__":
