@@ -422,7 +422,8 @@ def test_cadft_rewrite_defaults_are_the_trainings(tmp_path):
 
     config = CADFTConfig(str(tmp_path), rewrite=True, use_cpu=True, report_to="none")
     r = rewrite.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output_dir", "o"])
-    assert (r.preset, r.selection, r.budget, r.top_p, r.temperature, r.min_gain, r.max_new_tokens) == (
+    assert (r.rewrite_preset, r.rewrite_selection, r.rewrite_budget, r.rewrite_top_p, r.rewrite_temperature,
+            r.rewrite_min_gain, r.rewrite_max_new_tokens) == (
         config.rewrite_preset, config.rewrite_selection, config.rewrite_budget, config.rewrite_top_p,
         config.rewrite_temperature, config.rewrite_min_gain, config.rewrite_max_new_tokens)
 

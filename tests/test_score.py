@@ -75,9 +75,9 @@ def test_score_and_rewrite_defaults_are_the_trainers(tmp_path):
     """`cadft score` and `cadft rewrite` weigh rows as CADFTTrainer would at its defaults."""
     config = CADFTConfig(output_dir=str(tmp_path))
     score = build_parser().parse_args(["--dataset_path", "d.jsonl", "--output", "s.jsonl"])
-    assert (score.normalization, score.beta) == (config.cadft_normalization, config.cadft_beta)
+    assert (score.cadft_normalization, score.cadft_beta) == (config.cadft_normalization, config.cadft_beta)
     rewrite = rewrite_cli.build_parser().parse_args(["--dataset_path", "d.jsonl", "--output_dir", "r"])
-    assert rewrite.beta == config.cadft_beta
+    assert rewrite.cadft_beta == config.cadft_beta
 
 
 def test_gsm8k_scores_match_naive_reference_and_weights(tiny_dir, gsm8k, tmp_path, capsys):
@@ -296,15 +296,15 @@ def test_weight_defaults_are_the_library_defaults():
 
     config = CADFTConfig("unused", report_to="none")
     s = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl"])
-    assert (s.normalization, s.beta) == (config.cadft_normalization, config.cadft_beta)
+    assert (s.cadft_normalization, s.cadft_beta) == (config.cadft_normalization, config.cadft_beta)
     score._check_args(score.build_parser(), s)
-    assert s.eps == config.cadft_eps
+    assert s.cadft_eps == config.cadft_eps
     earlier = CADFTConfig("unused", report_to="none", cadft_normalization="ema")
     e = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl", "--normalization", "ema"])
     score._check_args(score.build_parser(), e)
-    assert (e.w_min, e.w_max) == (earlier.cadft_w_min, earlier.cadft_w_max)
+    assert (e.cadft_w_min, e.cadft_w_max) == (earlier.cadft_w_min, earlier.cadft_w_max)
     r = rewrite.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output_dir", "o"])
-    assert r.beta == config.cadft_beta
+    assert r.cadft_beta == config.cadft_beta
 
 
 @pytest.mark.parametrize("normalization", ["ema", "zscore"])
@@ -318,7 +318,8 @@ def test_weights_do_not_underflow_float32(normalization):
     from cadft.losses import clipped_weights
 
     scores = [{"num_tokens": 5, "mean_logprob": s, "compatibility": math.exp(s)} for s in (-30.0, -30.2, -29.8)]
-    args = Namespace(normalization=normalization, beta=4.0, eps=1e-6, normalizer=None, w_min=0.1, w_max=3.0)
+    args = Namespace(cadft_normalization=normalization, cadft_beta=4.0, cadft_eps=1e-6, normalizer=None, cadft_w_min=0.1,
+                     cadft_w_max=3.0)
     audit = _weights(scores, args)
     w = audit.weights.tolist()
     assert all(math.isfinite(x) and x > 0 for x in w)

@@ -5,12 +5,14 @@ compatibility u = -s (the length-normalised NLL) and c = exp(s) under the model,
 CADFT weight it would get relative to the whole file. The paper's estimator (the default):
 z = (u - mean u) / (std u + eps) over every scored row, w = exp(-beta * max(0, z)); in
 training the statistics are those of each optimizer step's global batch instead. The
-earlier estimator (--normalization ema): w = clip(c**beta / m, w_min, w_max), with m the
+earlier estimator (--cadft_normalization ema): w = clip(c**beta / m, w_min, w_max), with m the
 file's own mean of c**beta (what the trainer's calibration estimates) unless --normalizer
-is given. Every weight comes from cadft.losses, in log space.
+is given. Every weight comes from cadft.losses, in log space. The estimator's flags are
+CADFTConfig's fields, as in `cadft train`; the old --normalization, --beta, --eps, --w_min
+and --w_max still work, deprecated.
 
     cadft score --dataset_path ../shared/data/gsm8k/train.jsonl --limit 200 --output gsm8k-scores.jsonl
-    cadft score --model_name_or_path runs/cadft --dataset_path data.parquet --output scores.parquet --beta 2
+    cadft score --model_name_or_path runs/cadft --dataset_path data.parquet --output scores.parquet --cadft_beta 2
 
 Writes one row per demonstration (.jsonl or .parquet, chosen by the extension) with its
 tag columns carried through, a histogram PNG beside it, and prints a summary: quantiles,
@@ -28,6 +30,7 @@ from typing import Any, NamedTuple
 
 from cadft import defaults
 from cadft.cli.common import CommandError, CommandParser, add_model_argument, check_model_path
+from cadft.cli.config_flags import add_config_flags, deprecation_epilog, flag_names
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +47,9 @@ _MAX_BINS = 20
 _BAR = 40  # characters of the longest histogram bar
 _SNIPPET = 70  # characters of completion shown per least-compatible row
 _MAX_TAG_VALUES = 20  # per-tag table rows (most frequent first beyond this)
+# The estimator's flags: CADFTConfig's fields, as in `cadft train`, each with its old flag (deprecated)
+_OLD_FLAGS = {"cadft_normalization": "--normalization", "cadft_beta": "--beta", "cadft_eps": "--eps",
+              "cadft_w_min": "--w_min", "cadft_w_max": "--w_max"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cadft score",
         description="Score each demonstration's compatibility under a model and the CADFT weight it would get.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=deprecation_epilog(_OLD_FLAGS),
     )
     add_model_argument(parser)
     parser.add_argument(
@@ -69,22 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1024,
         help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
     )
-    parser.add_argument("--normalization", choices=defaults.NORMALIZATIONS, default=defaults.NORMALIZATION,
-                        help="The estimator, as CADFTConfig.cadft_normalization: 'zscore' (the paper's) or the "
-                        "earlier 'ema' ('batch' weighs a file as 'ema' does; its rescale is per optimizer step).")
-    parser.add_argument("--beta", type=float, default=defaults.BETA,
-                        help="As CADFTConfig.cadft_beta (>= 0): w = exp(-beta * max(0, z)), or c**beta / m for 'ema'.")
-    parser.add_argument("--eps", type=float, default=None,
-                        help=f"'zscore' only: eps in z = (u - mean) / (std + eps) (default {defaults.EPS:g}).")
+    add_config_flags(parser, _OLD_FLAGS, notes={
+        "cadft_normalization": "Here 'batch' weighs a file as 'ema' does (its rescale is per optimizer step).",
+    })
     parser.add_argument(
         "--normalizer", type=float, default=None,
         help="'ema'/'batch' only: m (> 0); default: the scored rows' own mean of c**beta.",
     )
-    parser.add_argument("--w_min", type=float, default=None,
-                        help=f"'ema'/'batch' only: weight floor, as CADFTConfig.cadft_w_min (default {defaults.W_MIN}).")
-    parser.add_argument("--w_max", type=float, default=None,
-                        help=f"'ema'/'batch' only: weight ceiling, as CADFTConfig.cadft_w_max (default "
-                        f"{defaults.W_MAX}).")
     parser.add_argument("--top_k", type=int, default=10, help="Least compatible demonstrations to print (0: none).")
     parser.add_argument(
         "--tag_column", default=None, help="Column for per-tag means; default: 'kind' when the data has it."
@@ -93,14 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The CADFTConfig field each estimator flag stands for
-_FLAGS = {"cadft_normalization": "--normalization", "cadft_beta": "--beta", "cadft_eps": "--eps",
-          "cadft_normalizer": "--normalizer", "cadft_w_min": "--w_min", "cadft_w_max": "--w_max"}
-
-
 def _estimator_options(args: argparse.Namespace) -> dict:
     """The command's estimator flags as CADFTConfig fields (`cadft_normalizer`: a fixed m)."""
-    return {field: getattr(args, flag.removeprefix("--")) for field, flag in _FLAGS.items()}
+    return {**{field: getattr(args, field) for field in _OLD_FLAGS}, "cadft_normalizer": args.normalizer}
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -110,15 +103,19 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--{name} must be >= 1, got {value}")
     if args.top_k < 0:
         parser.error(f"--top_k must be >= 0, got {args.top_k}")
-    try:  # CADFTConfig's own check, in the command's spelling of each field
-        options = defaults.resolve_estimator_options(_estimator_options(args), lambda field: _FLAGS[field])
+    spelling = flag_names(args, _OLD_FLAGS)
+    flag = lambda field: "--normalizer" if field == "cadft_normalizer" else spelling(field)  # noqa: E731
+    try:  # CADFTConfig's own check, in the command line's spelling of each field
+        options = defaults.resolve_estimator_options(_estimator_options(args), flag)
     except defaults.ForeignOptions as e:
-        parser.error(f"{', '.join(e.given)}: no meaning for --normalization {args.normalization}; 'zscore' reads "
-                     "--beta and --eps, 'ema'/'batch' read --beta, --normalizer, --w_min and --w_max")
+        parser.error(f"{', '.join(e.given)}: no meaning for {flag('cadft_normalization')} "
+                     f"{args.cadft_normalization}; 'zscore' reads {flag('cadft_beta')} and {flag('cadft_eps')}, "
+                     f"'ema'/'batch' read {flag('cadft_beta')}, --normalizer, {flag('cadft_w_min')} and "
+                     f"{flag('cadft_w_max')}")
     except ValueError as e:
         parser.error(str(e))
-    for field, flag in _FLAGS.items():
-        setattr(args, flag.removeprefix("--"), options[field])
+    for field in _OLD_FLAGS:
+        setattr(args, field, options[field])
     if Path(args.output).suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(OUTPUT_FORMATS)}, got {args.output!r}")
 
@@ -242,13 +239,13 @@ def _write(records: list[dict], path: Path) -> None:
 def _shade_points(audit: Audit, args: argparse.Namespace) -> tuple[float | None, float | None]:
     """Compatibilities below which the weight is reduced ('zscore': below 1, i.e. u above the
     file's mean; 'ema': clipped to w_min) and above which it is clipped to w_max (None: never)."""
-    if args.beta == 0:
+    if args.cadft_beta == 0:
         return None, None
     if audit.zscore:
         return math.exp(-audit.stats["u_mean"]), None
     log_m = audit.log_normalizer
-    low = math.exp((math.log(args.w_min) + log_m) / args.beta) if args.w_min > 0 else None
-    high = math.exp(min((math.log(args.w_max) + log_m) / args.beta, 0.0))
+    low = math.exp((math.log(args.cadft_w_min) + log_m) / args.cadft_beta) if args.cadft_w_min > 0 else None
+    high = math.exp(min((math.log(args.cadft_w_max) + log_m) / args.cadft_beta, 0.0))
     return low, (high if high < 1 else None)
 
 
@@ -348,12 +345,14 @@ def _weight_lines(args, audit: Audit, n_valid: int) -> list[str]:
     if audit.zscore:
         lines = [
             f"u (length-normalised NLL)  mean {st['u_mean']:.4f}  std {st['u_std']:.4f}",
-            f"weights of the paper's estimator at beta={args.beta:g}, eps={args.eps:g}, with z relative to the whole "
-            f"file (training z-scores each optimizer step's global batch instead): mean {st['weight_mean']:.3f}, "
-            f"min {st['weight_min']:.3f}, down-weighted {100 * st['downweighted_frac']:.1f}% of {n_valid}",
+            f"weights of the paper's estimator at beta={args.cadft_beta:g}, eps={args.cadft_eps:g}, with z relative to "
+            f"the whole file (training z-scores each optimizer step's global batch instead): "
+            f"mean {st['weight_mean']:.3f}, min {st['weight_min']:.3f}, "
+            f"down-weighted {100 * st['downweighted_frac']:.1f}% of {n_valid}",
         ]
         if low is not None:
-            lines.append(f"  w < 1 for u > {st['u_mean']:.4f} (c < {low:.4f}); w = 0.5 at z = {math.log(2) / args.beta:.3f}")
+            lines.append(f"  w < 1 for u > {st['u_mean']:.4f} (c < {low:.4f}); "
+                         f"w = 0.5 at z = {math.log(2) / args.cadft_beta:.3f}")
         return lines
     raw, weights = audit.raw, audit.weights
     valid_idx = audit.valid_indices()
@@ -361,12 +360,13 @@ def _weight_lines(args, audit: Audit, n_valid: int) -> list[str]:
     at_min = sum(bool(raw[i] < weights[i]) for i in valid_idx)
     at_max = sum(bool(raw[i] > weights[i]) for i in valid_idx)
     lines = [
-        f"weights of the earlier estimator ({args.normalization}) at beta={args.beta:g}, "
-        f"m={math.exp(audit.log_normalizer):.4g} (log m {audit.log_normalizer:.4f}, {source}), w_min={args.w_min:g}, "
-        f"w_max={args.w_max:g}: mean {st['weight_mean']:.3f}, ESS {st['weight_ess']:.1f}/{n_valid}, "
+        f"weights of the earlier estimator ({args.cadft_normalization}) at beta={args.cadft_beta:g}, "
+        f"m={math.exp(audit.log_normalizer):.4g} (log m {audit.log_normalizer:.4f}, {source}), "
+        f"w_min={args.cadft_w_min:g}, w_max={args.cadft_w_max:g}: mean {st['weight_mean']:.3f}, "
+        f"ESS {st['weight_ess']:.1f}/{n_valid}, "
         f"clipped {100 * st['clip_frac']:.1f}% ({at_min} at w_min, {at_max} at w_max)"
     ]
-    if args.beta > 0:
+    if args.cadft_beta > 0:
         lines.append(
             (f"  w = w_min for c < {low:.4g}" if low is not None else "  w never reaches w_min")
             + (f"; w = w_max for c > {high:.4f}" if high is not None else "; w never reaches w_max")
