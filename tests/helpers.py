@@ -20,28 +20,31 @@ def naive_label_logprobs(model, input_ids, attention_mask, labels):
     return torch.where(mask, picked, torch.zeros_like(picked)), mask
 
 
+# Training arguments of fast, deterministic CPU tests, for a CADFTConfig or TRL's SFTConfig
+FAST_ARGS = dict(
+    per_device_train_batch_size=4,
+    per_device_eval_batch_size=4,
+    max_steps=2,
+    learning_rate=1e-3,
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    bf16=False,
+    gradient_checkpointing=False,
+    use_cpu=True,
+    max_length=256,
+    seed=0,
+    data_seed=0,
+    dataloader_num_workers=0,
+    disable_tqdm=True,
+)
+
+
 def trainer_args(output_dir, **overrides):
     """A CADFTConfig for fast, deterministic CPU tests."""
     from cadft import CADFTConfig
 
-    kwargs = dict(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        max_steps=2,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        bf16=False,
-        gradient_checkpointing=False,
-        use_cpu=True,
-        max_length=256,
-        seed=0,
-        data_seed=0,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    kwargs = dict(FAST_ARGS, output_dir=str(output_dir))
     kwargs.update(overrides)
     if kwargs.get("cadft_normalization") in ("ema", "batch"):
         kwargs.setdefault("cadft_calibration_samples", 8)  # the earlier estimator's calibration, kept small

@@ -31,24 +31,10 @@ from cadft import CADFTConfig, CADFTTrainer
 from cadft.config import SFT_DIFFERENCES
 from cadft.tiny import CHAT_TEMPLATE, save_tiny, tiny_llama, tiny_tokenizer
 
+from helpers import FAST_ARGS
+
 # Both trainers get these; a feature adds or overrides its own
-BASE = dict(
-    per_device_train_batch_size=4,
-    per_device_eval_batch_size=4,
-    max_steps=3,
-    learning_rate=1e-3,
-    logging_steps=1,
-    save_strategy="no",
-    report_to="none",
-    bf16=False,
-    gradient_checkpointing=False,
-    use_cpu=True,
-    max_length=128,
-    seed=0,
-    data_seed=0,
-    dataloader_num_workers=0,
-    disable_tqdm=True,
-)
+BASE = dict(FAST_ARGS, max_steps=3, max_length=128)
 
 # ChatML with the tools listed in a system turn, for conversations that carry tools
 TOOLS_TEMPLATE = (
