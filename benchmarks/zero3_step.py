@@ -163,7 +163,8 @@ def main() -> int:
     print(f"tiny Llama ({args.layers} x {args.hidden}, char vocab {len(tokenizer)}), ZeRO-3, micro-batch {args.batch} "
           f"x accumulation {args.accumulation} x 2 processes, {args.seq_len} tokens a row; {args.rounds} rounds of "
           f"{args.steps} timed steps\n")
-    print("| variant | step (ms, wall / cpu) | tokens/s (wall) | / TRL dft (wall / cpu) | pre-pass (ms, share of step) |")
+    print("| variant | step (ms, wall / cpu) | tokens/s (wall) | / TRL dft (wall / cpu) "
+          "| pre-pass (ms, share of step) |")
     print("|---|---|---|---|---|")
     for v in VARIANTS:
         ratios = f"**{ratio['wall']:.2f} / {ratio['cpu']:.2f}**" if v == "cadft" else "1.00 / 1.00"

@@ -42,7 +42,8 @@ def run(cmd: list[str], out: str, stage: int, jobs: list[str]) -> dict[str, dict
 @pytest.fixture(scope="module")
 def one(tmp_path_factory):
     """The reference: one plain process (no DeepSpeed), the whole global batch in one micro-batch."""
-    return run([sys.executable], str(tmp_path_factory.mktemp("one") / "{job}.pt"), 3, ["zscore-a1", "ema-a1", "rewrite"])
+    out = str(tmp_path_factory.mktemp("one") / "{job}.pt")
+    return run([sys.executable], out, 3, ["zscore-a1", "ema-a1", "rewrite"])
 
 
 @pytest.fixture(scope="module")

@@ -318,8 +318,8 @@ def test_weights_do_not_underflow_float32(normalization):
     from cadft.losses import clipped_weights
 
     scores = [{"num_tokens": 5, "mean_logprob": s, "compatibility": math.exp(s)} for s in (-30.0, -30.2, -29.8)]
-    args = Namespace(cadft_normalization=normalization, cadft_beta=4.0, cadft_eps=1e-6, normalizer=None, cadft_w_min=0.1,
-                     cadft_w_max=3.0)
+    args = Namespace(cadft_normalization=normalization, cadft_beta=4.0, cadft_eps=1e-6, normalizer=None,
+                     cadft_w_min=0.1, cadft_w_max=3.0)
     audit = _weights(scores, args)
     w = audit.weights.tolist()
     assert all(math.isfinite(x) and x > 0 for x in w)

@@ -166,7 +166,8 @@ def label_logprobs(model, input_ids, attention_mask, labels, *, tiled: bool = Fa
     by the former before a training step left the head's weight released (size 0) in that
     step's backward (tests/test_deepspeed.py)."""
     device = input_ids.device
-    if tiled or device.type in _COMPACT_FUSED_HEAD_DEVICES or zero3_partitioned(model) or not _takes_position_mask(model):
+    fused = tiled or device.type in _COMPACT_FUSED_HEAD_DEVICES or zero3_partitioned(model)
+    if fused or not _takes_position_mask(model):
         out = model(
             input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, use_cache=False,
             **model_kwargs,

@@ -41,8 +41,11 @@ def rank_shard(items: list[T], world: int, rank: int) -> tuple[list[T], list[boo
 
 
 def zero3_partitioned(model) -> bool:
-    """Whether DeepSpeed ZeRO-3 partitions `model`'s parameters (they carry a `ds_id`)."""
-    return any(hasattr(param, "ds_id") for param in model.parameters())
+    """Whether DeepSpeed ZeRO-3 partitions `model`'s parameters (they carry a `ds_id`). ZeRO-3
+    partitions every parameter of the module it wraps, a frozen base under LoRA included, so
+    the first one tells (a scoring forward asks once per batch)."""
+    first = next(iter(model.parameters()), None)
+    return first is not None and hasattr(first, "ds_id")
 
 
 def no_grad_mode(model):
