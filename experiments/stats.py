@@ -1,4 +1,4 @@
-"""Small statistics for the results page: mean with a t-based 95% CI, paired differences.
+"""Small statistics for the pages: mean with a t-based 95% CI, paired differences, spikes, quantiles.
 
     mean_ci([0.41, 0.44, 0.39, 0.45, 0.42])  # {"mean": 0.422, "lo": ..., "hi": ..., "sd": ..., "n": 5}
     paired_ci(cadft, dft)                    # the same, for the per-seed differences cadft - dft
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["mean_ci", "paired_ci", "spikes"]
+__all__ = ["mean_ci", "paired_ci", "spikes", "quantile"]
 
 # Two-sided 95% Student-t quantiles t_{0.975, df} (scipy is not a dependency)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -50,3 +50,11 @@ def spikes(series: list[float], *, window: int = 10, factor: float = 2.0) -> int
         if series[t] > factor * median:
             count += 1
     return count
+
+
+def quantile(xs, q: float) -> float:
+    """Linear-interpolation quantile of the values `xs` (numpy's default)."""
+    xs = sorted(float(x) for x in xs)
+    pos = q * (len(xs) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from testbed import check_base  # noqa: E402
-
-sys.path.pop(0)
+from experiments.testbed.training import check_base
 
 
 def test_a_base_in_the_regime_passes():

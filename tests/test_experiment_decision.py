@@ -3,13 +3,7 @@ mixture only when its paired interval against the default is above 0 in both run
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from decision import recommend  # noqa: E402
-
-sys.path.pop(0)
+from experiments.testbed.decision import recommend
 
 
 def ci(lo, hi, n=5):

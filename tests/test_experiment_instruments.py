@@ -6,16 +6,10 @@ contains tr Cov / B) is far off at a low ratio."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from instruments import cosine, gradient_snr, split_half_cosine  # noqa: E402
-
-sys.path.pop(0)
+from experiments.testbed.instruments import cosine, gradient_snr, split_half_cosine
 
 
 def synthetic(snr: float, *, b: int = 48, d: int = 20000, seed: int = 0) -> torch.Tensor:

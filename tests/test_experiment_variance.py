@@ -2,17 +2,12 @@
 (float32 tolerance: the library computes z and w in float32)."""
 
 import math
-import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
-
-from variance import (batch_coefficients, estimator_moments, gram, mean_batch_z, moments,  # noqa: E402
-                      norm_vs_z, random_batches)
-
-from cadft.losses import zscore_weights  # noqa: E402
+from cadft.losses import zscore_weights
+from experiments.variance import (batch_coefficients, estimator_moments, gram, mean_batch_z, moments, norm_vs_z,
+                                  random_batches)
 
 
 def _pool(n=24, p=30, seed=0):

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+from experiments.testbed import run
+from experiments.testbed.training import finite
 
 
 def test_smoke_suite_and_replication_run_end_to_end_with_finite_metrics(tmp_path):
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import run
-        from testbed import finite
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-
     out, cache = tmp_path / "out", str(tmp_path / "cache")
     summary = run.main(["--smoke", "--out", str(out), "--cache-dir", cache])
 

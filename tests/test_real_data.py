@@ -3,17 +3,12 @@ properties they promise: on small rows written here and on every eligible GSM8K 
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "real" / "data.py"
-_spec = importlib.util.spec_from_file_location("real_data", PATH)
-data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(data)
+from experiments.real import data
 
 NATALIA = ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
            "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72")

@@ -1,4 +1,4 @@
-"""experiments/real/run.py --smoke end to end, as CI runs it: a real subprocess on a tiny
+"""python -m experiments.real --smoke end to end, as CI runs it: a real subprocess on a tiny
 random model (no download) over the real GSM8K files. Checks that every part runs, every
 number it writes is finite and the page and its figures are written -- not what the
 numbers say (a random model's are meaningless) -- and that Part B on two worker processes
@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = Path(__file__).resolve().parents[1] / "experiments" / "real" / "run.py"
+REPO = Path(__file__).resolve().parents[1]
+RUN = ["-m", "experiments.real"]  # run from the repository root
 
 
 def finite(value, skip=()) -> bool:
@@ -46,9 +47,9 @@ def same_as_one_job(pooled: dict, sequential: dict) -> None:
 def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path, shared_data):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(out), "--gsm8k",
+    done = subprocess.run([sys.executable, *RUN, "--smoke", "--out", str(out), "--gsm8k",
                            str(shared_data / "gsm8k"), "--clean_methods", "DFT,CADFT"],
-                          env=env, capture_output=True, text=True, timeout=900)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = {part: json.loads((out / f"{part}.json").read_text()) for part in ("kinds", "a", "b")}
@@ -90,17 +91,17 @@ def test_smoke_runs_every_part_with_finite_numbers_and_writes_the_page(tmp_path,
 
     # Part B on two worker processes (--jobs is no part of the reuse key: a fresh folder)
     # trains the same runs to the same results
-    pooled = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(tmp_path / "pooled"), "--gsm8k",
+    pooled = subprocess.run([sys.executable, *RUN, "--smoke", "--out", str(tmp_path / "pooled"), "--gsm8k",
                              str(shared_data / "gsm8k"), "--clean_methods", "DFT,CADFT", "--parts", "b", "--jobs", "2"],
-                            env=env, capture_output=True, text=True, timeout=900)
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert pooled.returncode == 0, pooled.stderr[-3000:]
     same_as_one_job(json.loads((tmp_path / "pooled" / "b.json").read_text())["runs"], results["b"]["runs"])
 
     # A second invocation with one more clean method (the default SFT,DFT,CADFT) reuses every
     # finished run and trains that one alone
-    again = subprocess.run([sys.executable, str(RUN), "--smoke", "--out", str(out), "--gsm8k",
+    again = subprocess.run([sys.executable, *RUN, "--smoke", "--out", str(out), "--gsm8k",
                             str(shared_data / "gsm8k"), "--parts", "b"],
-                           env=env, capture_output=True, text=True, timeout=900)
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[part b] reusing finished runs" in again.stdout
     b2 = json.loads((out / "b.json").read_text())

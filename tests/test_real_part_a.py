@@ -4,14 +4,11 @@ invariants (beta = 0 is DFT; the oracle filter ignores non-gold rows)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "real"))
-import part_a  # noqa: E402  (puts experiments/ on the path: variance, stats)
+from experiments.methods import EARLIER_ESTIMATOR
+from experiments.real import part_a
 
 
 def explicit(coef: np.ndarray, H: np.ndarray, r: np.ndarray) -> dict:
@@ -80,7 +77,7 @@ def test_methods_use_the_library_defaults():
 
     d = part_a.defaults()
     paper = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True)
-    earlier = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **part_a.EARLIER_ESTIMATOR)
+    earlier = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **EARLIER_ESTIMATOR)
     assert d["paper"] == {"normalization": "zscore", "beta": paper.cadft_beta, "alpha": paper.cadft_token_power,
                           "eps": paper.cadft_eps, "scope": paper.cadft_scope}
     assert d["earlier"] == {"normalization": "ema", "beta": earlier.cadft_beta, "alpha": earlier.cadft_token_power,
@@ -98,7 +95,7 @@ def _distinct_batches(n, batch_size, n_batches, seed=0):
 
 def test_paper_coefficients_equal_the_variance_module_and_beta_zero_is_dft(pool):
     import torch
-    import variance
+    from experiments import variance
 
     u, tokens = -pool["s"], pool["tokens"]
     batches = _distinct_batches(12, 4, 30)

@@ -8,30 +8,15 @@ a process of Part B's pool (`--jobs`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
+from experiments.methods import EARLIER_ESTIMATOR
+
 REPO = Path(__file__).resolve().parents[2]
 
-
-def add_paths() -> None:
-    """The library (src/) and the shared experiment modules (lab.py, stats.py, variance.py)
-    first on sys.path, once each."""
-    for folder in (str(REPO / "src"), str(REPO / "experiments")):
-        if folder in sys.path:
-            sys.path.remove(folder)
-        sys.path.insert(0, folder)
-
-
-add_paths()
-
 TINY = "tiny"
-
-# The project's earlier estimator at its defaults, measured beside the paper's (the library's
-# default) in Parts A and B
-EARLIER_ESTIMATOR = {"cadft_normalization": "ema", "cadft_token_power": 0.5}
 
 
 def _read(**estimator) -> dict:
@@ -51,9 +36,7 @@ def defaults() -> dict:
 
 
 def init_worker() -> None:
-    """A worker process of Part B's pool: this module's paths and one torch thread (the
-    workers share the cores)."""
-    add_paths()
+    """A worker process of Part B's pool: one torch thread (the workers share the cores)."""
     torch.set_num_threads(1)
 
 

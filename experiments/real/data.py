@@ -19,8 +19,8 @@ convention, as `cadft eval` does) with `kind`, `answer` (the true final answer, 
 wrong rows: the verifier of rewriting checks against it) and `source_line` (the 1-based
 line of the GSM8K file). Everything is seeded: the same seed gives the same files.
 
-    python experiments/real/data.py --out /tmp/real-data            # reads ../shared/data/gsm8k
-    python experiments/real/data.py --gsm8k /path/to/gsm8k --out DIR --seed 1
+    python -m experiments.real.data --out /tmp/real-data            # reads ../shared/data/gsm8k
+    python -m experiments.real.data --gsm8k /path/to/gsm8k --out DIR --seed 1
 """
 
 from __future__ import annotations
@@ -30,15 +30,18 @@ import ast
 import json
 import operator
 import random
+import os
 import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "src"))
+if __name__ == "__main__" and not __package__:  # the old command, python experiments/real/data.py: as a module
+    os.execv(sys.executable, [sys.executable, "-m", "experiments.real.data", *sys.argv[1:]])
 
-from cadft.evaluate import math_prompt  # noqa: E402
 from cadft.data.problems import math_problem  # noqa: E402
+from cadft.evaluate import math_prompt  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 __all__ = [
     "KINDS",

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import math
 
-from common import tokenize  # noqa: F401  (sys.path set up by common)
-from lab import quantile
-from stats import mean_ci
-
 from cadft.scoring import score_rows
+from experiments.real.common import tokenize
+from experiments.stats import mean_ci, quantile
 
 
 def score_demonstrations(model, tok, rows: list[dict], *, max_length: int, progress: bool = False) -> list[float]:

@@ -50,14 +50,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import common
-import variance
-from common import EARLIER_ESTIMATOR, defaults
-from stats import mean_ci
-
 from cadft.estimators import make_estimator
 from cadft.losses import batch_kappa, batch_zscore_weights, zscore_weights
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
+from experiments import variance
+from experiments.real import common
+from experiments.real.common import defaults
+from experiments.stats import mean_ci
 
 BETAS = (0.0, 0.5, 1.0, 2.0)  # the variance probe: DFT (beta 0) and the paper's estimator at 0.5, 1, 2
 
@@ -172,7 +171,7 @@ def mid_gradients(args, splits, start):
     (pool, ref, seconds, cached, the adapter's gradient-norm trace)."""
     import tempfile
 
-    import part_b
+    from experiments.real import part_b
 
     rows, half = splits["train_mixed"], max(1, args.steps // 2)
     path = _cache_path(args, "mid", args.lora_top_layers, args.steps, args.train_batch, args.mid_lr, half, rows, splits["pool"],

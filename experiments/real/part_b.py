@@ -55,19 +55,18 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-import common
-import lab  # noqa: E402
-import data
-from common import EARLIER_ESTIMATOR, defaults
-from prompts import GENERAL_PROMPTS
-from stats import mean_ci, paired_ci, spikes
-
 from cadft.scoring import ensure_fused_lm_head, label_logprobs
+from experiments import runner
+from experiments.methods import by_label, cadft_config, methods
+from experiments.real import common, data
+from experiments.real.common import defaults
+from experiments.real.prompts import GENERAL_PROMPTS
+from experiments.stats import mean_ci, paired_ci, spikes
 
 METRICS = ("test_nll", "answer_nll", "accuracy", "forgetting", "grad_norm_max", "grad_spikes")
-# In the order they train: a budget cut stops the last ones first
-MIXED_METHODS = ("SFT", "DFT", "CADFT", "CADFT (earlier)", "CADFT + paper rewriting", "DFT + oracle filter")
-REWRITING = "CADFT + paper rewriting"
+# The study's methods of the method table (experiments/methods.py), by label, in the order they
+# train: a budget cut stops the last ones first
+MIXED_METHODS = tuple(m.label for m in methods("real").values())
 
 
 # --------------------------------------------------------------------------- measuring
@@ -167,12 +166,12 @@ def base_general_answers(args, model, tok) -> list[str]:
 
     key = hashlib.sha256(f"{args.model_name_or_path}|{args.general}|{args.max_new_tokens}".encode()).hexdigest()[:12]
     path = Path(args.cache_dir) / f"general-{key}.json"
-    cached = lab.load_json(path)
+    cached = runner.load_json(path)
     if cached is not None:
         return cached["answers"]
     prompts = [[{"role": "user", "content": p}] for p in GENERAL_PROMPTS[: args.general]]
     answers = [g[0] for g in generate(model, tok, prompts, max_new_tokens=args.max_new_tokens, progress=False)]
-    lab.save_json({"model": args.model_name_or_path, "prompts": GENERAL_PROMPTS[: args.general],
+    runner.save_json({"model": args.model_name_or_path, "prompts": GENERAL_PROMPTS[: args.general],
                       "answers": answers}, path)
     return answers
 
@@ -192,26 +191,26 @@ def rewrite_schedule(args) -> dict:
 
 
 def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_rows: int):
-    from cadft import CADFTConfig
-
-    loss = {"SFT": "nll", "DFT": "dft", "DFT + oracle filter": "dft"}.get(method, "cadft")
+    """The CADFTConfig of the method labelled `method`: its fields from the method table,
+    Part B's training arguments."""
+    spec = by_label(method)
     accumulation = max(1, args.train_batch // 4)
     kwargs = dict(
-        output_dir=out_dir, loss_type=loss, learning_rate=lr, lr_scheduler_type="cosine",
+        output_dir=out_dir, learning_rate=lr, lr_scheduler_type="cosine",
         warmup_steps=args.steps // 16, weight_decay=0.0, max_steps=args.steps,
         per_device_train_batch_size=args.train_batch // accumulation, gradient_accumulation_steps=accumulation,
         logging_steps=1, save_strategy="no", report_to="none", gradient_checkpointing=False,
         use_cpu=not torch.cuda.is_available(), max_length=args.max_length, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
     )
-    if method == "CADFT (earlier)":
-        kwargs.update(**EARLIER_ESTIMATOR, cadft_calibration_samples=min(64, num_rows))
-    if method == REWRITING:
-        # The library's default rewriting (rewrite_preset="paper"), scaled; the true answers
-        # only measure how many replacements are right (the paper's procedure checks nothing)
-        kwargs.update(rewrite=True, rewrite_preset="paper", rewrite_answer_column="answer",
-                      rewrite_max_new_tokens=args.max_new_tokens, **rewrite_schedule(args))
-    return CADFTConfig(**kwargs)
+    if spec.fields.get("cadft_normalization") == "ema":  # its m, calibrated on at most the training set
+        kwargs.update(cadft_calibration_samples=min(64, num_rows))
+    if spec.rewrites:
+        # The rewriting scaled to the short run; the true answers only measure how many
+        # replacements are right (the paper's procedure checks nothing)
+        kwargs.update(rewrite_answer_column="answer", rewrite_max_new_tokens=args.max_new_tokens,
+                      **rewrite_schedule(args))
+    return cadft_config(spec, **kwargs)
 
 
 def rewrite_rounds(out_dir: Path, kinds: list[str]) -> list[dict]:
@@ -264,7 +263,7 @@ def train(args, method: str, rows: list[dict], lr: float, seed: int, work: Path,
 
     from cadft import CADFTTrainer
 
-    if method == "DFT + oracle filter":
+    if by_label(method).gold_only:
         rows = [r for r in rows if r["kind"] == "gold"]
     model, tok = common.load(args.model_name_or_path, seed=seed)
     out_dir = work / f"{method.replace(' ', '_').replace('+', '')}-lr{lr:g}-s{seed}"
@@ -309,10 +308,10 @@ def previous_runs(args) -> tuple[dict, dict | None, float]:
     """Finished runs saved under the same arguments (b.partial.json, else b.json), the base
     model's metrics measured then, and the wall time spent on them."""
     key = run_key({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
-    partial = lab.load_json(Path(args.out) / "b.partial.json")
+    partial = runner.load_json(Path(args.out) / "b.partial.json")
     if partial is not None and partial["key"] == key:
         return {name: _int_seeds(m) for name, m in partial["runs"].items()}, partial["base"], partial["wall_s"]
-    done = lab.load_json(Path(args.out) / "b.json")
+    done = runner.load_json(Path(args.out) / "b.json")
     if done is not None and run_key(done["meta"]["args"], done["defaults"]) == key:
         runs = {name: _int_seeds(m) for name, m in done["runs"].items()}
         return runs, done["base"], done.get("wall_s_total", done["meta"]["wall_s"])
@@ -351,7 +350,7 @@ def run(args, splits) -> dict:
 
     def save(runs: dict) -> None:
         partial = {"key": key, "runs": runs, "base": base_metrics, "wall_s": time.time() - start + reused_wall}
-        lab.save_json(partial, Path(args.out) / "b.partial.json")
+        runner.save_json(partial, Path(args.out) / "b.partial.json")
 
     train_all = _train_all if args.jobs == 1 else _train_pool
     try:
@@ -413,7 +412,7 @@ def _train_pool(args, datasets, lrs, sets, base_metrics, work, start, reused, sa
     # method's seeds go before later methods' searches, and a budget cut stops the last first
     waiting = [(k, 0, i) for k in range(len(todo)) for i in range(len(lrs))]
     running: dict[Future, tuple[int, int, int]] = {}
-    with lab.process_pool(args.jobs, common.init_worker) as pool:
+    with runner.process_pool(args.jobs, common.init_worker) as pool:
         while waiting or running:
             while waiting and len(running) < args.jobs:
                 k, seed, i = unit = min(waiting)

@@ -14,11 +14,11 @@ Parts (each writes <out>/<part>.json; the page is rebuilt from whatever parts ex
            the paper's rewriting and the oracle filter on a heterogeneous and a clean
            mixture, several seeds
 
-    python experiments/real/run.py --parts kinds,a              # CPU: the base-model parts
-    python experiments/real/run.py --parts b --threads 1        # about 80 minutes on 1 CPU core
-    python experiments/real/run.py --parts b --jobs 2           # two worker processes, one thread each
-    python experiments/real/run.py --smoke                      # CI: tiny random model, < 3 min
-    python experiments/real/run.py --model_name_or_path HuggingFaceTB/SmolLM2-1.7B-Instruct --out DIR
+    python -m experiments.real --parts kinds,a              # CPU: the base-model parts
+    python -m experiments.real --parts b --threads 1        # about 80 minutes on 1 CPU core
+    python -m experiments.real --parts b --jobs 2           # two worker processes, one thread each
+    python -m experiments.real --smoke                      # CI: tiny random model, < 3 min
+    python -m experiments.real --model_name_or_path HuggingFaceTB/SmolLM2-1.7B-Instruct --out DIR
 
 The page goes to docs/real-model.md (--smoke: <out>/real-model.md), its figures beside it.
 """
@@ -26,22 +26,20 @@ The page goes to docs/real-model.md (--smoke: <out>/real-model.md), its figures 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # the old command, python experiments/real/run.py: as a module
+    os.execv(sys.executable, [sys.executable, "-m", "experiments.real", *sys.argv[1:]])
+
+from experiments import runner  # noqa: E402
+from experiments.real import common, data  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import common  # noqa: E402  (sets up sys.path for cadft and experiments/stats.py)
-import lab  # noqa: E402
-import data  # noqa: E402
-from lab import git_commit, machine  # noqa: E402
-
+MODULE = "experiments.real"  # how it runs: python -m experiments.real
 PARTS = ("kinds", "a", "b")
 
 
@@ -142,7 +140,7 @@ def build_data(args) -> dict[str, list[dict]]:
 
 
 def run_kinds(args, splits) -> dict:
-    import kinds
+    from experiments.real import kinds
 
     model, tok = common.load(args.model_name_or_path)
     start = time.time()
@@ -153,22 +151,18 @@ def run_kinds(args, splits) -> dict:
 
 
 def run_part_a(args, splits) -> dict:
-    import part_a
+    from experiments.real import part_a
 
     return part_a.run(args, splits)
 
 
 def run_part_b(args, splits) -> dict:
-    import part_b
+    from experiments.real import part_b
 
     return part_b.run(args, splits)
 
 
 RUNNERS = {"kinds": run_kinds, "a": run_part_a, "b": run_part_b}
-
-
-def command_line(argv) -> str:
-    return "python experiments/real/run.py " + " ".join(shlex.quote(a) for a in argv)
 
 
 def main(argv=None) -> dict:
@@ -188,25 +182,22 @@ def main(argv=None) -> dict:
             start, cpu_start = time.time(), time.process_time()
             result = RUNNERS[part](args, splits)
             result["meta"] = {
-                "command": command_line(argv),
+                **runner.provenance(argv, MODULE),
                 "model": args.model_name_or_path,
-                "machine": machine(),
-                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "commit": git_commit(),
                 "wall_s": time.time() - start,
                 "cpu_s": time.process_time() - cpu_start,  # this process's CPU time: the machine may be shared
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             }
-            lab.save_json(result, path)
+            runner.save_json(result, path)
             print(f"[real] part {part}: {result['meta']['wall_s']:.0f} s -> {path}", flush=True)
             if part == "a":
-                import page_variance
+                from experiments.real import report_variance
 
-                print("\n".join(page_variance.moments_rows(result["variance"])), flush=True)
-        results[part] = lab.load_json(path)
-    import page
+                print("\n".join(report_variance.moments_rows(result["variance"])), flush=True)
+        results[part] = runner.load_json(path)
+    from experiments.real import report
 
-    page.write(args.page, results, splits, smoke=args.smoke)
+    report.write(args.page, results, splits, smoke=args.smoke)
     print(f"[real] page -> {args.page}", flush=True)
     return results
 

@@ -1,4 +1,4 @@
-"""docs/real-model.md, written from the parts' JSON results (experiments/real/run.py).
+"""docs/real-model.md, written from the parts' JSON results (run.py).
 
 Every number on the page comes from <out>/{kinds,a,b}.json; a part that has not run is
 marked so, with the command that runs it. The figures go beside the page, in a folder of
@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import common  # noqa: F401  (puts experiments/ on sys.path: figures.py)
-import data
-import page_variance
-from figures import pyplot, save  # experiments/, on the path through common
-from fmt import ci as _ci, num as _f
+from experiments import page
+from experiments.page import ci as _ci, num as _f, pyplot, save
+from experiments.real import data, report_variance
 
-PART_B_COMMAND = "python experiments/real/run.py --parts b"
+PART_B_COMMAND = "python -m experiments.real --parts b"
 
 
 def _meta(result: dict) -> str:
@@ -36,12 +34,6 @@ def _seed0(run: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def _figures_dir(page: Path) -> Path:
-    folder = page.parent / page.stem
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def plot_kinds(kinds: dict, folder: Path) -> str:
@@ -104,13 +96,13 @@ def section_kinds(splits: dict, kinds: dict | None, folder: Path, rel: str) -> l
               "final answer shifted, or one intermediate result perturbed and carried forward.", ""]
     lines += ["## Compatibility per kind at the base model", ""]
     if kinds is None:
-        return lines + ["Not run yet: `python experiments/real/run.py --parts kinds`.", ""]
+        return lines + ["Not run yet: `python -m experiments.real --parts kinds`.", ""]
     lines += [_meta(kinds), "",
               "The same problems in every kind, so the comparison with gold is paired: the gap is "
               "mean(log c_gold - log c_kind) per problem, and the AUC the fraction of problems where gold scores "
               "higher (0.5: the model cannot tell the kind from gold). 95% t-intervals. The scores are "
               "`cadft.scoring.score_rows`, what `cadft score` runs; from the command line: "
-              "`python experiments/real/data.py --out DIR` then `cadft score --dataset_path DIR/kinds.jsonl "
+              "`python -m experiments.real.data --out DIR` then `cadft score --dataset_path DIR/kinds.jsonl "
               "--output scores.jsonl` (its per-tag table groups by `kind`).", "",
               "| kind | n | mean c [95% CI] | median | IQR | log-c gap to gold [95% CI] | paired AUC |",
               "|---|---|---|---|---|---|---|"]
@@ -179,7 +171,7 @@ PART_A_DIFFS = ("rel_var", "ess", "cos_own", "cos_mean_own", "cos_nll")
 def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
     lines = ["## Part A: the estimator at the base model and in the middle of training", ""]
     if a is None:
-        return lines + ["Not run yet: `python experiments/real/run.py --parts a`.", ""]
+        return lines + ["Not run yet: `python -m experiments.real --parts a`.", ""]
     d, s, lora = a["defaults"], a["sizes"], a["lora"]
     paper, earlier = d["paper"], d["earlier"]
     top = f"top {lora['top_layers']} layers" if lora["top_layers"] else "all layers"
@@ -196,7 +188,7 @@ def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
               f"the per-sample gradients at the base took {a['gradient_wall_s'] / 60:.1f} min of wall time when "
               "computed" + (" (this run read them from the cache, `--grad_cache`)" if a.get("gradients_cached") else "")
               + ".", ""]
-    lines += page_variance.section(a, folder, rel)
+    lines += report_variance.section(a, folder, rel)
     lines += ["### Every estimator at the base", "",
               f"{a['num_params']:,} parameters in the B matrices. {s['batches']} bootstrap batches of "
               f"{s['batch_size']} (the same batches for every method); {s['outer']} outer bootstrap replicates (the "
@@ -537,13 +529,11 @@ def section_reading(a, b) -> list[str]:
         "this script.", ""]
 
 
-def write(page, results: dict, splits: dict, *, smoke: bool = False) -> None:
-    page = Path(page)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    folder = _figures_dir(page)
+def write(path, results: dict, splits: dict, *, smoke: bool = False) -> None:
+    folder = page.figures_dir(path)
     rel = folder.name
     lines = ["# CADFT on a real pretrained model and real data", "",
-             "Written by `experiments/real/run.py` (issues #9 and #20)" + (" -- SMOKE RUN: tiny random model, numbers "
+             "Written by `python -m experiments.real` (issues #9 and #20)" + (" -- SMOKE RUN: tiny random model, numbers "
                                                                     "meaningless" if smoke else "") + ". The model is "
              "SmolLM2-135M-Instruct (`embedded`) unless the command says otherwise; the data is GSM8K "
              "(`../shared/data/gsm8k`).", ""]
@@ -551,4 +541,4 @@ def write(page, results: dict, splits: dict, *, smoke: bool = False) -> None:
     lines += section_part_a(results.get("a"), folder, rel)
     lines += section_part_b(results.get("b"), folder, rel)
     lines += section_reading(results.get("a"), results.get("b"))
-    page.write_text("\n".join(lines))
+    page.write(path, ["\n".join(lines)])

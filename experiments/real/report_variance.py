@@ -1,6 +1,6 @@
 """The variance-assumption part of docs/real-model.md (Part A's `variance` result), written
 from the numbers: DFT gradient norms against z, per kind, and the moments of DFT and the
-paper's estimator, at the base and at the middle of training. Used by page.py.
+paper's estimator, at the base and at the middle of training. Used by report.py.
 """
 
 from __future__ import annotations
@@ -8,10 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import common  # noqa: F401  (puts experiments/ on sys.path: figures.py)
-import data
-from figures import pyplot, save  # experiments/, on the path through common
-from fmt import ci as _ci, num as _f
+from experiments.page import ci as _ci, num as _f, pyplot, save
+from experiments.real import data
 
 STAGES = (("base", "at the base model"), ("mid", "at the middle of training"))
 MOMENT_KEYS = (("second_moment", "E‖g_b‖²"), ("second_moment_ratio", "ratio to DFT"),

@@ -1,4 +1,4 @@
-"""The decision rule of decision_rule.md as a function of the two runs' paired intervals.
+"""The decision rule of experiments/decision_rule.md as a function of the two runs' paired intervals.
 
     rec = recommend(main["paired"], replication["paired"])
     rec["default"]   # [{"arm": "cadft_b2", "main": ci, "replication": ci, "mean": 0.02}, ...] ('' if none)
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from arms import ARMS, REFERENCE
+from experiments.testbed.arms import ARMS, REFERENCE
 
 __all__ = ["METRIC", "pair_key", "recommend"]
 

@@ -1,6 +1,6 @@
 """The testbed's moving parts: the base policy, one fine-tuning run, its probes, GRPO.
 
-Everything here is a plain function of a config dataclass, so that `experiments/run.py`
+Everything here is a plain function of a config dataclass, so that the runner (run.py)
 can hand jobs to worker processes and collect JSON-able results.
 
     base = ensure_base(BaseConfig(), cache_dir="experiments/.cache")   # trains once, then cached
@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from instruments import cosine, gradient_snr, split_half_cosine
-from task import HINT_PREFIX, KINDS, chat_prompt, finetune_rows, pretrain_rows, problems, solution
+from experiments.methods import METHODS, cadft_config
+from experiments.testbed.instruments import cosine, gradient_snr, split_half_cosine
+from experiments.testbed.task import HINT_PREFIX, KINDS, chat_prompt, finetune_rows, pretrain_rows, problems, solution
 
 __all__ = ["BaseConfig", "RunConfig", "GRPORunConfig", "ProblemSet", "FINETUNE", "OOD", "RETENTION", "MIXTURES",
            "ensure_base", "base_accuracy", "finetune", "grpo", "accuracy", "probe_gradients"]
@@ -106,9 +107,9 @@ class BaseConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One fine-tuning run of one arm (experiments/arms.py) on one seed's fine-tuning set."""
+    """One fine-tuning run of one arm (arms.py, from experiments/methods.py) on one seed's fine-tuning set."""
 
-    arm: str = "cadft"  # the name the page reports (a key of arms.ARMS)
+    arm: str = "cadft"  # the name the page reports (a key of arms.ARMS): its method in the table
     method: str = "cadft"  # sft | dft | cadft
     seed: int = 0  # the fine-tuning set, the data order and the trainer
     lr: float = 1e-3
@@ -140,7 +141,7 @@ class RunConfig:
 
     @property
     def loss_type(self) -> str:
-        return {"sft": "nll", "dft": "dft", "cadft": "cadft"}[self.method]
+        return "nll" if self.method == "sft" else self.method
 
 
 @dataclass(frozen=True)
@@ -391,8 +392,8 @@ def variance_probe(model, rows, kinds, clean, cfg: RunConfig, *, pad_id: int, st
     training batch size, per kind; and the second moment, relative variance and cosine with
     the clean-data gradient (DFT's loss and the plain NLL on `clean`) of DFT and of the
     paper's estimator at beta 0.5, 1, 2 on random training-size batches."""
-    from stats import mean_ci
-    from variance import estimator_moments, gram, mean_batch_z, norm_vs_z
+    from experiments.stats import mean_ci
+    from experiments.variance import estimator_moments, gram, mean_batch_z, norm_vs_z
 
     dft = RunConfig(method="dft")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -449,25 +450,12 @@ def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, estimato
 REWRITE_TEMPLATE = "{question}" + HINT_PREFIX + "{reference}"  # the verified arm's prompt
 
 
-def _estimator_args(cfg: RunConfig) -> dict:
-    """The CADFTConfig fields of the run's estimator, and only those (a field the estimator
-    does not read is an error)."""
-    if cfg.loss_type != "cadft":
-        return {}
-    fields = dict(cadft_normalization=cfg.normalization, cadft_beta=cfg.beta, cadft_token_power=cfg.token_power)
-    if cfg.normalization != "zscore" and cfg.w_max is not None:
-        fields["cadft_w_max"] = cfg.w_max
-    return fields
-
-
 def _rewrite_args(cfg: RunConfig) -> dict:
-    """rewrite=True with the preset, the policy as generator, and the schedule scaled to the
-    testbed (the paper's warm-up 3000 and interval 1000 steps exceed a 64-step run)."""
+    """The rewriting schedule scaled to the testbed (the paper's warm-up 3000 and interval 1000
+    steps exceed a 64-step run), the policy as generator; the arm's preset comes from the table."""
     if not cfg.rewrite:
         return {}
     kwargs = dict(
-        rewrite=True,
-        rewrite_preset=cfg.rewrite,
         rewrite_start_step=cfg.rewrite_start,
         rewrite_interval_steps=cfg.rewrite_interval,
         rewrite_budget=cfg.rewrite_budget,
@@ -477,17 +465,16 @@ def _rewrite_args(cfg: RunConfig) -> dict:
         rewrite_max_new_tokens=MAX_NEW_TOKENS,
     )
     if cfg.rewrite == "verified":  # the reference in the prompt, in the restating style the base learned
-        kwargs.update(rewrite_verifier="exact", rewrite_template=REWRITE_TEMPLATE)
+        kwargs.update(rewrite_template=REWRITE_TEMPLATE)
     return kwargs
 
 
 def _trainer_args(cfg: RunConfig, out_dir: str):
-    from cadft import CADFTConfig
-
-    return CADFTConfig(
+    """The arm's CADFTConfig: its loss, estimator and rewriting preset from the method table
+    (experiments/methods.py), the testbed's training arguments."""
+    return cadft_config(
+        METHODS[cfg.arm],
         output_dir=out_dir,
-        loss_type=cfg.loss_type,
-        **_estimator_args(cfg),
         **_rewrite_args(cfg),
         learning_rate=cfg.lr,
         lr_scheduler_type="cosine",

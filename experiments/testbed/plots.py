@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from arms import ARMS, LABELS
-from figures import pyplot as _plt, save as _save
-from records import base_compat, train_logs
-from stats import mean_ci
+from experiments.page import pyplot as _plt, save as _save
+from experiments.stats import mean_ci
+from experiments.testbed.arms import ARMS, LABELS
+from experiments.testbed.records import base_compat, train_logs
 
 __all__ = ["write_plots"]
 

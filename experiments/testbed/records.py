@@ -1,4 +1,4 @@
-"""From the raw record of experiments/run.py to the numbers of the page: per-run metrics and
+"""From the raw record of the testbed's run (run.py) to the numbers of the page: per-run metrics and
 their summaries per (arm, mixture), paired differences, rewriting rounds and the variance
 measurement. No formatting here (report.py) and no plotting (plots.py): both import this.
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from arms import ARMS, COMPARED_WITH, REFERENCE, REWRITING
-from stats import mean_ci, paired_ci, spikes
+from experiments.stats import mean_ci, paired_ci, spikes
+from experiments.testbed.arms import ARMS, COMPARED_WITH, REFERENCE, REWRITING
 
 __all__ = ["METRICS", "train_logs", "run_metrics", "base_compat", "summarise", "pairs"]
 

@@ -1,5 +1,5 @@
-"""The results page of experiments/run.py: docs/results.md (or docs/replication/results.md)
-and summary.json, from the raw record (records.py) and its plots (plots.py).
+"""The testbed's page: docs/results.md (or docs/replication/results.md) and summary.json,
+from the raw record (records.py) and its plots (plots.py).
 
     summary = write_report(record, out_dir="experiments/results", docs_dir="docs")
 """
@@ -11,16 +11,17 @@ import math
 import os
 import shlex
 
-from arms import ARMS, COMPARED_WITH, LABELS, REFERENCE, REWRITING
-from decision import recommend
-from lab import git_commit, machine
-from plots import write_plots
-from records import base_compat, summarise
-from testbed import regime
+from experiments.page import fmt, table, write
+from experiments.runner import git_commit, machine
+from experiments.testbed.arms import ARMS, COMPARED_WITH, LABELS, REFERENCE, REWRITING
+from experiments.testbed.decision import recommend
+from experiments.testbed.plots import write_plots
+from experiments.testbed.records import base_compat, summarise
+from experiments.testbed.training import regime
 
-__all__ = ["write_report", "fmt", "table"]
+__all__ = ["write_report"]
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+EXPERIMENTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the study's data: results, rule
 ACC = (("test_id_acc", "ID acc"), ("test_ood_acc", "OOD acc"), ("retention_acc", "retention"))
 ARM_METRICS = ACC + (("grad_spikes", "grad-norm spikes"), ("weight_mass_mean", "weight mass, mean"),
                      ("weight_mass_min", "weight mass, min"), ("grad_snr", "grad SNR"), ("align", "align w/ clean"))
@@ -31,21 +32,6 @@ HIGHER_BETTER = {"test_id_acc", "test_ood_acc", "retention_acc", "grad_snr", "al
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt(ci: dict | None, digits: int = 3) -> str:
-    if ci is None or ci["n"] == 0 or not math.isfinite(ci["mean"]):
-        return "n/a"
-    mean = f"{ci['mean']:.{digits}f}"
-    if not math.isfinite(ci["lo"]):
-        return f"{mean} (n={ci['n']})"
-    return f"{mean} [{ci['lo']:.{digits}f}, {ci['hi']:.{digits}f}]"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _verdict(ci: dict | None, higher_better: bool = True) -> str:
     if ci is None or ci["n"] < 2 or not math.isfinite(ci["lo"]) or not (ci["lo"] > 0 or ci["hi"] < 0):
         return "tie"
@@ -53,7 +39,7 @@ def _verdict(ci: dict | None, higher_better: bool = True) -> str:
 
 
 def _relative(path: str) -> str:
-    repo = os.path.dirname(HERE)
+    repo = os.path.dirname(EXPERIMENTS)
     path = os.path.abspath(path)
     return os.path.relpath(path, repo) if path.startswith(repo + os.sep) else path
 
@@ -66,9 +52,12 @@ def _header(record: dict, replication: bool) -> list[str]:
     title = "Replication" if replication else "Evidence"
     return [
         f"# {title}: SFT, DFT and the paper's CADFT (estimator and rewriting) on a controlled testbed\n",
-        "This page is written by `experiments/run.py` (every number, table and plot); do not edit it by hand.\n",
-        f"- **Command**: `{shlex.join(['python', 'experiments/run.py', *record['argv']])}` (`--report-only` with the "
-        f"same `--out` rewrites this page from `{_relative(args['out'] or os.path.join(HERE, 'results'))}/record.json`)",
+        "This page is written by `python -m experiments.testbed` (every number, table and plot); do not edit it by "
+        "hand.\n",
+        # records before the experiments became modules carry no command: they ran experiments/run.py
+        f"- **Command**: `{record.get('command') or shlex.join(['python', 'experiments/run.py', *record['argv']])}` "
+        f"(`--report-only` with the same `--out` rewrites this page from "
+        f"`{_relative(args['out'] or os.path.join(EXPERIMENTS, 'results'))}/record.json`)",
         f"- **Wall time**: {record['wall_seconds'] / 60:.1f} min with {args['jobs']} worker processes (1 thread each), "
         f"{'base policy from the cache' if base['cached'] else 'including training the base policy'} "
         f"({base['seconds'] / 60:.1f} min when it was trained); the plan estimated {record['plan']['est_minutes']:.0f} min"
@@ -103,7 +92,7 @@ and seed gave a base of 0.99 / 0.98 / 0.66 on 1 / 2 / 3 operations in the enviro
 0.76 / 0.56 / 0.13 in a fresh one; 1e-3 gave 0.97 / 0.98 / 0.58 (seed 0) and 0.92 / 0.88 / 0.40 (seed 1) there.
 
 Fine-tuning sets: {args['n_train']} problems with {base['sets']['finetune']['text']}, in four mixtures of demonstration kinds
-(`experiments/task.py` shows each style): **clean** (all native and correct); **default** (10% mild, 10% medium,
+(`experiments/testbed/task.py` shows each style): **clean** (all native and correct); **default** (10% mild, 10% medium,
 10% strong style distance, 20% wrong); **high** (20% mild, 20% medium, 20% strong, 10% wrong); **extreme** (10% mild,
 10% medium, 50% strong, 10% wrong). *mild* changes the answer marker (`= 34` for `#### 34`), *medium* also spaces
 every step (`37 + 5 = 42`), *strong* is a foreign format (`42=5+37, 34=42-8, ans: 34`); *wrong* is native with a
@@ -111,7 +100,7 @@ corrupted number. Every run trains {args['steps']} steps of batch {args['batch_s
 `cadft.CADFTTrainer`, AdamW, cosine schedule; test seeds {', '.join(map(str, summary['seeds']))} (each seed: its own
 fine-tuning set, order and initialisation, shared by every arm). Learning rates: {tuned}.
 
-The arms (`experiments/arms.py`; fields of `testbed.RunConfig`):
+The arms (`experiments/methods.py`; fields of `testbed.RunConfig`):
 
 {arms}
 
@@ -346,7 +335,7 @@ def _compat(record: dict) -> str:
 
 
 def decision_section(summary: dict, main: dict | None) -> str:
-    with open(os.path.join(HERE, "decision_rule.md")) as f:
+    with open(os.path.join(EXPERIMENTS, "decision_rule.md")) as f:
         rule = f.read().split("\n", 1)[1]
     text = [f"## The decision\n\nThe rule, as recorded (sha256 `{summary['decision_rule_sha256']}`):\n",
             "\n".join("> " + line if line else ">" for line in rule.strip().splitlines()) + "\n"]
@@ -388,13 +377,11 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str, discussion: str |
              _grid(summary, record["args"]["lrs"]), _grpo(summary), _compat(record), _definitions(record["args"]),
              decision, "## Plots\n"]
     page += [f"![{os.path.basename(p)}](results/{os.path.basename(p)})\n" for p in plots]
-    discussion = os.path.join(HERE, "discussion.md") if discussion is None else discussion
+    discussion = os.path.join(EXPERIMENTS, "discussion.md") if discussion is None else discussion
     if discussion and os.path.exists(discussion):
         with open(discussion) as f:
             page.append(f.read())
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
-    os.makedirs(docs_dir, exist_ok=True)
-    with open(os.path.join(docs_dir, "results.md"), "w") as f:
-        f.write("\n".join(s for s in page if s))
+    write(os.path.join(docs_dir, "results.md"), page)
     return summary

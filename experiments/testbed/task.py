@@ -3,7 +3,7 @@
 A problem starts from a two-digit number and applies `num_ops` operations `+d` or `-d`
 (d in 1..9), left to right, keeping every running total in [0, 99]. Its true answer is the
 last total. The number of operations is the difficulty knob, the starting number a shift of
-the inputs (the sets of the testbed, `experiments/testbed.py`):
+the inputs (the sets of the testbed, `training.py`):
 
     pre-training (the base policy):  1-5 ops, starts 10-99, long problems rare
     retention (forgetting):          1-2 ops, starts 10-99   disjoint from fine-tuning
