@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# run as a script (python benchmarks/...): its own folder is the first import path, train_step beside it
 from train_step import DEFAULT_DATA, Setup, long_rows, read_gsm8k, run_config
 
 FULL = dict(hidden=768, layers=12, heads=12, seq_len=512, batch=16, warmup=10, rounds=150, rewrite_samples=8,

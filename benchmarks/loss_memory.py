@@ -27,11 +27,10 @@ import argparse
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# run as a script (python benchmarks/...): its own folder is the first import path, train_step beside it
 from train_step import TensorPeak, _cpu_model
 
 TOLERANCE = 1e-4

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_step import DEFAULT_DATA, Baton, _cpu_model, embedded_setup, read_gsm8k, tiny_setup  # noqa: E402
+# run as a script (python benchmarks/...): its own folder is the first import path, train_step beside it
+from train_step import DEFAULT_DATA, Baton, _cpu_model, embedded_setup, read_gsm8k, tiny_setup
 
 VARIANTS = ("trl-dft", "trl-dft-packed", "trl-dft-packed-ga", "cadft", "cadft-packed", "cadft-packed-ga")
 # one micro-batch of R packed rows: too much attention memory for SmolLM2 on this CPU (see above)

@@ -81,8 +81,7 @@ class Phases:
 def count_first_call(owner, name: str, key: str, extra: dict) -> None:
     """Run the first call of owner.name under a TensorPeak; extra[key] = its peak in MiB: the
     tensors that call allocates and holds at once, counted exactly (benchmarks/train_step.py)."""
-    sys.path.insert(0, str(HERE))
-    from train_step import TensorPeak
+    from train_step import TensorPeak  # a script's folder is its first import path
 
     original = getattr(owner, name)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-# The script's folder is on sys.path when it runs as a script (python or accelerate launch)
+# run as a script (python or accelerate launch): its own folder is the first import path, train_step beside it
 from train_step import DEFAULT_DATA, _cpu_model, long_rows, read_gsm8k
 
 VARIANTS = ("trl-dft", "cadft")
