@@ -104,3 +104,25 @@ def test_bad_arguments(setup, tmp_path, capsys, extra, message):
 def test_missing_file(tmp_path, capsys):
     assert main(["rewrite", "--dataset_path", str(tmp_path / "none.jsonl"), "--output_dir", str(tmp_path)]) == 2
     assert "none.jsonl: file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["paper", "verified"])
+def test_the_command_runs_the_round_training_runs(tmp_path, preset):
+    """The same CADFTConfig fields give the same `RewriteRound`, from `cadft rewrite`'s
+    flags or from `cadft train --rewrite`'s config (the draw: --seed there, seed here)."""
+    from cadft.cli.rewrite import _config, build_parser
+    from cadft.config import CADFTConfig
+    from cadft.rewriting.round import RewriteRound
+
+    fields = {"rewrite_preset": preset, "rewrite_min_gain": 0.1, "rewrite_budget": 3, "rewrite_top_p": 0.8,
+              "rewrite_selection": "flagged", "rewrite_flag_threshold": 0.7, "max_length": 512, "seed": 3}
+    parser = build_parser()
+    argv = ["--dataset_path", "d.jsonl", "--output_dir", str(tmp_path / "o")]
+    args = parser.parse_args(argv + [f"--{name}={value}" for name, value in fields.items()])
+    offline = RewriteRound(_config(parser, args))
+    training = RewriteRound(CADFTConfig(str(tmp_path / "t"), rewrite=True, use_cpu=True, report_to="none", **fields))
+    read = ("settings", "template", "verifier_name", "reference_in_prompt", "gain_gate", "min_gain", "replace_prob",
+            "draw_seed", "max_length", "answer_column", "generator_spec", "generator_kwargs", "selection", "budget",
+            "flag_threshold", "beta")
+    assert {name: getattr(offline, name) for name in read} == {name: getattr(training, name) for name in read}
+    assert (offline.verifier is None) == (training.verifier is None) == (preset == "paper")

@@ -4,12 +4,13 @@ Scores every demonstration under the model and selects at most `--rewrite_budget
 them: by default (`--rewrite_selection top_u`, the paper's) those with the highest
 u = -log c, the length-normalised NLL; with `--rewrite_selection flagged` those whose CADFT
 weight before clipping, c**beta / m, is below `--rewrite_flag_threshold`, least compatible
-first. Then the round runs with the same gates as in training: by default
-(`--rewrite_preset paper`) each selected target is replaced with probability 0.5 by the
-model's own answer to the prompt alone, unverified; `--rewrite_preset verified` shows the
-generator the original as a reference, keeps a candidate only if the verifier agrees with
-the reference answer and its compatibility beats the original's by `--rewrite_min_gain`.
-Each gate has its own flag. It writes the dataset with originals and rewrites side by side
+first. Then the round runs (`cadft.rewriting.RewriteRound`, the one training runs, built
+from the same CADFTConfig fields): by default (`--rewrite_preset paper`) each selected
+target is replaced with probability 0.5 by the model's own answer to the prompt alone,
+unverified; `--rewrite_preset verified` shows the generator the original as a reference,
+keeps a candidate only if the verifier agrees with the reference answer and its
+compatibility beats the original's by `--rewrite_min_gain`. Each gate has its own flag.
+It writes the dataset with originals and rewrites side by side
 plus the provenance of every selected sample.
 
     cadft rewrite --dataset_path ../shared/data/gsm8k/train.jsonl --limit 200 \\
@@ -22,7 +23,6 @@ The flags that set a CADFTConfig field are named as the field, as in `cadft trai
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 from .common import CommandParser, add_model_argument, check_model_path
@@ -72,13 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if os.path.exists(os.path.join(args.output_dir, "rewrites.jsonl")):
-        parser.error(f"{args.output_dir} already holds a rewrites.jsonl; choose a new --output_dir")
-    if args.template_file and not os.path.isfile(args.template_file):
-        parser.error(f"--template_file: file not found: {args.template_file}")
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The command's flags as CADFTConfig fields, checked as CADFTConfig checks them (in the
+    command line's spelling), the preset's gates filled in. `rewrite_seed` is unset: the
+    draw is seeded by --seed; `cadft_normalizer` is --normalizer, a fixed m."""
     from ..rewriting.presets import resolve_gates
 
     flag = flag_names(args, _OLD_FLAGS)  # the command line's spelling of each field
@@ -98,91 +95,59 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--template_file is the prompt with a reference: it needs {flag('rewrite_reference_in_prompt')} "
                      f"true (or {flag('rewrite_preset')} verified)"
                      + ("" if old_names else "; formerly --reference_in_prompt true"))  # until the old flags go
+    template = open(args.template_file, encoding="utf-8").read() if args.template_file else None
+    return {**vars(args), "rewrite_template": template, "cadft_normalizer": args.normalizer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if os.path.exists(os.path.join(args.output_dir, "rewrites.jsonl")):
+        parser.error(f"{args.output_dir} already holds a rewrites.jsonl; choose a new --output_dir")
+    if args.template_file and not os.path.isfile(args.template_file):
+        parser.error(f"--template_file: file not found: {args.template_file}")
+    config = _config(parser, args)
     # Data first, light: every row must be one a round can rewrite (prompt + completion,
     # a conversational prompt ending with a user turn), checked before torch is imported
-    from ..data.loading import as_dataset, final_answer, read_demonstrations
+    from ..data.loading import as_dataset, read_demonstrations
 
     table = read_demonstrations(args.dataset_path, limit=args.limit, rewriting=True)
     columns = list(table.rows[0])
     if args.rewrite_answer_column and args.rewrite_answer_column not in columns:
+        flag = flag_names(args, _OLD_FLAGS)
         parser.error(f"{flag('rewrite_answer_column')} {args.rewrite_answer_column!r} is not a column of "
-                     f"{args.dataset_path} "
-                     f"(columns: {', '.join(columns)})")
+                     f"{args.dataset_path} (columns: {', '.join(columns)})")
     check_model_path(args.model_name_or_path)
 
     import torch
 
-    from ..estimators import make_estimator
     from ..models import load_model_and_tokenizer
-    from ..rewriting.generators import GenerationSettings, make_generator
-    from ..rewriting.manager import completion_text, score_pairs, target_length
-    from ..rewriting.prompt import DEFAULT_REWRITE_TEMPLATE, check_template
-    from ..rewriting.round import RewriteItem, run_round
-    from ..rewriting.schedule import budget_count, select_highest_u
+    from ..rewriting.manager import score_pairs, target_length
+    from ..rewriting.round import RewriteRound, completion_text
     from ..rewriting.store import RewriteStore
-    from ..rewriting.tracker import raw_compatibility
-    from ..verifiers import get_verifier
 
-    dataset = as_dataset(table.rows, table.source)
-    template = DEFAULT_REWRITE_TEMPLATE
-    if args.template_file:
-        template = open(args.template_file, encoding="utf-8").read()
     try:
-        check_template(template)
-        verifier = None if args.rewrite_verifier == "none" else get_verifier(args.rewrite_verifier)
+        round_ = RewriteRound(config)
     except (ValueError, ImportError, AttributeError) as e:
         parser.error(str(e))
 
     torch.manual_seed(args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model_name_or_path)
-    generator = make_generator(args.rewrite_generator, policy_model=model, tokenizer=tokenizer)
+    generator = round_.make_generator(model, tokenizer)
     try:  # before scoring: a tokenizer without a chat template, an unreachable server
         getattr(generator, "check", lambda: None)()
     except (ValueError, ConnectionError, PermissionError) as e:
         parser.error(str(e))
-    rows = [{**row, "sample_id": row.get("sample_id", i)} for i, row in enumerate(dataset)]
+    rows = [{**row, "sample_id": row.get("sample_id", i)} for i, row in enumerate(as_dataset(table.rows, table.source))]
     like = rows[0]["completion"]
     score = lambda pairs: score_pairs(  # noqa: E731
         model, tokenizer, pairs, like=like, max_length=args.max_length, batch_size=args.batch_size
     )
 
-    compat = torch.tensor(score([(r["prompt"], completion_text(r["completion"])) for r in rows]))
-    budget = budget_count(args.rewrite_budget, len(rows))
-    u = [raw_compatibility(c) for c in compat.tolist()]
-    if args.rewrite_selection == "top_u":
-        selected = select_highest_u({i: (u[i], 1) for i in range(len(rows))}, min_visits=1, rewritten=set(),
-                                    budget=budget)
-        chosen = f"the {len(selected)} with the highest u = -log c (budget)"
-    else:
-        # The earlier estimator's weight before clipping, c**beta / m, with m the dataset's mean of
-        # c**beta (as its calibration computes it) unless --normalizer fixes it
-        earlier = make_estimator({"cadft_normalization": "ema", "cadft_beta": args.cadft_beta, "cadft_w_min": 0.0,
-                                  "cadft_w_max": math.inf, "cadft_normalizer": args.normalizer})
-        _, extras = earlier.weights(torch.tensor(u), torch.ones(len(u), dtype=torch.bool))
-        raw, m = extras["raw_weight"], math.exp(extras["log_normalizer"])
-        flagged = [i for i in torch.argsort(compat).tolist() if raw[i] < args.rewrite_flag_threshold]
-        selected = flagged[:budget]
-        chosen = (f"m = {m:.4f}; {len(flagged)} below the flag threshold {args.rewrite_flag_threshold}; "
-                  f"{len(selected)} selected (budget)")
-
-    def reference(row):
-        if args.rewrite_answer_column:
-            value = row[args.rewrite_answer_column]
-            return None if value is None or str(value).strip() == "" else str(value)
-        return final_answer(completion_text(row["completion"]))
-
-    items = [RewriteItem(rows[i]["sample_id"], rows[i]["prompt"], completion_text(rows[i]["completion"]),
-                         reference(rows[i]), u_tracked=u[i]) for i in selected]
-    settings = GenerationSettings(max_new_tokens=args.rewrite_max_new_tokens, temperature=args.rewrite_temperature,
-                                  top_p=args.rewrite_top_p, num_candidates=args.rewrite_num_candidates,
-                                  max_reply_chars=args.rewrite_max_reply_chars)
-    result = run_round(items, generator=generator, verifier=verifier, score=score, settings=settings,
-                       min_gain=args.rewrite_min_gain, round_index=1, step=0, template=template,
-                       verifier_name=args.rewrite_verifier,
-                       length=lambda prompt, text: target_length(tokenizer, prompt, like, text),
-                       max_length=args.max_length, needs_reference=verifier is not None,
-                       reference_in_prompt=args.rewrite_reference_in_prompt, gain_gate=args.rewrite_gain_gate,
-                       replace_prob=args.rewrite_replace_prob, draw_seed=args.seed)
+    selected, u, chosen = round_.select_once(score([(r["prompt"], completion_text(r["completion"])) for r in rows]))
+    items = [round_.item(rows[i], u_tracked=u[i]) for i in selected]
+    result = round_.run(items, generator=generator, score=score, round_index=1, step=0,
+                        length=lambda prompt, text: target_length(tokenizer, prompt, like, text))
     store = RewriteStore()
     store.add_round(result.records, step=0)
     store.append_provenance(args.output_dir, result.records)

@@ -1,4 +1,5 @@
-"""`Rewriter`: connects the tracker, the schedule, a round and the store to a trainer.
+"""`Rewriter`: connects the tracker, the schedule, the round (`round.RewriteRound`, built
+from the trainer's config) and the store to a trainer.
 
 The trainer calls `observe` with every training batch's gathered per-sample values and
 `after_step` after every optimizer step; at the start of training the Rewriter checks
@@ -21,26 +22,18 @@ from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
 from ..collate import SAMPLE_ID
-from ..data.loading import final_answer
 from ..scoring import score_rows_sharded, tokenize_demonstration
 from ..sharding import rank_shard
-from ..verifiers import get_verifier
 from .collective import RoundService
-from .generators import GenerationSettings, PolicyGenerator, make_generator
-from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template
-from .round import RewriteItem, run_round
-from .schedule import budget_count, planned_rounds, resolve_steps, round_due, select_highest_u, select_samples
+from .generators import GenerationSettings, PolicyGenerator
+from .round import RewriteRound
+from .schedule import planned_rounds, resolve_steps, round_due
 from .store import PROVENANCE_FILE, RewriteStore
 from .tracker import CompatibilityTracker
 
-__all__ = ["Rewriter", "completion_text", "score_pairs", "target_length", "tokenize_target", "truncate_row"]
+__all__ = ["Rewriter", "score_pairs", "target_length", "tokenize_target", "truncate_row"]
 
 logger = logging.getLogger(__name__)
-
-
-def completion_text(completion) -> str:
-    """The text of a completion: a string, or the content of its last message."""
-    return completion[-1]["content"] if isinstance(completion, list) else completion
 
 
 def truncate_row(row: dict, max_length: int | None, truncation_mode: str = "keep_start") -> dict:
@@ -117,17 +110,7 @@ class Rewriter:
         self.trainer = trainer
         self.dataset = dataset
         self.rows = {row["sample_id"]: row for row in dataset}
-        self.template = args.rewrite_template or DEFAULT_REWRITE_TEMPLATE
-        check_template(self.template)
-        # "none": no verification at all (the paper's procedure), every verdict "unverified"
-        self.verifier = None if args.rewrite_verifier == "none" else get_verifier(args.rewrite_verifier)
-        self.settings = GenerationSettings(
-            max_new_tokens=args.rewrite_max_new_tokens,
-            temperature=args.rewrite_temperature,
-            top_p=args.rewrite_top_p,
-            num_candidates=args.rewrite_num_candidates,
-            max_reply_chars=args.rewrite_max_reply_chars,
-        )
+        self.round = RewriteRound(args)
         self.tracker = CompatibilityTracker(
             ema_decay=args.rewrite_tracker_decay,
             flag_threshold=args.rewrite_flag_threshold,
@@ -150,11 +133,7 @@ class Rewriter:
     @property
     def generator(self):
         if self._generator is None:
-            t = self.trainer
-            self._generator = make_generator(
-                t.args.rewrite_generator, policy_model=t.model, tokenizer=t.processing_class,
-                **(t.args.rewrite_generator_kwargs or {}),
-            )
+            self._generator = self.round.make_generator(self.trainer.model, self.trainer.processing_class)
         return self._generator
 
     # ---- called by the trainer ----------------------------------------------------------
@@ -191,13 +170,7 @@ class Rewriter:
 
     def select(self) -> list[int]:
         """The samples of the next round: `rewrite_selection`, without those already rewritten."""
-        args = self.trainer.args
-        budget = budget_count(args.rewrite_budget, len(self.rows))
-        rewritten = set(self.store.accepted)
-        if args.rewrite_selection == "flagged":
-            return select_samples(self.tracker.persistent(args.rewrite_persistence), rewritten=rewritten, budget=budget)
-        return select_highest_u(self.tracker.moving_u(), min_visits=args.rewrite_min_visits, rewritten=rewritten,
-                                budget=budget)
+        return self.round.select(self.tracker, rewritten=set(self.store.accepted), dataset_size=len(self.rows))
 
     def after_step(self, step: int, max_steps: int) -> None:
         if step >= max_steps:  # rewrites made now would never be trained on
@@ -211,13 +184,6 @@ class Rewriter:
         self.trainer.log_round(result.metrics)
 
     # ---- a round --------------------------------------------------------------------------
-
-    def reference(self, row) -> str | None:
-        column = self.trainer.args.rewrite_answer_column
-        if column:
-            value = row[column]
-            return None if value is None or str(value).strip() == "" else str(value)
-        return final_answer(completion_text(row["completion"]))
 
     def tokenize(self, prompt, completion_like, text: str) -> dict:
         t = self.trainer
@@ -274,36 +240,10 @@ class Rewriter:
         generator = self.generator
         if isinstance(generator, PolicyGenerator):
             generator = _Collective(generator, call)
-        args = self.trainer.args
-        items = [
-            RewriteItem(
-                sample_id=i,
-                prompt=self.rows[i]["prompt"],
-                original=completion_text(self.rows[i]["completion"]),
-                reference=self.reference(self.rows[i]),
-                u_tracked=self.tracker.records[i].u_ema if i in self.tracker.records else None,
-            )
-            for i in selected
-        ]
-        return run_round(
-            items,
-            generator=generator,
-            verifier=self.verifier,
-            score=lambda pairs: call("score", pairs),
-            settings=self.settings,
-            min_gain=self.trainer.args.rewrite_min_gain,
-            round_index=self.store.rounds_done + 1,
-            step=step,
-            template=self.template,
-            verifier_name=self.trainer.args.rewrite_verifier,
-            length=self.length,
-            max_length=self.trainer.args.max_length,
-            needs_reference=self.verifier is not None,
-            reference_in_prompt=args.rewrite_reference_in_prompt,
-            gain_gate=args.rewrite_gain_gate,
-            replace_prob=args.rewrite_replace_prob,
-            draw_seed=args.seed if args.rewrite_seed is None else args.rewrite_seed,
-        )
+        tracked = self.tracker.records
+        items = [self.round.item(self.rows[i], u_tracked=tracked[i].u_ema if i in tracked else None) for i in selected]
+        return self.round.run(items, generator=generator, score=lambda pairs: call("score", pairs), length=self.length,
+                              round_index=self.store.rounds_done + 1, step=step)
 
     def apply(self, result, step: int) -> None:
         """Apply a round's result on this process: store, tracker history, collator targets,

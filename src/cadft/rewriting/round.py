@@ -25,21 +25,28 @@ generation prompt can be built from, e.g. one that does not end with a user turn
 sample is rejected; it never stops the round. Every replacement whose sample has a
 reference answer is also checked against it (`answer_check`, math-verify by default),
 gated or not, so that a round says how many of its new targets are right.
+
+`RewriteRound` is that round as a config sets it (a `CADFTConfig`, or a mapping of its
+fields): the selection, the items and `run_round` with the config's gates. Training
+(`manager.Rewriter`) and `cadft rewrite` both run it; only the generator's model, the
+scoring (a collective in training) and where the result goes differ.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..data.loading import final_answer
 from .draw import replacement_draw
-from .generators import Candidate, GenerationSettings, RewriteGenerator
-from .prompt import DEFAULT_REWRITE_TEMPLATE, prompt_alone, rewrite_messages
-from .tracker import raw_compatibility
+from .generators import Candidate, GenerationSettings, RewriteGenerator, make_generator
+from .prompt import DEFAULT_REWRITE_TEMPLATE, check_template, prompt_alone, rewrite_messages
+from .schedule import budget_count, select_highest_u, select_samples
+from .tracker import CompatibilityTracker, raw_compatibility
 
-__all__ = ["LOST_DRAW", "REJECTION_REASONS", "STORED_REPLY_CHARS", "UNVERIFIED", "RewriteItem", "RoundResult",
-           "run_round"]
+__all__ = ["LOST_DRAW", "REJECTION_REASONS", "STORED_REPLY_CHARS", "UNVERIFIED", "RewriteItem", "RewriteRound",
+           "RoundResult", "completion_text", "run_round"]
 
 # Candidate stages, furthest first: an item without an accepted candidate is rejected
 # for the furthest stage one of its candidates reached
@@ -67,6 +74,116 @@ class RoundResult:
     records: list[dict]  # one provenance row per item, in the order of the items
     accepted: dict[int, str]  # sample id -> accepted rewrite text
     metrics: dict[str, float]
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string, or the content of its last message."""
+    return completion[-1]["content"] if isinstance(completion, list) else completion
+
+
+class RewriteRound:
+    """The rewriting round a config sets: which samples it takes, their items, and
+    `run_round` with the config's gates and generation settings.
+
+        round_ = RewriteRound(config)  # a CADFTConfig, or a mapping of its fields (`cadft rewrite`)
+        selected = round_.select(tracker, rewritten=set(store.accepted), dataset_size=len(rows))
+        items = [round_.item(rows[i], u_tracked=u[i]) for i in selected]
+        result = round_.run(items, generator=round_.make_generator(model, tokenizer), score=score,
+                            length=length, round_index=1, step=0)
+
+    The gates are the resolved fields (`rewrite_preset` already filled in rewrite_verifier,
+    rewrite_reference_in_prompt, rewrite_gain_gate, rewrite_replace_prob and
+    rewrite_num_candidates); the draw is seeded by rewrite_seed, else seed; candidates are
+    checked against max_length. A field a mapping lacks reads as None."""
+
+    def __init__(self, config):
+        from ..verifiers import get_verifier  # its graders load with a round, not with this module
+
+        get = config.get if isinstance(config, Mapping) else lambda name: getattr(config, name, None)
+        self.template = get("rewrite_template") or DEFAULT_REWRITE_TEMPLATE
+        check_template(self.template)
+        # "none": no verification at all (the paper's procedure), every verdict "unverified"
+        self.verifier_name = get("rewrite_verifier")
+        self.verifier = None if self.verifier_name == "none" else get_verifier(self.verifier_name)
+        self.settings = GenerationSettings(
+            max_new_tokens=get("rewrite_max_new_tokens"), temperature=get("rewrite_temperature"),
+            top_p=get("rewrite_top_p"), num_candidates=get("rewrite_num_candidates"),
+            max_reply_chars=get("rewrite_max_reply_chars"),
+        )
+        self.reference_in_prompt = get("rewrite_reference_in_prompt")
+        self.gain_gate, self.min_gain = get("rewrite_gain_gate"), get("rewrite_min_gain")
+        self.replace_prob = get("rewrite_replace_prob")
+        self.draw_seed = get("seed") if get("rewrite_seed") is None else get("rewrite_seed")
+        self.max_length = get("max_length")
+        self.answer_column = get("rewrite_answer_column")
+        self.generator_spec = get("rewrite_generator")
+        self.generator_kwargs = get("rewrite_generator_kwargs") or {}
+        self.selection = get("rewrite_selection")
+        self.budget = get("rewrite_budget")
+        self.min_visits, self.persistence = get("rewrite_min_visits"), get("rewrite_persistence")
+        self.flag_threshold = get("rewrite_flag_threshold")
+        self.beta, self.normalizer = get("cadft_beta"), get("cadft_normalizer")  # `select_once`'s flagged weight
+
+    def make_generator(self, model, tokenizer) -> RewriteGenerator:
+        """The config's generator; 'policy' samples `model`."""
+        return make_generator(self.generator_spec, policy_model=model, tokenizer=tokenizer, **self.generator_kwargs)
+
+    def select(self, tracker: CompatibilityTracker, *, rewritten: set[int], dataset_size: int) -> list[int]:
+        """Training's selection over the tracked visits: `rewrite_selection`, without the
+        samples in `rewritten`."""
+        budget = budget_count(self.budget, dataset_size)
+        if self.selection == "flagged":
+            return select_samples(tracker.persistent(self.persistence), rewritten=rewritten, budget=budget)
+        return select_highest_u(tracker.moving_u(), min_visits=self.min_visits, rewritten=rewritten, budget=budget)
+
+    def select_once(self, compat: Sequence[float]) -> tuple[list[int], list[float], str]:
+        """The selection when each sample has one visit (`cadft rewrite`), given each row's
+        compatibility: the selected row indices, each row's u = -log c, and how they were chosen.
+        `flagged` takes those whose weight before clipping, c**beta / m, is below
+        `rewrite_flag_threshold`, least compatible first, with m the rows' mean of c**beta (as the
+        earlier estimator calibrates it) unless `cadft_normalizer` fixes it."""
+        import torch
+
+        from ..estimators import make_estimator
+
+        compat = torch.tensor(list(compat))  # (N,)
+        budget = budget_count(self.budget, len(compat))
+        u = [raw_compatibility(c) for c in compat.tolist()]
+        if self.selection == "top_u":
+            selected = select_highest_u({i: (u[i], 1) for i in range(len(u))}, min_visits=1, rewritten=set(),
+                                        budget=budget)
+            return selected, u, f"the {len(selected)} with the highest u = -log c (budget)"
+        earlier = make_estimator({"cadft_normalization": "ema", "cadft_beta": self.beta, "cadft_w_min": 0.0,
+                                  "cadft_w_max": math.inf, "cadft_normalizer": self.normalizer})
+        _, extras = earlier.weights(torch.tensor(u), torch.ones(len(u), dtype=torch.bool))
+        raw, m = extras["raw_weight"], math.exp(extras["log_normalizer"])
+        flagged = [i for i in torch.argsort(compat).tolist() if raw[i] < self.flag_threshold]
+        selected = flagged[:budget]
+        return selected, u, (f"m = {m:.4f}; {len(flagged)} below the flag threshold {self.flag_threshold}; "
+                             f"{len(selected)} selected (budget)")
+
+    def reference(self, row: Mapping) -> str | None:
+        """What the verifier checks a candidate of `row` against: its `rewrite_answer_column`
+        (None when empty), else the final answer of its original completion."""
+        if self.answer_column:
+            value = row[self.answer_column]
+            return None if value is None or str(value).strip() == "" else str(value)
+        return final_answer(completion_text(row["completion"]))
+
+    def item(self, row: Mapping, *, u_tracked: float | None = None) -> RewriteItem:
+        """The round's item for a dataset row (with its `sample_id`)."""
+        return RewriteItem(row["sample_id"], row["prompt"], completion_text(row["completion"]), self.reference(row),
+                           u_tracked=u_tracked)
+
+    def run(self, items: Sequence[RewriteItem], *, generator: RewriteGenerator,
+            score: Callable[[list[tuple]], list[float]], length: Callable[[object, str], int], round_index: int,
+            step: int) -> RoundResult:
+        """`run_round` over `items` with this config's gates; `score` and `length` as there."""
+        return run_round(items, generator=generator, verifier=self.verifier, score=score, settings=self.settings,
+                         min_gain=self.min_gain, round_index=round_index, step=step, template=self.template,
+                         verifier_name=self.verifier_name, length=length, max_length=self.max_length,
+                         needs_reference=self.verifier is not None, reference_in_prompt=self.reference_in_prompt,
+                         gain_gate=self.gain_gate, replace_prob=self.replace_prob, draw_seed=self.draw_seed)
 
 
 def run_round(
