@@ -169,7 +169,7 @@ class Baton(threading.Thread):
         self.turn = threading.Semaphore(0)
         self.done = threading.Semaphore(0)
         self.error: BaseException | None = None
-        self.counter: TensorPeak | None = None  # set for a memory turn
+        self.counter = None  # a TensorPeak for a memory turn (any context manager: scoped_step)
         baton = self
 
         from transformers import TrainerCallback
@@ -204,6 +204,15 @@ class Baton(threading.Thread):
             raise RuntimeError(f"{self.name} failed") from self.error
         return time.perf_counter() - wall, time.process_time() - cpu
 
+    def scoped_step(self, context) -> None:
+        """Run one optimizer step of this variant inside `context` (entered and left in the
+        variant's own thread, where the step runs: a torch profiler, say)."""
+        self.counter = context
+        try:
+            self.step()
+        finally:
+            self.counter = None
+
     def memory_step(self) -> float:
         """Run one optimizer step of this variant under a TensorPeak (on a GPU: the CUDA
         allocator's own peak statistics); its peak in MiB above the memory in use before."""
@@ -221,8 +230,16 @@ class Baton(threading.Thread):
             self.counter = None
 
 
+def checkpointing_field() -> str:
+    """transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.2x)."""
+    from transformers import TrainingArguments
+
+    names = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, steps: int, out: str,
-                 device_args: dict | None = None, accumulation: int = 1):
+                 device_args: dict | None = None, accumulation: int = 1, checkpointing: bool = False):
     """One variant's trainer on a copy of setup.model; `device_args` (TrainingArguments
     fields) default to the CPU in float32."""
     from peft import LoraConfig
@@ -235,7 +252,8 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
         output_dir=f"{out}/{variant}", per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
         max_steps=steps, max_length=seq_len, learning_rate=1e-5, optim=setup.optim, logging_steps=10**6,
         save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0,
-        activation_checkpointing=False, dataset_num_proc=None, **(device_args or dict(use_cpu=True, bf16=False)),
+        dataset_num_proc=None, **{checkpointing_field(): checkpointing},
+        **(device_args or dict(use_cpu=True, bf16=False)),
     )
     if variant.startswith("trl-"):
         args = SFTConfig(loss_type=variant.removeprefix("trl-"), **common)
@@ -260,16 +278,21 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
 
 
 def run_config(setup: Setup, variants, raw, seq_len: int, batch: int, warmup: int, rounds: int, mem_rounds: int,
-               device_args: dict | None = None, accumulation: int = 1):
+               device_args: dict | None = None, accumulation: int = 1, checkpointing: bool = False,
+               rows: list[dict] | None = None, profile=None):
     """Interleaved steps of every variant; per variant the median step time (wall, cpu),
-    the median step memory (MiB) and the per-round time ratios against the first variant."""
+    the median step memory (MiB) and the per-round time ratios against the first variant.
+    `rows`: prebuilt rows (else built from `raw`). `profile(name, scoped_step)`: called once
+    per variant after the memory rounds; `scoped_step(context)` runs one more step inside
+    `context` (a torch profiler), in the variant's thread."""
     from datasets import Dataset
 
-    dataset = Dataset.from_list(long_rows(setup.tokenizer, raw, seq_len, 4 * batch * accumulation))
-    steps = warmup + rounds + mem_rounds
+    rows = rows if rows is not None else long_rows(setup.tokenizer, raw, seq_len, 4 * batch * accumulation)
+    dataset = Dataset.from_list(rows)
+    steps = warmup + rounds + mem_rounds + (profile is not None)
     with tempfile.TemporaryDirectory() as out:
-        threads = [Baton(v, make_trainer(v, setup, dataset, seq_len, batch, steps, out, device_args, accumulation))
-                   for v in variants]
+        threads = [Baton(v, make_trainer(v, setup, dataset, seq_len, batch, steps, out, device_args, accumulation,
+                                         checkpointing)) for v in variants]
         for t in threads:
             t.start()
         times = {v: [] for v in variants}
@@ -281,8 +304,10 @@ def run_config(setup: Setup, variants, raw, seq_len: int, batch: int, warmup: in
                     t.step()
                 elif r < warmup + rounds:
                     times[t.name].append(t.step())
-                else:
+                elif r < warmup + rounds + mem_rounds:
                     memory[t.name].append(t.memory_step())
+                else:
+                    profile(t.name, t.scoped_step)
         resident = {t.name: resident_mib(t.trainer) for t in threads}
         for t in threads:
             t.turn.release()  # let train() return after its last step

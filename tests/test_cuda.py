@@ -1,0 +1,171 @@
+"""The CUDA paths: the fused head in bf16, one step of the paper's estimator against the naive
+reference (float32, and bf16 autocast), beta 0 against TRL's `dft`, packed against padded with
+the GPU's attention kernel. The same invariants as the CPU tests, on the device users train on.
+
+They skip on a machine without CUDA, naming the reason; `benchmarks/gpu.sh` runs them on the
+GPU before its benchmarks. CADFT_CUDA_TESTS_ON_CPU=1 runs them on the CPU instead (a dry run
+of the test code, bf16 included, for a machine without a GPU).
+
+Tolerances. float32 on a GPU sums in another order than the CPU reference, and its matrix
+products may not be bitwise reproducible: elementwise rtol 1e-3, atol 1e-6 where the CPU tests
+use 2e-4 / 1e-7. bf16 autocast keeps 8 significant bits in every matrix product: it is compared
+by the relative error of the whole update, ||delta - delta_ref|| / ||delta_ref||, at most
+BF16_UPDATE_TOL, and the sample weights to BF16_WEIGHT_TOL; each test prints what it measured
+(pytest -rP)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+from trl import SFTConfig, SFTTrainer
+
+from cadft import CADFTTrainer
+from cadft.scoring import ensure_fused_lm_head
+from cadft.tiny import tiny_llama
+
+from helpers import FAST_ARGS, naive_label_logprobs, trainer_args
+from test_paper_estimator import naive_step
+
+ON_CPU = os.environ.get("CADFT_CUDA_TESTS_ON_CPU", "") not in ("", "0")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(DEVICE != "cuda" and not ON_CPU,
+                       reason="no CUDA device: these tests run on a GPU (benchmarks/gpu.sh runs them there; "
+                              "CADFT_CUDA_TESTS_ON_CPU=1 dry-runs them on the CPU)"),
+]
+
+BF16_UPDATE_TOL = 5e-2  # relative error of the whole update in bf16 autocast
+BF16_WEIGHT_TOL = 2e-2  # absolute error of each sample weight in bf16 autocast
+ON_DEVICE = dict(use_cpu=DEVICE == "cpu")
+
+
+def relative_error(a: dict, b: dict) -> float:
+    num = sum(float((a[k].float() - b[k].float()).pow(2).sum()) for k in b)
+    den = sum(float(b[k].float().pow(2).sum()) for k in b)
+    return (num / den) ** 0.5
+
+
+def cpu_params(model) -> dict:
+    return {k: v.detach().float().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def train_delta(tok, data, out, trainer_cls=CADFTTrainer, args=None, attn: str | None = None):
+    model = tiny_llama(tok, seed=0)
+    if attn is not None:
+        model.set_attn_implementation(attn)
+    before = cpu_params(model)
+    trainer = trainer_cls(model, args=args, train_dataset=data, processing_class=tok)
+    trainer.accelerator.gradient_accumulation_steps = 1  # as CADFTTrainer does (test_paper_estimator._trl_delta)
+    trainer.train()
+    assert trainer.model.device.type == DEVICE
+    after = cpu_params(trainer.model)
+    return {k: after[k] - before[k] for k in before}, trainer
+
+
+def test_fused_head_label_logprobs_equal_a_full_softmax_in_bf16():
+    """A bf16 model with a 65,536-token vocabulary (two of the fused head's vocabulary tiles):
+    the fused head's label log-probs against a float32 log-softmax of the same model's full
+    bf16 logits. Both round the logits to bf16, so the difference is the order of the sums."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=65_536, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(DEVICE, torch.bfloat16)
+    ensure_fused_lm_head(model)
+    ids = torch.randint(0, config.vocab_size, (4, 128), device=DEVICE)
+    labels = ids.clone()
+    labels[:, :32] = -100
+    labels[3] = -100  # a fully masked row
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        ref, mask = naive_label_logprobs(model, ids, None, labels)
+    assert torch.equal(out.label_mask, mask)
+    token_err = (out.log_probs.float() - ref).abs()[mask].max().item()
+    u, u_ref = [-(x * mask).sum(-1) / mask.sum(-1).clamp(min=1) for x in (out.log_probs.float(), ref)]
+    print(f"{DEVICE} bf16 fused head: max token log-prob error {token_err:.2e}, "
+          f"max row NLL error {(u - u_ref).abs().max().item():.2e} (NLL ~ {u_ref[:3].mean().item():.2f})")
+    assert token_err <= 5e-2
+    torch.testing.assert_close(u, u_ref, rtol=0, atol=1e-2)
+    assert torch.isfinite(out.log_probs).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("split", [(8, 1), (2, 4)], ids=["8x1", "2x4"])
+def test_one_step_matches_the_naive_reference(tok, demos, tmp_path, precision, split):
+    """One SGD step of the paper's estimator (beta 1) on the device against the float32
+    full-softmax reference on the CPU: weights from the training forward (8x1) or from the
+    no-grad pre-pass (2x4)."""
+    mb, acc = split
+    lr = 0.5
+    args = trainer_args(tmp_path / "run", **ON_DEVICE, bf16=precision == "bf16", max_steps=1, optim="sgd",
+                        learning_rate=lr, per_device_train_batch_size=mb, gradient_accumulation_steps=acc,
+                        cadft_beta=1.0, max_grad_norm=0.0, lr_scheduler_type="constant")
+    ours, trainer = train_delta(tok, demos.select(range(8)), None, args=args)
+    expected, w = naive_step(tok, trainer, 1.0, lr)
+    h = next(h for h in trainer.state.log_history if "loss" in h)
+    err, w_err = relative_error(ours, expected), abs(h["cadft/weight_mean"] - sum(w) / len(w))
+    print(f"{DEVICE} {precision} {mb}x{acc}: update relative error {err:.2e}, weight_mean error {w_err:.2e}")
+    if precision == "fp32":
+        for k in expected:
+            torch.testing.assert_close(ours[k], expected[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+        assert h["cadft/weight_min"] == pytest.approx(min(w), rel=1e-3)
+    else:
+        assert err <= BF16_UPDATE_TOL
+        assert w_err <= BF16_WEIGHT_TOL and abs(h["cadft/weight_min"] - min(w)) <= BF16_WEIGHT_TOL
+    assert any(v.abs().max() > 0 for v in ours.values())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_beta_zero_is_trl_dft(tok, demos, tmp_path, precision):
+    """Invariant 1 on the device, with accumulation (the pre-pass runs): both trainers in the
+    same precision; bf16 by the relative error of the update."""
+    common = dict(FAST_ARGS, **ON_DEVICE, bf16=precision == "bf16", max_steps=2, optim="sgd", learning_rate=0.5,
+                  per_device_train_batch_size=2, gradient_accumulation_steps=2)
+    data = demos.select(range(8))
+    ours, _ = train_delta(tok, data, None, args=trainer_args(tmp_path / "cadft", **common, cadft_beta=0.0))
+    theirs, _ = train_delta(tok, data, None, SFTTrainer,
+                            args=SFTConfig(str(tmp_path / "trl"), loss_type="dft", **common))
+    err = relative_error(ours, theirs)
+    print(f"{DEVICE} {precision}: beta 0 against TRL dft, update relative error {err:.2e}")
+    if precision == "fp32":
+        for k in theirs:
+            torch.testing.assert_close(ours[k], theirs[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+    else:
+        assert err <= BF16_UPDATE_TOL
+    assert any(v.abs().max() > 0 for v in ours.values())
+
+
+ATTENTION = ["sdpa"] + (["flash_attention_2"] if importlib.util.find_spec("flash_attn") and DEVICE == "cuda" else [])
+
+
+@pytest.mark.parametrize("attn", ATTENTION)
+def test_packed_equals_padded(tok, demos, tmp_path, attn):
+    """One step over 8 demonstrations, padded, or packed by `bfd` into padding-free rows that
+    the attention kernel separates by their position ids: the same update (float32; flash
+    attention has no float32 kernel, so it runs in bf16 autocast, compared like bf16 above)."""
+    precision = "bf16" if attn == "flash_attention_2" else "fp32"
+    common = dict(**ON_DEVICE, bf16=precision == "bf16", max_steps=1, optim="sgd", learning_rate=0.5,
+                  max_grad_norm=0.0, lr_scheduler_type="constant", max_length=512, cadft_beta=2.0)
+    data = demos.select(range(8))
+    padded, _ = train_delta(tok, data, None, args=trainer_args(tmp_path / "padded", per_device_train_batch_size=8,
+                                                               **common), attn=attn)
+    packed, trainer = train_delta(tok, data, None, args=trainer_args(tmp_path / "packed", packing=True,
+                                                                     per_device_train_batch_size=8, **common),
+                                  attn=attn)
+    assert trainer.padding_free and len(trainer.train_dataset) < 8
+    assert trainer.model.config._attn_implementation == attn
+    err = relative_error(packed, padded)
+    print(f"{DEVICE} {attn} ({precision}): packed into {len(trainer.train_dataset)} rows against 8 padded, "
+          f"update relative error {err:.2e}")
+    if precision == "fp32":
+        for k in padded:
+            torch.testing.assert_close(packed[k], padded[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+    else:
+        assert err <= BF16_UPDATE_TOL
+    assert any(v.abs().max() > 0 for v in packed.values())
