@@ -156,7 +156,7 @@ FEATURES = {
     "streamed_dataset": Feature(lambda: text_rows().to_iterable_dataset()),
     "streamed_dataset_packed": Feature(lambda: text_rows().to_iterable_dataset(),
                                        {"packing": True, "max_length": 96, "per_device_train_batch_size": 1},
-                                       default_error="packing with loss_type='cadft' needs a map-style Dataset"),
+                                       default_error="packing with sample weights needs a map-style Dataset"),
     "eval_dataset": Feature(text_rows, {"eval_strategy": "steps", "eval_steps": 1},
                             trainer=lambda: {"eval_dataset": text_rows(8)}),
     "eval_dataset_dict": Feature(text_rows, {"eval_strategy": "steps", "eval_steps": 2},
@@ -374,7 +374,7 @@ def test_every_sftconfig_field_has_trl_default_or_a_listed_difference():
     assert differing <= listed, f"not listed in SFT_DIFFERENCES: {sorted(differing - listed)}"
     assert listed <= set(sft), f"listed but not SFTConfig fields: {sorted(listed - set(sft))}"
     added = set(cadft) - set(sft)
-    assert all(name.startswith(("cadft_", "rewrite")) for name in added), sorted(added)
+    assert all(name.startswith(("cadft_", "rewrite", "asft_", "eaft_")) for name in added), sorted(added)
 
 
 def test_no_trl_field_is_left_unreviewed():

@@ -244,9 +244,9 @@ def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path, as
     seen = []
 
     class Spy(CADFTTrainer):
-        def _record(self, mode, rows, outputs, sample_ids):
+        def _record(self, mode, rows, outputs, sample_ids, **kwargs):
             seen.append((sample_ids.tolist(), rows.compat.tolist(), int(outputs.label_mask.sum())))
-            return super()._record(mode, rows, outputs, sample_ids)
+            return super()._record(mode, rows, outputs, sample_ids, **kwargs)
 
     model = tiny_llama(tok, seed=0)
     args = trainer_args(tmp_path / "conv", max_steps=1, per_device_train_batch_size=4, learning_rate=0.0,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import math
 
 import pytest
 import torch
 
-import cadft.losses
 from cadft import cadft_loss, compatibility, dft_loss, raw_sample_weights, sample_weights, sft_loss, weight_stats
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
@@ -164,9 +164,10 @@ def test_bf16_matches_fp32_within_bf16_tolerance():
     torch.testing.assert_close(s16["sample_compat"], s32["sample_compat"], rtol=2e-2, atol=1e-3)
 
 
-def test_docstring_examples_run():
-    failures, _ = doctest.testmod(cadft.losses, extraglobs={"torch": torch})
-    assert failures == 0
+@pytest.mark.parametrize("module", ["", ".weights", ".token", ".asft", ".eaft"])
+def test_docstring_examples_run(module):
+    failures, attempted = doctest.testmod(importlib.import_module(f"cadft.losses{module}"), extraglobs={"torch": torch})
+    assert failures == 0 and attempted > 0
 
 
 @pytest.mark.parametrize("loss_fn", [sft_loss, dft_loss, lambda *a, **k: cadft_loss(*a, beta=1.0, normalizer=0.3, **k)])

@@ -1,6 +1,6 @@
 """Packed and padding-free batches with per-sample weights (`cadft.packing`): the same
 demonstrations packed (TRL's `bfd`, padding-free) and padded give the same update, for the
-paper's estimator and the earlier one; every segment keeps its demonstration's sample id;
+paper's estimator and the earlier one, and for ASFT's and EAFT's token losses; every segment keeps its demonstration's sample id;
 strategies that cut a demonstration are refused."""
 
 from __future__ import annotations
@@ -49,7 +49,14 @@ def _train(tok, data, out, **overrides):
 
 
 ESTIMATORS = {"paper": dict(cadft_beta=2.0), "earlier": dict(cadft_beta=2.0, cadft_normalization="ema",
-                                                               cadft_token_power=0.5, cadft_calibration_samples=8)}
+                                                               cadft_token_power=0.5, cadft_calibration_samples=8),
+              # The token losses of ASFT and EAFT, bare and weighted; two steps, since ASFT's KL and its
+              # gradient are 0 at the first (the policy is the reference)
+              "asft-paper": dict(loss_type="asft", asft_kl_coef=0.5, cadft_normalization="zscore", cadft_beta=2.0,
+                                 max_steps=2),
+              "eaft": dict(loss_type="eaft", eaft_k=500),
+              "eaft-topk-paper": dict(loss_type="eaft", eaft_entropy="topk", eaft_k=5, cadft_normalization="zscore",
+                                      cadft_beta=2.0)}
 
 
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
@@ -60,7 +67,8 @@ def test_packed_equals_padded(tok, demos, tmp_path, estimator, accumulate):
     the paper's pre-pass then runs over packed rows). The same update to float tolerance."""
     data = demos.select(range(8))
     common = dict(max_steps=1, optim="sgd", learning_rate=0.5, max_grad_norm=0.0, lr_scheduler_type="constant",
-                  max_length=512, **ESTIMATORS[estimator])
+                  max_length=512)
+    common.update(ESTIMATORS[estimator])
     padded, _ = _train(tok, data, tmp_path / "padded", per_device_train_batch_size=8, **common)
     probe = CADFTTrainer(tiny_llama(tok), args=trainer_args(tmp_path / "probe", packing=True, **common),
                          train_dataset=data, processing_class=tok)
@@ -89,9 +97,9 @@ def test_every_segment_reaches_the_loss_with_its_id(tok, demos, tmp_path):
     seen = []
 
     class Spy(CADFTTrainer):
-        def _record(self, mode, rows, outputs, sample_ids):
+        def _record(self, mode, rows, outputs, sample_ids, **kwargs):
             seen.append((sample_ids.tolist(), rows.valid.tolist()))
-            return super()._record(mode, rows, outputs, sample_ids)
+            return super()._record(mode, rows, outputs, sample_ids, **kwargs)
 
     data = demos.select(range(12))
     trainer = Spy(tiny_llama(tok), args=trainer_args(tmp_path, packing=True, max_length=512, max_steps=1,

@@ -11,26 +11,29 @@ from cadft import defaults
 
 from .packing import CUTTING_STRATEGIES
 
-__all__ = ["CADFTConfig", "LOSS_TYPES", "LOSS_TYPE_ALIASES", "NORMALIZATIONS", "SFT_DIFFERENCES"]
+__all__ = ["CADFTConfig", "LOSS_TYPES", "LOSS_TYPE_ALIASES", "NORMALIZATIONS", "SAMPLE_WEIGHTS", "SFT_DIFFERENCES"]
 
-LOSS_TYPES = ("nll", "dft", "cadft")
+LOSS_TYPES = ("nll", "dft", "cadft", "asft", "eaft")
 # TRL's deprecated loss names, accepted as SFTConfig accepts them: with a FutureWarning
 LOSS_TYPE_ALIASES = {"chunked_nll": "nll"}
 NORMALIZATIONS = defaults.NORMALIZATIONS
+# The sample weights: none (a bare token loss) or one of the estimators
+SAMPLE_WEIGHTS = defaults.SAMPLE_WEIGHTS
 
 # The SFTConfig fields whose default or meaning differs here, each with its reason (README,
 # 'What "drop-in" was checked against'). Every other field is SFTConfig's own, default and
 # meaning included: tests/test_drop_in.py compares the two dataclasses field by field.
 SFT_DIFFERENCES = {
-    "loss_type": "default 'cadft' (TRL: 'nll'), the loss this library adds; 'nll' and 'dft' are TRL's losses and "
+    "loss_type": "default 'cadft' (TRL: 'nll'), the loss this library adds; 'nll' and 'dft' are TRL's losses, "
+    "'asft' and 'eaft' the token losses of ASFT and EAFT (as LLaMA-Factory's use_asft_loss and use_eaft_loss), and "
     "'chunked_nll' is TRL's deprecated alias of 'nll'",
     "bf16": "unset means bf16 only on an accelerator with native bf16 (TRL: bf16 unless fp16), since TRL's default "
     "stops a CPU-only machine with \"Your setup doesn't support bf16/gpu\"",
-    "packing_strategy": "'wrapped' and 'bfd_split' are refused under loss_type='cadft': they cut demonstrations "
-    "across packed rows, and a cut demonstration has no single sample weight ('bfd' keeps each whole; 'nll' and "
-    "'dft' take every strategy)",
+    "packing_strategy": "'wrapped' and 'bfd_split' are refused with sample weights (loss_type='cadft', or a "
+    "cadft_normalization other than 'none'): they cut demonstrations across packed rows, and a cut demonstration has "
+    "no single sample weight ('bfd' keeps each whole; a bare token loss takes every strategy)",
     "label_smoothing_factor": "> 0 needs loss_type='nll', where it works as in TRL; under 'dft' TRL ignores it and "
-    "'cadft' has no smoothed form, so there it is an error instead of being ignored",
+    "'cadft', 'asft' and 'eaft' have no smoothed form, so there it is an error instead of being ignored",
     "dataloader_pin_memory": "False when no accelerator is available: pinned memory only speeds copies to one, and "
     "without one torch warns at every epoch",
 }
@@ -64,23 +67,28 @@ class CADFTConfig(SFTConfig):
     loss_type: str = field(
         default="cadft",
         metadata={
-            "help": "Loss: 'nll' (SFT), 'dft' (Dynamic Fine-Tuning) or 'cadft' (DFT with compatibility-aware "
-            "sample weights). 'chunked_nll', TRL's deprecated name of 'nll', means 'nll'.",
+            "help": "The token loss: 'nll' (SFT), 'dft' (Dynamic Fine-Tuning), 'cadft' (CADFT's token power, "
+            "-sg(p)**cadft_token_power * log p, DFT's by default, with the paper's sample weights unless "
+            "cadft_normalization says otherwise), 'asft' (DFT anchored to the reference model by a KL term, arXiv "
+            "2509.23753) or 'eaft' (the NLL gated by the normalised predictive entropy, arXiv 2601.02151). The sample "
+            "weights are cadft_normalization's. 'chunked_nll', TRL's deprecated name of 'nll', means 'nll'.",
             "choices": [*LOSS_TYPES, *LOSS_TYPE_ALIASES],
         },
     )
     # The estimator's defaults are the paper's (cadft/defaults.py; docs/method.md). The fields of the
     # earlier estimator default to None ("not set") so that setting one that the chosen estimator
     # does not read is an error instead of being ignored.
-    cadft_normalization: str = field(
-        default=defaults.NORMALIZATION,
+    cadft_normalization: str | None = field(
+        default=None,
         metadata={
-            "help": "The CADFT estimator. 'zscore' (default, the paper's): u = the demonstration's length-normalised "
+            "help": "The sample weights (the CADFT estimator), on any loss_type's token loss. Default: 'zscore' for "
+            "loss_type='cadft', 'none' (every weight 1, the bare token loss) for 'nll', 'dft', 'asft' and 'eaft'. "
+            "'zscore' (the paper's): u = the demonstration's length-normalised "
             "NLL, z-scored over the optimizer step's global batch, weight exp(-beta * max(0, z)) in (0, 1]. The "
             "project's earlier estimator: 'ema' weights clip(c**beta / m, cadft_w_min, cadft_w_max), c = exp(-u), "
             "m a running mean of c**beta; 'batch' also rescales each step's gradient so that sum_i w_i M_i = "
             "sum_i M_i over the global batch (M_i = the sample's base-loss mass).",
-            "choices": list(defaults.NORMALIZATIONS),
+            "choices": list(defaults.SAMPLE_WEIGHTS),
         },
     )
     cadft_beta: float = field(
@@ -90,11 +98,11 @@ class CADFTConfig(SFTConfig):
             "w = exp(-beta * max(0, z)); 'ema'/'batch': the exponent in c**beta / m. Default 1, the paper's."
         },
     )
-    cadft_token_power: float = field(
-        default=defaults.TOKEN_POWER,
+    cadft_token_power: float | None = field(
+        default=None,
         metadata={
-            "help": "alpha in [0, 1]: the token loss is -sg(p)**alpha * log p. 1 (default) is DFT's token loss; 0 the "
-            "plain NLL (CADFT with beta=0 is then SFT). The earlier estimator's default was 0.5."
+            "help": "loss_type='cadft' only: alpha in [0, 1], the token loss is -sg(p)**alpha * log p. 1 (default) is "
+            "DFT's token loss; 0 the plain NLL (CADFT with beta=0 is then SFT). The earlier estimator's default was 0.5."
         },
     )
     cadft_eps: float | None = field(
@@ -132,6 +140,38 @@ class CADFTConfig(SFTConfig):
         metadata={
             "help": "'ema'/'batch' only: training samples scored in inference mode before the first step to "
             "initialise m (>= 1, capped at the dataset size; default 64)."
+        },
+    )
+
+    # ---- the token losses of ASFT and EAFT (docs/method.md, "Token losses"). Each field defaults
+    # to None ("not set"): one of another loss_type is an error instead of being ignored
+    asft_kl_coef: float | None = field(
+        default=None,
+        metadata={
+            "help": "loss_type='asft' only: lambda >= 0, the weight of the anchor KL(pi_ref || pi_theta) added to DFT's "
+            "token loss (default 0.1, the ASFT authors' kl_weight and LLaMA-Factory's asft_alpha). The reference is "
+            "the model as training starts: under PEFT the same model with its adapter disabled, else a frozen copy "
+            "(one more copy of the weights in memory)."
+        },
+    )
+    eaft_alpha: float | None = field(
+        default=None,
+        metadata={"help": "loss_type='eaft' only: the exponent of the entropy gate min(1, H / ln eaft_k)**alpha "
+                  "(> 0; default 1, LLaMA-Factory's eaft_alpha)."},
+    )
+    eaft_k: int | None = field(
+        default=None,
+        metadata={"help": "loss_type='eaft' only: K, the gate's normaliser ln K and the top-K of eaft_entropy='topk' "
+                  "(>= 2; default 20, the EAFT paper's)."},
+    )
+    eaft_entropy: str | None = field(
+        default=None,
+        metadata={
+            "help": "loss_type='eaft' only: the entropy H of the gate. 'full' (default): the exact entropy over the "
+            "vocabulary, which TRL's fused LM head computes in the training forward (no extra cost). 'topk': the "
+            "paper's approximation, the entropy of the softmax over the K largest logits (an extra no-grad projection "
+            "of the trainable positions onto the vocabulary, 256 positions at a time).",
+            "choices": list(defaults.EAFT_ENTROPIES),
         },
     )
 
@@ -280,6 +320,7 @@ class CADFTConfig(SFTConfig):
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not valid; choose one of {', '.join(LOSS_TYPES)} "
                              f"({', '.join(LOSS_TYPE_ALIASES)}: TRL's deprecated name of nll)")
+        self._resolve_token_loss()
         self._resolve_estimator()
         if self.rewrite:
             self._check_rewrite()
@@ -293,12 +334,18 @@ class CADFTConfig(SFTConfig):
             self.dataloader_pin_memory = False
         super().__post_init__()  # also renames TRL's deprecated packing strategy 'bfd-requeue' to 'bfd_split'
         packs = self.packing or self.eval_packing
-        if self.loss_type == "cadft" and packs and self.packing_strategy in CUTTING_STRATEGIES:
+        if self.weighs_samples and packs and self.packing_strategy in CUTTING_STRATEGIES:
             raise ValueError(
                 f"packing_strategy={self.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
                 "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which keeps "
-                "each one whole, or loss_type='dft' or 'nll', which have no sample weight."
+                "each one whole, or cadft_normalization='none' with a bare token loss (loss_type 'nll', 'dft', 'asft' "
+                "or 'eaft' alone), which has no sample weight."
             )
+
+    @property
+    def weighs_samples(self) -> bool:
+        """Whether the run weighs its samples (an estimator other than 'none')."""
+        return self.cadft_normalization != defaults.NO_WEIGHTS
 
     @classmethod
     def from_training_arguments(cls, args) -> CADFTConfig:
@@ -311,10 +358,20 @@ class CADFTConfig(SFTConfig):
         values.pop("push_to_hub_token", None)  # transformers 4.x: deprecated
         return cls(**values)
 
+    def _resolve_token_loss(self) -> None:
+        """Check the token loss's fields and fill in the defaults of `loss_type`'s; a field of
+        another loss type is an error (`defaults.resolve_token_loss_options`)."""
+        fields = [f for group in defaults.TOKEN_LOSS_FIELDS.values() for f in group]
+        resolved = defaults.resolve_token_loss_options(self.loss_type, {name: getattr(self, name) for name in fields})
+        for name in fields:
+            setattr(self, name, resolved.get(name))
+
     def _resolve_estimator(self) -> None:
-        """Check the estimator's fields and fill in the defaults of the chosen one. A field the
-        chosen estimator does not read is an error that names the valid combinations
-        (`defaults.resolve_estimator_options`, which `cadft score` uses too)."""
+        """Check the estimator's fields and fill in the defaults of the chosen one (unset: the
+        loss type's own, `defaults.sample_weights_of`). A field the chosen estimator does not
+        read is an error that names the valid combinations (`defaults.resolve_estimator_options`,
+        which `cadft score` uses too)."""
+        self.cadft_normalization = defaults.sample_weights_of(self.loss_type, self.cadft_normalization)
         fields = ("cadft_normalization", "cadft_beta", "cadft_token_power", *defaults.ZSCORE_FIELDS,
                   *defaults.RUNNING_FIELDS)
         resolved = defaults.resolve_estimator_options({name: getattr(self, name) for name in fields})

@@ -9,6 +9,8 @@ loss. The earlier estimator's values apply only when it is chosen (`cadft_normal
 
 NORMALIZATION = "zscore"  # the paper's: z-score of u over the step's global batch
 NORMALIZATIONS = ("zscore", "ema", "batch")
+NO_WEIGHTS = "none"  # cadft_normalization of a bare token loss: every sample weight 1
+SAMPLE_WEIGHTS = (NO_WEIGHTS, *NORMALIZATIONS)  # what CADFTConfig's cadft_normalization takes
 BETA = 1.0  # the paper's beta
 TOKEN_POWER = 1.0  # alpha in -sg(p)**alpha * log p: DFT's token loss
 EPS = 1e-6  # the paper's eps in z = (u - mu) / (sigma + eps)
@@ -21,6 +23,20 @@ W_MAX = 3.0  # the weight ceiling
 EMA_DECAY = 0.9
 CALIBRATION_SAMPLES = 64
 EARLIER_TOKEN_POWER = 0.5  # the earlier default's token power (set explicitly: cadft_token_power=0.5)
+
+# The token losses besides SFT, DFT and CADFT's token power (docs/method.md, "Token losses").
+# cadft.losses.asft and cadft.losses.eaft hold the same values (tests/test_token_losses.py)
+ASFT_KL_COEF = 0.1  # lambda on KL(pi_ref || pi_theta): the ASFT authors' kl_weight, LLaMA-Factory's asft_alpha
+EAFT_ALPHA = 1.0  # the exponent of EAFT's entropy gate: LLaMA-Factory's eaft_alpha
+EAFT_K = 20  # the EAFT paper's K (top-K entropy, and the gate's normaliser ln K)
+EAFT_ENTROPY = "full"  # the exact entropy of TRL's fused head; "topk": the paper's approximation
+EAFT_ENTROPIES = ("full", "topk")
+
+# Which fields mean something for which token loss (loss_type), beyond the estimator's
+TOKEN_LOSS_FIELDS = {"cadft": ("cadft_token_power",), "asft": ("asft_kl_coef",),
+                     "eaft": ("eaft_alpha", "eaft_k", "eaft_entropy")}
+TOKEN_LOSS_DEFAULTS = {"cadft_token_power": TOKEN_POWER, "asft_kl_coef": ASFT_KL_COEF, "eaft_alpha": EAFT_ALPHA,
+                       "eaft_k": EAFT_K, "eaft_entropy": EAFT_ENTROPY}
 
 # Which fields mean something for which estimator
 ZSCORE_FIELDS = ("cadft_eps", "cadft_scope")
@@ -35,6 +51,44 @@ class ForeignOptions(ValueError):
         self.given = given
 
 
+def sample_weights_of(loss_type: str, normalization: str | None) -> str:
+    """The estimator a run trains: `cadft_normalization` where given, else the loss type's own
+    (the paper's z-score for 'cadft'; none for the bare token losses 'nll', 'dft', 'asft', 'eaft')."""
+    if normalization is not None:
+        return normalization
+    return NORMALIZATION if loss_type == "cadft" else NO_WEIGHTS
+
+
+def resolve_token_loss_options(loss_type: str, options: dict, name=lambda field: field) -> dict:
+    """Check the token loss's options (TOKEN_LOSS_FIELDS, None where not given) and fill in the
+    chosen loss type's defaults; an option of another loss type is a ValueError that names
+    which loss type reads it."""
+    options = dict(options)
+    own = TOKEN_LOSS_FIELDS.get(loss_type, ())
+    for owner, fields in TOKEN_LOSS_FIELDS.items():
+        given = [f for f in fields if options.get(f) is not None and owner != loss_type]
+        if given:
+            names = ", ".join(name(f) for f in given)
+            raise ValueError(f"{names} {'has' if len(given) == 1 else 'have'} no meaning for loss_type={loss_type!r}; "
+                             f"{'it is' if len(given) == 1 else 'they are'} read by loss_type={owner!r}")
+    for field in own:
+        if options.get(field) is None:
+            options[field] = TOKEN_LOSS_DEFAULTS[field]
+    power = options.get("cadft_token_power")
+    if power is not None and not 0 <= power <= 1:
+        raise ValueError(f"{name('cadft_token_power')} must be in [0, 1], got {power}")
+    if options.get("asft_kl_coef") is not None and options["asft_kl_coef"] < 0:
+        raise ValueError(f"{name('asft_kl_coef')} must be >= 0, got {options['asft_kl_coef']}")
+    if options.get("eaft_alpha") is not None and not options["eaft_alpha"] > 0:
+        raise ValueError(f"{name('eaft_alpha')} must be > 0, got {options['eaft_alpha']}")
+    if options.get("eaft_k") is not None and options["eaft_k"] < 2:
+        raise ValueError(f"{name('eaft_k')} must be >= 2 (the gate divides by ln K), got {options['eaft_k']}")
+    if options.get("eaft_entropy") is not None and options["eaft_entropy"] not in EAFT_ENTROPIES:
+        raise ValueError(f"{name('eaft_entropy')}={options['eaft_entropy']!r} is not valid; choose one of "
+                         f"{', '.join(EAFT_ENTROPIES)}")
+    return options
+
+
 def resolve_estimator_options(options: dict, name=lambda field: field) -> dict:
     """Check the estimator's options and fill in the defaults of the chosen one: the one
     check `CADFTConfig` and `cadft score` share. `options` maps CADFTConfig field names
@@ -44,9 +98,17 @@ def resolve_estimator_options(options: dict, name=lambda field: field) -> dict:
     of the other estimator: `ForeignOptions`)."""
     options = dict(options)
     normalization = options["cadft_normalization"]
+    if normalization == NO_WEIGHTS:  # a bare token loss: no estimator field means anything
+        given = [f for f in (*ZSCORE_FIELDS, *RUNNING_FIELDS, "cadft_normalizer") if options.get(f) is not None]
+        if given:
+            names = [name(f) for f in given]
+            raise ForeignOptions(f"{', '.join(names)} {'has' if len(given) == 1 else 'have'} no meaning for "
+                                 f"cadft_normalization='none' (no sample weights); choose 'zscore', 'ema' or 'batch' "
+                                 "to weigh the samples.", names)
+        return options
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"{name('cadft_normalization')}={normalization!r} is not valid; choose one of "
-                         f"{', '.join(NORMALIZATIONS)}")
+                         f"{', '.join(SAMPLE_WEIGHTS)}")
     if options["cadft_beta"] < 0:
         raise ValueError(f"{name('cadft_beta')} must be >= 0, got {options['cadft_beta']}")
     power = options.get("cadft_token_power")

@@ -1,9 +1,11 @@
-"""`CADFTTrainer`: TRL's `SFTTrainer` with SFT, DFT and CADFT losses.
+"""`CADFTTrainer`: TRL's `SFTTrainer` with SFT, DFT, CADFT, ASFT and EAFT losses.
 
 TRL's `compute_loss` runs the forward with its fused LM head (`fused_lm_head=True`, which
 never materialises the (B, T, V) logits) and logs entropy, token accuracy and token counts;
-this trainer takes the per-token label log-probs of that same forward and computes the loss
-of its estimator (`cadft.estimators`) from the pure functions of `cadft.losses`. The other
+this trainer takes the per-token label log-probs of that same forward (and what the token
+loss needs beyond them, `cadft.token_inputs`) and computes the loss of its estimator
+(`cadft.estimators`, the sample weights over the token loss of `cadft.token_losses`) from
+the pure functions of `cadft.losses`. The other
 jobs are parts of their own: sample ids and compatibility masks (`trainer_data`), crash-safe
 checkpoints (`trainer_checkpoints`) and rewriting (`trainer_rewriting`).
 
@@ -14,6 +16,7 @@ checkpoints (`trainer_checkpoints`) and rewriting (`trainer_rewriting`).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import torch
@@ -28,6 +31,8 @@ from .packing import unpack_rows
 from .losses import sample_nll
 from .scoring import label_logprobs, mark_fused_lm_head
 from .state_io import STATE_FILE
+from .token_inputs import ReferenceModel, capture_hidden_states, token_inputs
+from .token_losses import REFERENCE_KL, TOPK_ENTROPY
 from .trainer_checkpoints import CrashSafeCheckpoints
 from .trainer_data import SampleData
 from .trainer_rewriting import RewritingHooks
@@ -103,6 +108,16 @@ class _TrainerContext(StepContext):
         return u.cpu(), valid.cpu()
 
 
+@contextmanager
+def _maybe(condition: bool, manager, *args):
+    """`manager(*args)` when `condition`, else an empty box."""
+    if not condition:
+        yield {}
+        return
+    with manager(*args) as box:
+        yield box
+
+
 class _Recorder:
     """The model, called as TRL's `compute_loss` calls it, keeping the fused head's outputs."""
 
@@ -120,7 +135,7 @@ class _Recorder:
 
 
 class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer):
-    """Drop-in replacement for `trl.SFTTrainer` with `loss_type` in {nll, dft, cadft}.
+    """Drop-in replacement for `trl.SFTTrainer` with `loss_type` in {nll, dft, cadft, asft, eaft}.
 
     Takes the same arguments as `SFTTrainer`, with a `CADFTConfig` (a `TrainingArguments`
     is converted to one, as `SFTTrainer` converts it to an `SFTConfig`). The model may be
@@ -160,7 +175,9 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         if kwargs.get("compute_loss_func") is not None and args.loss_type != "nll":
             reason = {"dft": "SFTTrainer refuses the pair too",
                       "cadft": "its sample weights come from each demonstration's compatibility, which a function "
-                      "of the logits and labels does not see"}[args.loss_type]
+                      "of the logits and labels does not see",
+                      "asft": "its anchor needs the reference model's hidden states, which it does not see",
+                      "eaft": "its gate is the token loss's own"}[args.loss_type]
             raise ValueError(f"compute_loss_func replaces the loss, and loss_type={args.loss_type!r} is a loss of its "
                              f"own ({reason}); use loss_type='nll' with compute_loss_func, or drop compute_loss_func.")
         if args.label_smoothing_factor > 0 and args.loss_type != "nll":
@@ -174,7 +191,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         train_dataset = with_sample_ids(train_dataset)
         eval_dataset = with_sample_ids(eval_dataset)
         loss_type = args.loss_type
-        self.weighs_samples = loss_type == "cadft"  # read by the data preparation (`trainer_data`)
+        self.weighs_samples = args.weighs_samples  # read by the data preparation (`trainer_data`)
         # SFTTrainer.__init__ accepts only its own loss types; `compute_loss` below reads ours
         args.loss_type = "nll"
         try:
@@ -199,10 +216,31 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
                 "cadft_normalization='batch' rescales the accumulated gradients before clipping, which DeepSpeed keeps "
                 "inside its engine; use 'zscore' or 'ema' with DeepSpeed (FSDP and DDP support all three)."
             )
+        self.reference_model = self._reference_for(self.estimator.token_loss.needs)
         self._compat_window = {"train": [], "eval": []}
         self.add_callback(_EstimatorSteps(self))
         self._warn_dropped(train_dataset, self.train_dataset)
         self._start_rewriting(train_dataset)
+
+    def _reference_for(self, needs) -> ReferenceModel | None:
+        """ASFT's reference model (`cadft.token_inputs`); None when the token loss needs none.
+        The token inputs read from the backbone's hidden states call the backbone and the LM
+        head outside the wrapped forward, which a sharded model (FSDP, ZeRO-3) does not allow."""
+        if not ({REFERENCE_KL, TOPK_ENTROPY} & set(needs)):
+            return None
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        if self.is_fsdp_enabled or is_deepspeed_zero3_enabled():
+            raise ValueError(f"loss_type={self.args.loss_type!r} with these options reads the backbone's hidden states "
+                             "and runs the LM head outside the model's forward, which FSDP and DeepSpeed ZeRO-3 do not "
+                             "allow; use DDP or ZeRO-1/2 (or eaft_entropy='full' for EAFT).")
+        if REFERENCE_KL not in needs:
+            return None
+        reference = ReferenceModel(self.accelerator.unwrap_model(self.model))
+        if reference.num_parameters:
+            logger.info("ASFT: a frozen reference copy of the model (%d parameters) anchors the KL term.",
+                        reference.num_parameters)
+        return reference
 
     @property
     def normalizer(self):
@@ -226,16 +264,24 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         step_u = inputs.pop(STEP_U, None)
 
         # TRL's own compute_loss runs the forward and logs its metrics; its loss is replaced
+        token_loss = self.estimator.token_loss
         recorder = _Recorder(model)
-        with cpu_vocab_tiles(self.args.device):  # a quarter of the fused head's memory on a CPU
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        model_inputs = dict(inputs)  # TRL's compute_loss adds keys to `inputs`
+        hidden_needed = bool({REFERENCE_KL, TOPK_ENTROPY} & set(token_loss.needs))
+        with cpu_vocab_tiles(self.args.device), _maybe(hidden_needed, capture_hidden_states, unwrapped) as hidden:
             result = super().compute_loss(recorder, inputs, return_outputs=return_outputs,
                                           num_items_in_batch=num_items_in_batch)
         outputs = recorder.outputs
         if outputs is None:
             raise RuntimeError("CADFTTrainer: TRL's compute_loss did not run the fused-head forward "
                                "(sequence parallelism is not supported)")
-        logps, mask, compat_mask = self.label_rows(outputs, compat_mask, inputs.get("position_ids"), sample_ids)
-        batch = Batch(logps, mask, compat_mask, num_items_in_batch, step_u)
+        extras = token_inputs(token_loss, model=unwrapped, inputs=model_inputs, outputs=outputs,
+                              hidden=hidden.get("hidden"), reference=self.reference_model) if token_loss.needs else {}
+        position_ids = inputs.get("position_ids")
+        logps, mask, compat_mask = self.label_rows(outputs, compat_mask, position_ids, sample_ids)
+        batch = Batch(logps, mask, compat_mask, num_items_in_batch, step_u,
+                      token_inputs=self.unpack_token_inputs(extras, position_ids, sample_ids))
         loss, rows = self.estimator.loss(self.step_context, batch, mode)
 
         if self.compute_loss_func is not None or self.label_smoother is not None:
@@ -248,7 +294,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
             if self.aux_loss_enabled:
                 steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
                 loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
-        self._record(mode, rows, outputs, sample_ids)
+        self._record(mode, rows, outputs, sample_ids, token_metrics=(batch.mask, batch.token_metrics))
         return (loss, result[1]) if return_outputs else loss
 
     def label_rows(self, outputs, compat_mask, position_ids, sample_ids):
@@ -263,6 +309,14 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         tensors = (logps, mask) if compat_mask is None else (logps, mask, compat_mask)
         rows = unpack_rows(position_ids, None if sample_ids is None else len(sample_ids), *tensors)
         return rows[0], rows[1], rows[2] if compat_mask is not None else None
+
+    def unpack_token_inputs(self, tensors: dict, position_ids, sample_ids) -> dict:
+        """The token loss's per-token inputs (`label_rows`' layout): unpacked to one row per
+        demonstration for a padding-free batch, as they are otherwise."""
+        if not tensors or not (self.padding_free and position_ids is not None):
+            return tensors
+        rows = unpack_rows(position_ids, None if sample_ids is None else len(sample_ids), *tensors.values())
+        return dict(zip(tensors, rows))
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -333,9 +387,11 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     # ---- metrics ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def _record(self, mode: str, rows: Rows, outputs, sample_ids) -> None:
+    def _record(self, mode: str, rows: Rows, outputs, sample_ids, *, token_metrics=None) -> None:
         """Every process's rows of this micro-batch (one gather): to the estimator's step or
-        evaluation statistics, the rewriter, the compatibility window and the token NLL."""
+        evaluation statistics, the rewriter, the compatibility window; the token NLL and the
+        token loss's own metrics (ASFT's KL, EAFT's entropy and gate), each a mean over every
+        process's trainable tokens (one all-reduce); `token_metrics`: (mask, {name: (B, T) values})."""
         rows = Rows.unstacked(self.gather_rows(rows.stacked()))
         self.estimator.observe(self.step_context, rows, mode)
         if mode == "train":
@@ -343,11 +399,15 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         if rows.valid.any():
             self._compat_window[mode].append(rows.compat[rows.valid])
         mask = outputs.label_mask
+        metrics_mask, metrics = token_metrics if token_metrics is not None else (mask, {})
         token_sums = torch.stack([-torch.where(mask, outputs.log_probs.detach().float(), 0.0).sum(),
-                                  mask.sum().float()])
-        nll_sum, num_valid = self.all_reduce_sum(token_sums).tolist()
+                                  mask.sum().float(),
+                                  *(torch.where(metrics_mask, v.float(), 0.0).sum() for v in metrics.values())])
+        nll_sum, num_valid, *sums = self.all_reduce_sum(token_sums).tolist()
         if num_valid > 0:
             self._metrics[mode]["nll"].append(nll_sum / num_valid)
+            for key, total in zip(metrics, sums):
+                self._metrics[mode][key].append(total / num_valid)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"

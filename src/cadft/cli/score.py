@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
     )
     add_config_flags(parser, _OLD_FLAGS, notes={
-        "cadft_normalization": "Here 'batch' weighs a file as 'ema' does (its rescale is per optimizer step).",
+        "cadft_normalization": "Here the default is 'zscore' (the weights of loss_type='cadft'), 'none' is refused, "
+        "and 'batch' weighs a file as 'ema' does (its rescale is per optimizer step).",
     })
+    parser.set_defaults(cadft_normalization=defaults.NORMALIZATION)  # CADFT's weights, whatever the loss type
     parser.add_argument(
         "--normalizer", type=float, default=None,
         help="'ema'/'batch' only: m (> 0); default: the scored rows' own mean of c**beta.",
@@ -105,6 +107,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--top_k must be >= 0, got {args.top_k}")
     spelling = flag_names(args, _OLD_FLAGS)
     flag = lambda field: "--normalizer" if field == "cadft_normalizer" else spelling(field)  # noqa: E731
+    if args.cadft_normalization == defaults.NO_WEIGHTS:
+        parser.error(f"{flag('cadft_normalization')} none: cadft score shows CADFT's sample weights; choose "
+                     f"{', '.join(defaults.NORMALIZATIONS)}")
     try:  # CADFTConfig's own check, in the command line's spelling of each field
         options = defaults.resolve_estimator_options(_estimator_options(args), flag)
     except defaults.ForeignOptions as e:

@@ -16,16 +16,18 @@ optimizer step the trainer calls:
 and `state_dict` / `load_state_dict` with every checkpoint. `weights(u, valid)` is the one
 place an estimator turns u into weights: its training loss uses it, and so do the closing
 summary of `cadft train`, `cadft score`, `cadft rewrite` and the experiments, for a whole
-set of rows at once.
+set of rows at once. `weighted(batch, weights)` is the one place those weights meet the
+run's token loss (`cadft.token_losses`: SFT, DFT, the token power, ASFT or EAFT).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
-from ..losses import sample_nll
+from ..losses import sample_nll, weighted_token_loss
+from ..token_losses import PowerLoss, TokenLoss
 
 __all__ = ["Batch", "Rows", "Estimator", "StepContext"]
 
@@ -40,6 +42,10 @@ class Batch:
     compat_mask: torch.Tensor | None  # (B, T) bool, the demonstration's tokens, or None (= mask)
     num_items_in_batch: object  # N of the optimizer step, or None
     step_u: torch.Tensor | None = None  # (B,) u from the step's no-grad pre-pass, where one ran
+    # (B, T) per-token inputs of the token loss beyond the log-probs (`TokenLoss.needs`), aligned with them
+    token_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The token loss's per-token metrics of this micro-batch, once `Estimator.weighted` has run
+    token_metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def nll(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, valid) of this micro-batch's rows from its own forward."""
@@ -123,11 +129,25 @@ class StepContext:
 
 
 class Estimator:
-    """Base class: no sample weights (the base token loss), no per-step state."""
+    """Base class: no sample weights (the bare token loss), no per-step state. Every
+    estimator holds the run's token loss (`cadft.token_losses`, DFT's by default) and meets
+    it in `weighted`."""
 
     name = "token"
-    token_power = 1.0
+    weighs_samples = True  # False only for the bare token loss (`Unweighted`)
     rescales_gradients = False  # whether `before_optimizer_step` changes the accumulated gradients
+    token_loss: TokenLoss = PowerLoss(1.0)
+
+    def weighted(self, batch: Batch, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one place a token loss meets the sample weights: (L, M) with
+        L = (1/N) sum_i w_i sum_t l~_it over the micro-batch's rows (`weighted_token_loss`) and
+        M_i = sum_t g_it, each row's mass (the sum of the token loss's gates), (B,) detached.
+        `weights` (B,) detached, None: all 1. Leaves the token loss's per-token metrics on
+        `batch.token_metrics`."""
+        terms = self.token_loss(batch)
+        batch.token_metrics = terms.metrics
+        loss = weighted_token_loss(terms.loss, batch.mask, weights, num_items_in_batch=batch.num_items_in_batch)
+        return loss, terms.gate.sum(-1).detach()
 
     def weights(self, u: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """(weights, extras) of a set of rows taken as one batch, from their u and validity,

@@ -11,7 +11,8 @@ import logging
 import torch
 from datasets import Dataset
 
-from ..losses import batch_kappa, clipped_weights, weight_stats, weighted_loss
+from ..losses import batch_kappa, clipped_weights, weight_stats
+from ..token_losses import PowerLoss, TokenLoss
 from ..normalizer import RunningNormalizer, log_mean_exp
 from ..sharding import rank_shard
 from .base import Batch, Estimator, Rows, StepContext
@@ -26,9 +27,11 @@ class RunningNormalized(Estimator):
 
     name = "ema"
 
-    def __init__(self, *, beta: float, w_min: float, w_max: float, token_power: float, ema_decay: float,
-                 calibration_samples: int):
-        self.beta, self.w_min, self.w_max, self.token_power = beta, w_min, w_max, token_power
+    def __init__(self, *, beta: float, w_min: float, w_max: float, token_power: float = 1.0, ema_decay: float,
+                 calibration_samples: int, token_loss: TokenLoss | None = None):
+        """`token_loss`: the run's (`cadft.token_losses`); default the token power's."""
+        self.beta, self.w_min, self.w_max = beta, w_min, w_max
+        self.token_loss = token_loss if token_loss is not None else PowerLoss(token_power)
         self.calibration_samples = calibration_samples
         self.normalizer = RunningNormalizer(ema_decay)
         self._step_rows: list[Rows] = []
@@ -57,11 +60,10 @@ class RunningNormalized(Estimator):
             self.calibrate(ctx)
         u, valid = batch.nll()
         weights, extras = self.weights(u, valid)
-        loss, stats = weighted_loss(batch.logps, batch.mask, weights, token_power=self.token_power,
-                                    num_items_in_batch=batch.num_items_in_batch)
+        loss, mass = self.weighted(batch, weights)
         if mode == "train":
             self.normalizer.observe(self.beta * -u[valid])
-        rows = Rows(u=u, valid=valid, weight=weights, raw_weight=extras["raw_weight"], mass=stats["sample_mass"])
+        rows = Rows(u=u, valid=valid, weight=weights, raw_weight=extras["raw_weight"], mass=mass)
         return loss, rows
 
     # ---- metrics and the running state ----------------------------------------------------

@@ -1,25 +1,27 @@
-"""SFT and DFT: the base token losses, with no sample weight."""
+"""No sample weight: the bare token loss (`cadft_normalization="none"`), the default of
+`loss_type` "nll", "dft", "asft" and "eaft"."""
 
 from __future__ import annotations
 
 import torch
 
-from ..losses import weighted_loss
+from ..token_losses import TokenLoss
 from .base import Batch, Estimator, Rows, StepContext
 
-__all__ = ["TokenLoss"]
+__all__ = ["Unweighted"]
 
 
-class TokenLoss(Estimator):
-    """`loss_type="nll"` (token power 0) or `"dft"` (token power 1): every weight is 1."""
+class Unweighted(Estimator):
+    """Every sample weight is 1: L = (1/N) sum_i sum_t l~_it, the token loss as it is."""
 
-    def __init__(self, token_power: float):
-        self.token_power = token_power
-        self.name = "nll" if token_power == 0 else "dft"
+    name = "none"
+    weighs_samples = False
+
+    def __init__(self, token_loss: TokenLoss):
+        self.token_loss = token_loss
 
     def loss(self, ctx: StepContext, batch: Batch, mode: str) -> tuple[torch.Tensor, Rows]:
         u, valid = batch.nll()
-        loss, stats = weighted_loss(batch.logps, batch.mask, None, token_power=self.token_power,
-                                    num_items_in_batch=batch.num_items_in_batch)
+        loss, mass = self.weighted(batch, None)
         ones = torch.ones_like(u)
-        return loss, Rows(u=u, valid=valid, weight=ones, raw_weight=ones, mass=stats["sample_mass"].detach())
+        return loss, Rows(u=u, valid=valid, weight=ones, raw_weight=ones, mass=mass)

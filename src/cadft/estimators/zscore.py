@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import ZSCORE_EPS, batch_moments, weighted_loss, zscore_stats, zscore_weights, zscores
+from ..losses import ZSCORE_EPS, batch_moments, zscore_stats, zscore_weights, zscores
+from ..token_losses import PowerLoss, TokenLoss
 from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["ZScore", "STEP_U"]
@@ -27,10 +28,13 @@ SCOPES = ("step", "micro_batch")
 class ZScore(Estimator):
     name = "zscore"
 
-    def __init__(self, *, beta: float, eps: float = ZSCORE_EPS, scope: str = "step", token_power: float = 1.0):
+    def __init__(self, *, beta: float, eps: float = ZSCORE_EPS, scope: str = "step", token_power: float = 1.0,
+                 token_loss: TokenLoss | None = None):
+        """`token_loss`: the run's (`cadft.token_losses`); default the token power's, DFT's at 1."""
         if scope not in SCOPES:
             raise ValueError(f"scope={scope!r}; choose one of {', '.join(SCOPES)}")
-        self.beta, self.eps, self.scope, self.token_power = beta, eps, scope, token_power
+        self.beta, self.eps, self.scope = beta, eps, scope
+        self.token_loss = token_loss if token_loss is not None else PowerLoss(token_power)
         self._moments: tuple[float, float, int] | None = None  # the step's (mean, std, count) from the pre-pass
         self._step_rows: list[Rows] = []
 
@@ -76,9 +80,8 @@ class ZScore(Estimator):
             u = batch.step_u.to(u.device)  # the values the step's statistics were computed from
         weights, _ = self.weights(u, valid, moments=self._step_moments(ctx, u, valid, mode))
         weights = weights.to(u.device)
-        loss, stats = weighted_loss(batch.logps, batch.mask, weights, token_power=self.token_power,
-                                    num_items_in_batch=batch.num_items_in_batch)
-        return loss, Rows(u=u, valid=valid, weight=weights, raw_weight=weights, mass=stats["sample_mass"].detach())
+        loss, mass = self.weighted(batch, weights)
+        return loss, Rows(u=u, valid=valid, weight=weights, raw_weight=weights, mass=mass)
 
     # ---- metrics ----------------------------------------------------------------------
 

@@ -1,28 +1,9 @@
-"""SFT, DFT and CADFT losses as pure tensor functions.
+"""Sample weights: the compatibility signal of each demonstration and the two estimators'
+weights, as pure tensor functions of the label log-probs (B, T) and the trainable mask.
 
-Every function takes the per-token log-probabilities of the label tokens and the mask
-of trainable tokens, both shaped (B, T), and never sees the model, the trainer or a
-file. The notation follows docs/method.md:
-
-    l_it = log pi(y_it | x_i, y_i,<t),  p_it = exp(l_it),  T_i = sum_t mask_it
-    s_i  = (1/T_i) sum_t l_it            (mean token log-likelihood)
-    u_i  = -s_i                          (length-normalised NLL: the paper's raw signal)
-    c_i  = exp(s_i)                      (compatibility, in (0, 1])
-    M_i  = sum_t sg(p_it)**alpha         (the sample's mass in the base loss)
-
-    SFT:   L = (1/N) sum_i sum_t -l_it                        (alpha = 0)
-    DFT:   L = (1/N) sum_i sum_t -sg(p_it) l_it               (alpha = 1)
-    CADFT: L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it    (`weighted_loss`)
-
-with the sample weight w_i of one of two estimators:
-
+    s_i = (1/T_i) sum_t l_it,  u_i = -s_i,  c_i = exp(s_i)
     the paper's (default):  z_i = (u_i - mean_B u) / (std_B u + eps),  w_i = exp(-beta max(0, z_i))
-                            over the valid rows of the global batch B (`zscore_weights`)
-    the earlier one:        w_i = clip(exp(beta * s_i - log m), w_min, w_max)   (`sample_weights`)
-
-N is the number of trainable tokens in the whole optimizer step (`num_items_in_batch`,
-as in transformers/TRL); without it, the tokens of this batch. The weights are computed
-in log space, so c**beta never underflows and m may be far below float32's range.
+    the earlier one:        w_i = clip(exp(beta * s_i - log m), w_min, w_max)
 
 Example:
     >>> logps = torch.log(torch.tensor([[0.5, 0.25], [0.9, 1.0]]))
@@ -37,43 +18,29 @@ import math
 
 import torch
 
+from ._logps import clean_logps
+
 __all__ = [
-    "LOGP_FLOOR",
     "ZSCORE_EPS",
     "mean_logprob",
     "length_normalized_nll",
+    "sample_nll",
+    "compatibility",
     "batch_moments",
     "zscores",
     "zscore_weights",
     "batch_zscore_weights",
-    "weighted_loss",
-    "sample_nll",
-    "compatibility",
     "log_raw_weights",
     "raw_sample_weights",
     "sample_weights",
+    "clipped_weights",
     "batch_kappa",
-    "sft_loss",
-    "dft_loss",
-    "cadft_loss",
     "weight_stats",
     "zscore_stats",
-    "clipped_weights",
 ]
-
-# A log-probability of -inf (a masked logit, an fp16 underflow) would turn sg(p) * l into
-# 0 * -inf = NaN. No real token probability is below exp(-1e4), so flooring there changes
-# nothing else.
-LOGP_FLOOR = -1.0e4
 
 # The paper's eps in z = (u - mu) / (sigma + eps)
 ZSCORE_EPS = 1e-6
-
-
-def _clean(per_token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """float32 log-probs, floored, and exactly 0 where the mask is off. (B, T)"""
-    logps = per_token_logps.float().clamp(min=LOGP_FLOOR)
-    return torch.where(mask, logps, torch.zeros_like(logps))
 
 
 def mean_logprob(per_token_logps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +55,7 @@ def mean_logprob(per_token_logps: torch.Tensor, mask: torch.Tensor) -> tuple[tor
         False for a row with no token; such a row must be left out of every statistic.
     """
     mask = mask.bool()
-    logps = _clean(per_token_logps.detach(), mask)
+    logps = clean_logps(per_token_logps.detach(), mask)
     num_tokens = mask.sum(-1)  # (B,)
     return logps.sum(-1) / num_tokens.clamp(min=1), num_tokens > 0
 
@@ -116,6 +83,18 @@ def length_normalized_nll(per_token_logps: torch.Tensor, mask: torch.Tensor) -> 
     with no token, which every statistic must leave out."""
     s, valid = mean_logprob(per_token_logps, mask)
     return -s, valid
+
+
+def sample_nll(
+    per_token_logps: torch.Tensor, mask: torch.Tensor, compat_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(u, valid): u_i over the demonstration's tokens, `compat_mask` & `mask` where a
+    compat mask is given (the assistant turns of a conversation trained whole), else
+    `mask`. A row is valid when it has a trainable token and a token to measure u on.
+    (B, T) -> (B,) float32 detached, (B,) bool."""
+    measured = mask.bool() if compat_mask is None else compat_mask.bool() & mask.bool()
+    u, has_measured = length_normalized_nll(per_token_logps, measured)
+    return u, has_measured & mask.bool().any(-1)
 
 
 def batch_moments(u: torch.Tensor, valid: torch.Tensor) -> tuple[float, float, int]:
@@ -236,12 +215,6 @@ def batch_kappa(mass: torch.Tensor, weighted_mass: torch.Tensor) -> torch.Tensor
     return torch.where(weighted_mass > 0, mass / weighted_mass.clamp(min=torch.finfo(torch.float64).tiny), 1.0)
 
 
-def _denominator(mask: torch.Tensor, num_items_in_batch) -> torch.Tensor:
-    if num_items_in_batch is None:
-        return mask.sum().clamp(min=1)
-    return torch.as_tensor(num_items_in_batch, device=mask.device).clamp(min=1)
-
-
 def weight_stats(
     compat: torch.Tensor,
     weights: torch.Tensor,
@@ -314,167 +287,3 @@ def clipped_weights(
     takes c = exp(s), nothing underflows when c**beta is below float32's range."""
     log_raw = log_raw_weights(mean_logp, beta=beta, log_normalizer=log_normalizer)
     return _clip_log(log_raw, w_min, w_max), log_raw.exp()
-
-
-def _weighted_loss(
-    per_token_logps: torch.Tensor,
-    mask: torch.Tensor,
-    weights: torch.Tensor | None,
-    *,
-    token_power: float,
-    num_items_in_batch,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    if not 0 <= token_power <= 1:
-        raise ValueError(f"token_power must be in [0, 1], got {token_power}")
-    mask = mask.bool()
-    logps = _clean(per_token_logps, mask)  # (B, T), keeps the graph
-    if token_power == 0:
-        token_weight = mask.float()  # exactly SFT's, with no exp of the log-probs
-    elif token_power == 1:
-        token_weight = torch.where(mask, logps.detach().exp(), 0.0)  # exactly DFT's sg(p)
-    else:
-        token_weight = torch.where(mask, (token_power * logps.detach()).exp(), 0.0)  # sg(p)**alpha
-    per_sample = (-logps * token_weight).sum(-1)  # (B,)
-    if weights is not None:
-        per_sample = per_sample * weights
-    loss = per_sample.sum() / _denominator(mask, num_items_in_batch)
-
-    num_tokens = mask.sum()
-    stats = {
-        "nll": (-logps.detach().sum() / num_tokens.clamp(min=1)),  # plain token NLL of this batch
-        "num_tokens": num_tokens.float(),
-        "sample_mass": token_weight.sum(-1),  # M_i, (B,)
-    }
-    return loss, stats
-
-
-def _with_weight_stats(stats, compat, weights, raw, valid, summary: bool = True):
-    if summary:  # ~30 small ops: a trainer that aggregates per optimizer step skips them
-        stats.update(weight_stats(compat, weights, raw, valid, stats["sample_mass"]))
-    # Per-sample values, for callers that gather them across processes or track samples
-    stats.update(sample_compat=compat, sample_weight=weights, sample_raw_weight=raw, sample_valid=valid)
-    return stats
-
-
-def sample_nll(
-    per_token_logps: torch.Tensor, mask: torch.Tensor, compat_mask: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(u, valid): u_i over the demonstration's tokens, `compat_mask` & `mask` where a
-    compat mask is given (the assistant turns of a conversation trained whole), else
-    `mask`. A row is valid when it has a trainable token and a token to measure u on.
-    (B, T) -> (B,) float32 detached, (B,) bool."""
-    measured = mask.bool() if compat_mask is None else compat_mask.bool() & mask.bool()
-    u, has_measured = length_normalized_nll(per_token_logps, measured)
-    return u, has_measured & mask.bool().any(-1)
-
-
-def _compat_and_validity(per_token_logps, mask, compat_mask):
-    """(s, c, valid) over the demonstration's tokens (`sample_nll`)."""
-    u, valid = sample_nll(per_token_logps, mask, compat_mask)
-    s = -u
-    return s, torch.where(valid, s.exp(), torch.zeros_like(s)), valid
-
-
-def weighted_loss(
-    per_token_logps: torch.Tensor,
-    mask: torch.Tensor,
-    weights: torch.Tensor | None,
-    *,
-    token_power: float = 1.0,
-    num_items_in_batch=None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it with given detached sample weights.
-
-    Args:
-        per_token_logps: (B, T) label log-probs with their graph.
-        mask: (B, T) bool, trainable tokens.
-        weights: (B,) sample weights (None: all 1, the base loss exactly).
-        token_power: alpha in [0, 1]; 1 is DFT's token loss (TRL's "dft"), 0 the NLL ("nll").
-        num_items_in_batch: N, the optimizer step's trainable tokens; None: this batch's.
-
-    Returns:
-        (loss, stats) with the batch's plain token NLL `nll`, `num_tokens` and the
-        per-sample base-loss masses `sample_mass` (B,).
-    """
-    if weights is not None:
-        weights = weights.detach().to(device=per_token_logps.device, dtype=torch.float32)
-    return _weighted_loss(per_token_logps, mask, weights, token_power=token_power, num_items_in_batch=num_items_in_batch)
-
-
-def sft_loss(
-    per_token_logps: torch.Tensor, mask: torch.Tensor, *, num_items_in_batch=None, compat_mask=None,
-    summary: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """SFT: L = (1/N) sum_i sum_t -l_it. Shapes (B, T); returns (loss, stats).
-
-    `stats` holds the plain NLL, the compatibility statistics of `cadft_loss` (weights
-    all 1) and per-sample tensors `sample_compat`, `sample_weight`, `sample_raw_weight`,
-    `sample_valid`, `sample_mass`, so the three losses log the same quantities. With
-    `summary=False` the batch statistics of `weight_stats` are left out (the per-sample
-    tensors, the NLL and the token count stay).
-    """
-    loss, stats = _weighted_loss(per_token_logps, mask, None, token_power=0.0, num_items_in_batch=num_items_in_batch)
-    _, compat, valid = _compat_and_validity(per_token_logps, mask, compat_mask)
-    ones = torch.ones_like(compat)
-    return loss, _with_weight_stats(stats, compat, ones, ones, valid, summary)
-
-
-def dft_loss(
-    per_token_logps: torch.Tensor, mask: torch.Tensor, *, num_items_in_batch=None, compat_mask=None,
-    summary: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DFT: L = (1/N) sum_i sum_t -sg(p_it) l_it. Shapes (B, T); returns (loss, stats)."""
-    loss, stats = _weighted_loss(per_token_logps, mask, None, token_power=1.0, num_items_in_batch=num_items_in_batch)
-    _, compat, valid = _compat_and_validity(per_token_logps, mask, compat_mask)
-    ones = torch.ones_like(compat)
-    return loss, _with_weight_stats(stats, compat, ones, ones, valid, summary)
-
-
-def cadft_loss(
-    per_token_logps: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    beta: float,
-    normalizer: float | None = None,
-    log_normalizer: float | None = None,
-    w_min: float = 0.0,
-    w_max: float = math.inf,
-    token_power: float = 1.0,
-    num_items_in_batch=None,
-    compat_mask: torch.Tensor | None = None,
-    summary: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """CADFT: L = (1/N) sum_i w_i sum_t -sg(p_it)**alpha l_it, w_i = clip(c_i**beta / m, ...).
-
-    Args:
-        per_token_logps: (B, T) label log-probs with their graph (from the fused LM head).
-        mask: (B, T) bool, trainable tokens.
-        beta, normalizer (or log_normalizer), w_min, w_max: see `sample_weights`.
-        token_power: alpha in [0, 1]; 1 is DFT's token loss, 0 the plain NLL.
-        num_items_in_batch: N, trainable tokens of the whole optimizer step (all
-            micro-batches and ranks); None means this batch's own count.
-        compat_mask: (B, T) bool, the tokens c is measured on (the assistant tokens of a
-            conversation trained whole); default `mask`.
-        summary: also return the batch's `weight_stats` (see `sft_loss`).
-
-    Returns:
-        (loss, stats): the scalar loss and a dict of detached statistics (see `sft_loss`).
-        With beta = 0 and m = 1 the loss and its gradient are DFT's exactly (alpha = 1)
-        or SFT's (alpha = 0). `stats["sample_mass"]` holds M_i, for the `batch`
-        normalisation (`batch_kappa`).
-
-    Example:
-        >>> logps = torch.log(torch.tensor([[0.5, 0.5], [0.1, 0.1]])).requires_grad_()
-        >>> mask = torch.ones(2, 2, dtype=torch.bool)
-        >>> loss, stats = cadft_loss(logps, mask, beta=1.0, normalizer=0.3, w_min=0.1, w_max=3.0)
-        >>> [round(w, 3) for w in stats["sample_weight"].tolist()]
-        [1.667, 0.333]
-    """
-    log_m = _log_normalizer(normalizer, log_normalizer)
-    s, compat, valid = _compat_and_validity(per_token_logps, mask, compat_mask)
-    log_raw = log_raw_weights(s, beta=beta, log_normalizer=log_m)
-    weights = _clip_log(log_raw, w_min, w_max)
-    loss, stats = _weighted_loss(per_token_logps, mask, weights, token_power=token_power,
-                                 num_items_in_batch=num_items_in_batch)
-    stats["sample_logp"] = s
-    return loss, _with_weight_stats(stats, compat, weights, log_raw.exp(), valid, summary)
