@@ -1,8 +1,10 @@
 """Run by tests/test_distributed.py under `torchrun`: two CADFT steps on 8 fixed samples,
 then rank 0 saves the parameter update, the calibrated normaliser and the final one to the
 path in argv[1]. argv: OUT_PATH PER_DEVICE_BATCH [CALIBRATION_SAMPLES (default 8)
-[NORMALIZATION (default ema) [TOKEN_POWER (default 1) [ACCUMULATION (default 1)]]]]. The paper's
-estimator (NORMALIZATION zscore) has no normaliser: CALIBRATION_SAMPLES is then unused."""
+[NORMALIZATION (default ema) [TOKEN_POWER (default 1) [ACCUMULATION (default 1) [LOSS_TYPE (default
+cadft)]]]]]. The paper's estimator (NORMALIZATION zscore) has no normaliser: CALIBRATION_SAMPLES
+is then unused; a LOSS_TYPE other than cadft has no token power: TOKEN_POWER is then unused (eaft
+runs with eaft_k 500)."""
 
 from __future__ import annotations
 
@@ -32,15 +34,18 @@ class CalibratedNormalizer(TrainerCallback):
 
 
 def main(out_path: str, per_device: int, calibration_samples: int, normalization: str, token_power: float,
-         accumulation: int) -> None:
+         accumulation: int, loss_type: str = "cadft") -> None:
     tok = tiny_tokenizer()
     model = tiny_llama(tok, seed=0)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     earlier = {} if normalization == "zscore" else dict(cadft_w_max=1.5, cadft_calibration_samples=calibration_samples)
+    token = dict(cadft_token_power=token_power) if loss_type == "cadft" else dict(loss_type=loss_type)
+    if loss_type == "eaft":
+        token["eaft_k"] = 500  # ln 500 above the tiny model's entropy: gates below 1, not all capped
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
         max_steps=2, optim="sgd", learning_rate=0.5, cadft_beta=2.0, ddp_backend="gloo",
-        cadft_normalization=normalization, cadft_token_power=token_power, max_grad_norm=0.5, **earlier,
+        cadft_normalization=normalization, max_grad_norm=0.5, **token, **earlier,
     )
     trainer = CADFTTrainer(model, args=args, train_dataset=mixed_quality_demos(8, seed=0), processing_class=tok)
     calibrated = CalibratedNormalizer(trainer)
@@ -58,5 +63,5 @@ def main(out_path: str, per_device: int, calibration_samples: int, normalization
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:] + ["8", "ema", "1", "1"][len(sys.argv) - 3 :]
-    main(argv[0], int(argv[1]), int(argv[2]), argv[3], float(argv[4]), int(argv[5]))
+    argv = sys.argv[1:] + ["8", "ema", "1", "1", "cadft"][len(sys.argv) - 3 :]
+    main(argv[0], int(argv[1]), int(argv[2]), argv[3], float(argv[4]), int(argv[5]), argv[6])

@@ -58,6 +58,28 @@ def test_train_two_steps_with_summary(tiny_dir, tmp_path, capsys, loss_type):
     assert all(0 < r["compatibility"] <= 1 and "kind" in r for r in rows)
 
 
+@pytest.mark.parametrize("flags,metrics", [
+    (["--loss_type", "asft", "--asft_kl_coef", "0.2"], ["asft/kl"]),
+    (["--loss_type", "eaft", "--eaft_entropy", "topk", "--cadft_normalization", "zscore"],
+     ["eaft/gate", "eaft/entropy", "cadft/weight_mean"]),
+], ids=["asft", "eaft-topk-zscore"])
+def test_train_asft_and_eaft_with_their_flags(tiny_dir, tmp_path, capsys, flags, metrics):
+    """`cadft train --loss_type asft|eaft`: the token losses' options are the config's field
+    names, their metrics reach the logs, and cadft_run.json records them (LoRA: ASFT's
+    reference is the adapter disabled)."""
+    out = tmp_path / "run"
+    assert main(["train", "--model_name_or_path", tiny_dir, "--output_dir", str(out), "--max_steps", "2",
+                 *flags, *FAST]) == 0
+    logs = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert len(logs) == 2 and all(key in h for key in metrics for h in logs)
+    run = json.loads((out / "cadft_run.json").read_text())
+    assert run["loss_type"] == flags[1]
+    if flags[1] == "asft":
+        assert run["asft_kl_coef"] == 0.2 and run["cadft_normalization"] == "none" and logs[-1]["asft/kl"] > 0
+    else:
+        assert (run["eaft_entropy"], run["eaft_k"], run["cadft_normalization"]) == ("topk", 20, "zscore")
+
+
 def test_train_full_finetune_on_a_file_with_yaml_config(tiny_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"{i}+1=", "completion": str(i + 1)}) + "\n" for i in range(8)))

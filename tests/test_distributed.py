@@ -76,6 +76,22 @@ def test_two_processes_match_one_paper_estimator(tmp_path):
     assert all(0 < h["cadft/downweighted_frac"] < 1 for h in one["logs"])
 
 
+@pytest.mark.parametrize("loss_type", ["asft", "eaft"])
+def test_two_processes_match_one_token_losses(tmp_path, loss_type):
+    """ASFT's and EAFT's token losses under the paper's weights: 2 ranks x 2 micro-batches x 2
+    accumulation steps == 1 rank x 8 samples, updates and the losses' own logged metrics."""
+    one = launch(1, 8, tmp_path / "one.pt", 8, "zscore", 1.0, 1, loss_type)
+    two = launch(2, 2, tmp_path / "two.pt", 8, "zscore", 1.0, 2, loss_type)
+    assert one["world"] == 1 and two["world"] == 2
+    # EAFT's gated NLL moves the weights ~1/p times more than DFT: a larger absolute float noise
+    atol = 1e-6 if loss_type == "eaft" else 2e-7
+    for k, d in one["delta"].items():
+        torch.testing.assert_close(two["delta"][k], d, rtol=1e-4, atol=atol, msg=lambda m: f"{k}: {m}")
+    keys = ["loss", "cadft/weight_mean"] + (["asft/kl"] if loss_type == "asft" else ["eaft/entropy", "eaft/gate"])
+    for key in keys:
+        assert [h[key] for h in two["logs"]] == pytest.approx([h[key] for h in one["logs"]], rel=1e-4, abs=1e-7), key
+
+
 def test_cli_train_under_torchrun(tmp_path):
     """`cadft train` on 2 processes (gloo) ends cleanly on both: the model and the start/end
     summary are written once, and no rank aborts at exit (each destroys its process group).

@@ -370,3 +370,21 @@ def test_report_renders_in_headless_chromium(three_run_report, tmp_path):
     assert probe["broken"] == ["control"], probe  # the check catches a broken image, and only that one
     assert probe["errors"] == ["failed to load <img>"], probe  # the control's, and nothing else
     assert probe["width"] <= 1280  # no horizontal overflow at a desktop width
+
+
+def test_asft_and_eaft_metrics_reach_the_token_loss_figure(tmp_path):
+    """Runs of loss_type 'asft' and 'eaft' log their own metrics (ASFT's KL to the reference,
+    EAFT's gate and entropy), in training and evaluation; the report draws them, one panel
+    each, and a run without them leaves the figure out."""
+    for loss_type in ("asft", "eaft"):
+        _train(tmp_path / loss_type, loss_type, with_eval=True)
+    runs = [load_run(tmp_path / name) for name in ("asft", "eaft")]
+    assert runs[0].series("asft/kl")[0] and runs[0].series("eval_asft/kl")[0]
+    assert runs[1].series("eaft/gate")[0] and runs[1].series("eval_eaft/entropy")[0]
+    figs = figures(runs)
+    assert [len(ax.get_lines()) for ax in figs["token_loss"].axes] == [2, 2, 2]  # train and eval of one run each
+    page = render_report(runs)
+    assert "<h3>Token loss</h3>" in page and "no run logged asft/kl" not in page
+    assert figures([runs[0]])["token_loss"] is not None
+    _train(tmp_path / "dft", "dft")
+    assert figures([load_run(tmp_path / "dft")])["token_loss"] is None

@@ -249,6 +249,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         "cadft_normalization": args.cadft_normalization,
         "cadft_beta": args.cadft_beta,
         "cadft_token_power": args.cadft_token_power,
+        **{name: getattr(args, name) for name in ("asft_kl_coef", "eaft_alpha", "eaft_k", "eaft_entropy")},
         "cadft_w_min": args.cadft_w_min,
         "cadft_w_max": args.cadft_w_max,
         "cadft_normalizer": trainer.normalizer.value if trainer.normalizer is not None else None,

@@ -71,6 +71,14 @@ _LINE_FIGURES = {
         _Panel("Fraction down-weighted (w < 1) or clipped", "fraction",
                (("cadft/downweighted_frac", "train"), ("cadft/clip_frac", "train")), from_zero=True),
     ],
+    # The token losses' own metrics, each a mean over trainable tokens (cadft.token_losses)
+    "token_loss": [
+        _Panel("ASFT: KL(reference || policy)", "nats / token", (("asft/kl", "train"), ("eval_asft/kl", "eval")),
+               from_zero=True),
+        _Panel("EAFT: entropy gate", "gate", (("eaft/gate", "train"), ("eval_eaft/gate", "eval")), from_zero=True),
+        _Panel("EAFT: entropy of the gate", "nats / token",
+               (("eaft/entropy", "train"), ("eval_eaft/entropy", "eval"))),
+    ],
     "optimisation": [
         _Panel("Learning rate", "learning rate", (("learning_rate", "train"),)),
         _Panel("Gradient norm", "grad norm", (("grad_norm", "train"),)),
@@ -230,6 +238,7 @@ def figures(runs: list[Run]) -> dict[str, Figure | None]:
         "loss": _line_figure(runs, _LINE_FIGURES["loss"]),
         "compatibility": _compat_figure(runs),
         "weights": _line_figure(runs, _LINE_FIGURES["weights"]),
+        "token_loss": _line_figure(runs, _LINE_FIGURES["token_loss"]),
         "optimisation": _line_figure(runs, _LINE_FIGURES["optimisation"]),
         "tokens": _line_figure(runs, _LINE_FIGURES["tokens"]),
         "rewrite_outcomes": _rewrite_outcome_figure(runs),
