@@ -133,6 +133,26 @@ def test_activation_checkpointing_is_off_by_default_without_a_deprecation_warnin
         assert args.activation_checkpointing is True and args.gradient_checkpointing is True
 
 
+def test_the_recipes_checkpointing_key_works_on_every_supported_transformers(tmp_path):
+    """The recipes write `activation_checkpointing` (transformers >= 5.23); before 5.23 the
+    field is `gradient_checkpointing`, and `cadft train --config recipe.yaml` stopped with
+    "unknown keys" there (seen on transformers 5.17, benchmarks/gpu.sh). The key and the flag
+    are taken under the installed release's name (the lowest-versions job runs this on 4.56)."""
+    from cadft.cli.train import _renamed_flags, make_parser
+
+    def checkpointing(args):
+        return getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing
+
+    config = tmp_path / "recipe.yaml"
+    for value in (True, False):
+        config.write_text(f"activation_checkpointing: {str(value).lower()}\n")
+        parsed = make_parser().parse_args_and_config(["--config", str(config)], return_remaining_strings=True)
+        args, unknown_keys = parsed[1], parsed[3]
+        assert not unknown_keys and checkpointing(args) is value
+        argv = _renamed_flags(["--activation_checkpointing", str(value).lower()])
+        assert checkpointing(make_parser().parse_args_and_config(argv)[1]) is value
+
+
 def test_no_pinned_memory_without_an_accelerator(tmp_path):
     """torch warns at every epoch when a DataLoader pins memory with no accelerator to copy to."""
     import torch

@@ -76,7 +76,14 @@ def make_parser():
     from .common import USAGE, ShortErrors
 
     class TrainParser(ShortErrors, TrlParser):
-        """TRL's parser with a short usage line and short errors."""
+        """TRL's parser with a short usage line and short errors; a --config file's keys
+        under the other transformers release's name for a field are renamed (`renamed_fields`)."""
+
+        def set_defaults_with_config(self, **kwargs) -> list[str]:
+            for old, new in renamed_fields().items():
+                if old in kwargs and new not in kwargs:
+                    kwargs[new] = kwargs.pop(old)
+            return super().set_defaults_with_config(**kwargs)
 
     parser = TrainParser((DataArguments, CADFTConfig, ModelConfig), prog="cadft train", usage=USAGE)
     parser.description = __doc__.split("\n\n")[0]
@@ -84,6 +91,30 @@ def make_parser():
     parser.set_defaults(**CLI_DEFAULTS)  # bf16 unset: CADFTConfig turns it on where an accelerator supports it
     parser.set_defaults(**_checkpointing_off(CADFTConfig))
     return parser
+
+
+def renamed_fields() -> dict[str, str]:
+    """{name: the installed transformers' name} for the TrainingArguments fields renamed
+    between the releases cadft supports: `activation_checkpointing` (transformers >= 5.23,
+    the recipes' key) is `gradient_checkpointing` before. Read from the installed version,
+    without importing transformers (the flag checks run before the heavy imports)."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if Version(version("transformers")) >= Version("5.23"):
+        return {}
+    return {"activation_checkpointing": "gradient_checkpointing"}
+
+
+def _renamed_flags(argv: list[str]) -> list[str]:
+    """argv with each `--name` of `renamed_fields` under the installed release's name."""
+    renamed = renamed_fields()
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        out.append(f"--{renamed[flag[2:]]}{eq}{value}" if flag.startswith("--") and flag[2:] in renamed else arg)
+    return out
 
 
 def _checkpointing_off(config_class) -> dict:
@@ -316,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import flag_cache
     from .train_flags import precheck
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _renamed_flags(sys.argv[1:] if argv is None else list(argv))
     precheck(argv)  # bad config/data/model, and (once saved) --help and unknown flags: before torch loads
     _quiet_unless_rank_zero()
 
