@@ -54,8 +54,9 @@ FULL = dict(model=QWEN_1_5B, seq_len=2048, batch=4, warmup=3, rounds=20, rewrite
             rewrite_max_length=1024, rewrite_tokens=256, score_rows=128, score_batch=16, score_repeats=3,
             recipe_model=(512, 4, 8))
 SMOKE = dict(model=dict(QWEN_1_5B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4),
-             seq_len=64, batch=2, warmup=1, rounds=2, rewrite_prompts=4, rewrite_max_length=64, rewrite_tokens=8,
+             seq_len=64, batch=2, warmup=1, rounds=2, rewrite_prompts=4, rewrite_max_length=512, rewrite_tokens=8,
              score_rows=4, score_batch=2, score_repeats=1, recipe_model=(32, 2, 4))
+PARTS = ("train", "score", "rewrite", "recipes")
 TARGETS = {1: 1.03, 4: 1.35}  # CADFT / TRL dft step time; peak memory <= 1.02 at either
 
 
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq_len", type=int, default=None, help="Training sequence length (2048).")
     parser.add_argument("--json", default=None, help="Write the results to this JSON file (after each part).")
     parser.add_argument("--profile", default=None, help="Write the profiled steps' kernel tables to this file.")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="The parts to run.")
     parser.add_argument("--budget_minutes", type=float, default=None,
                         help="Skip the parts after training (score, rewrite, recipes) that would start past this.")
     args = parser.parse_args(argv)
@@ -385,12 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     print("; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     profiles: dict = {}
 
-    print(f"\n[1] training: TRL dft against CADFT, {cfg['rounds']} timed steps each, interleaved\n{TRAIN_HEADER}",
-          flush=True)
-    rows: list = []
-    section(results, "train", lambda: train_comparison(setup, raw, cfg, cuda, profiles, rows), args.json)
-    if rows and "error" in results["train"]:
-        results["train"]["completed"] = rows
+    if "train" in args.parts:
+        print(f"\n[1] training: TRL dft against CADFT, {cfg['rounds']} timed steps each, interleaved\n"
+              f"{TRAIN_HEADER}", flush=True)
+        rows: list = []
+        section(results, "train", lambda: train_comparison(setup, raw, cfg, cuda, profiles, rows), args.json)
+        if rows and "error" in results["train"]:
+            results["train"]["completed"] = rows
     if profiles:
         text = "\n\n".join(f"### {name}, one step at accumulation 4\n{table}" for name, table in profiles.items())
         print("\n[1b] the profiled steps (torch profiler), by kernel\n" + text, flush=True)
@@ -398,43 +401,48 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.profile).write_text(text + "\n")
 
     workdir = tempfile.mkdtemp(prefix="cadft-gpu-")
-    model_path = os.path.join(workdir, "model")
-    setup.model.save_pretrained(model_path)
-    tokenizer.save_pretrained(model_path)
-    print("\n[2] cadft score (score_rows) against the naive one-row loop, same model", flush=True)
-    section(results, "score", lambda: score_throughput(model_path, cfg, cuda, workdir), args.json, deadline)
+    if "score" in args.parts:
+        model_path = os.path.join(workdir, "model")
+        setup.model.save_pretrained(model_path)
+        tokenizer.save_pretrained(model_path)
+        print("\n[2] cadft score (score_rows) against the naive one-row loop, same model", flush=True)
+        section(results, "score", lambda: score_throughput(model_path, cfg, cuda, workdir), args.json, deadline)
 
-    print(f"\n[3] one rewriting round, {cfg['rewrite_prompts']} prompts (policy generation, math verifier)", flush=True)
-    round_ = section(results, "rewrite", lambda: rewriting_round(setup, raw, cfg, cuda), args.json, deadline)
+    round_ = {"error": "not run"}
+    if "rewrite" in args.parts:
+        print(f"\n[3] one rewriting round, {cfg['rewrite_prompts']} prompts (policy generation, math verifier)",
+              flush=True)
+        round_ = section(results, "rewrite", lambda: rewriting_round(setup, raw, cfg, cuda), args.json, deadline)
     if "error" not in round_:
         print(f"    generation: {round_['generate_s']:.1f} s for {round_['prompts']} prompts x up to "
               f"{round_['max_new_tokens']} new tokens ({round_['calls']} call(s)); the 2-step run "
               f"{round_['run_seconds']:.1f} s")
         print("    " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(round_["metrics"].items())), flush=True)
 
-    print("\n[4] recipes through accelerate launch, one process, 3 steps of a small model", flush=True)
-    from cadft.data import mixed_quality_demos
+    recipes: list | dict = []
+    if "recipes" in args.parts:
+        print("\n[4] recipes through accelerate launch, one process, 3 steps of a small model", flush=True)
+        from cadft.data import mixed_quality_demos
 
-    small = Path(workdir) / "small"
-    hidden, layers, heads = cfg["recipe_model"]
-    qwen_shaped(tokenizer, dict(cfg["model"], hidden_size=hidden, intermediate_size=2 * hidden,
-                                num_hidden_layers=layers, num_attention_heads=heads), "cpu",
-                torch.float32).save_pretrained(small)
-    tokenizer.save_pretrained(small)
-    data = os.path.join(workdir, "recipe_rows.jsonl")
-    mixed_quality_demos(64, seed=0).to_json(data)
-    recipes = section(results, "recipes", lambda: recipe_runs(str(small), data, cfg, cuda, workdir), args.json,
-                      deadline)
-    for name, outcome in recipes if isinstance(recipes, list) else []:
-        print(f"    {name}: {outcome}")
+        small = Path(workdir) / "small"
+        hidden, layers, heads = cfg["recipe_model"]
+        qwen_shaped(tokenizer, dict(cfg["model"], hidden_size=hidden, intermediate_size=2 * hidden,
+                                    num_hidden_layers=layers, num_attention_heads=heads), "cpu",
+                    torch.float32).save_pretrained(small)
+        tokenizer.save_pretrained(small)
+        data = os.path.join(workdir, "recipe_rows.jsonl")
+        mixed_quality_demos(64, seed=0).to_json(data)
+        recipes = section(results, "recipes", lambda: recipe_runs(str(small), data, cfg, cuda, workdir), args.json,
+                          deadline)
+        for name, outcome in recipes if isinstance(recipes, list) else []:
+            print(f"    {name}: {outcome}")
 
     results["minutes"] = (time.perf_counter() - started) / 60
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\ntotal {results['minutes']:.1f} min; {device}; torch {torch.__version__} (CUDA {torch.version.cuda}), "
           f"transformers {transformers.__version__}, trl {trl.__version__}")
-    failed = [k for k in ("train", "score", "rewrite", "recipes") if isinstance(results[k], dict)
-              and "error" in results[k]]
+    failed = [k for k in args.parts if isinstance(results.get(k), dict) and "error" in results[k]]
     failed += [name for name, outcome in (recipes if isinstance(recipes, list) else []) if outcome.startswith("FAILED")]
     if failed:
         print(f"FAILED parts: {', '.join(failed)}")
