@@ -1,6 +1,8 @@
 """The CUDA paths: the fused head in bf16, one step of the paper's estimator against the naive
 reference (float32, and bf16 autocast), beta 0 against TRL's `dft`, packed against padded with
-the GPU's attention kernel. The same invariants as the CPU tests, on the device users train on.
+the GPU's attention kernel, and the ASFT and EAFT token losses (TRL's chunked divergence kernel
+and the fused head's entropy, Triton where it is installed) against their naive references.
+The same invariants as the CPU tests, on the device users train on.
 
 They skip on a machine without CUDA, naming the reason; `benchmarks/gpu.sh` runs them on the
 GPU before its benchmarks. CADFT_CUDA_TESTS_ON_CPU=1 runs them on the CPU instead (a dry run
@@ -26,8 +28,10 @@ from cadft import CADFTTrainer
 from cadft.scoring import ensure_fused_lm_head
 from cadft.tiny import tiny_llama
 
+from cadft import losses as L
 from helpers import FAST_ARGS, naive_label_logprobs, trainer_args
 from test_paper_estimator import naive_step
+from test_token_losses import naive_asft, naive_eaft, naive_kl, naive_update
 
 ON_CPU = os.environ.get("CADFT_CUDA_TESTS_ON_CPU", "") not in ("", "0")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -169,3 +173,40 @@ def test_packed_equals_padded(tok, demos, tmp_path, attn):
     else:
         assert err <= BF16_UPDATE_TOL
     assert any(v.abs().max() > 0 for v in packed.values())
+
+
+def test_asft_reference_kl_matches_the_full_softmax_at_a_large_vocabulary():
+    """ASFT's KL(ref || policy) through TRL's chunked divergence kernel on the device (Triton
+    where installed), value and gradient, against the full-softmax formula."""
+    g = torch.Generator().manual_seed(0)
+    n, hdim, vocab = 64, 32, 100_000
+    h = torch.randn(n, hdim, generator=g).to(DEVICE).requires_grad_()
+    w = (torch.randn(vocab, hdim, generator=g) * 0.3).to(DEVICE).requires_grad_()
+    ref_h = torch.randn(n, hdim, generator=g).to(DEVICE)
+    ref_w = (torch.randn(vocab, hdim, generator=g) * 0.3).to(DEVICE)
+    ours, expected = L.reference_kl(h, w, ref_h, ref_w), naive_kl(h, w, ref_h, ref_w)
+    coef = torch.rand(n, generator=g).to(DEVICE)
+    grads = torch.autograd.grad((ours * coef).sum(), (h, w))
+    ref_grads = torch.autograd.grad((expected * coef).sum(), (h, w))
+    print(f"{DEVICE} reference_kl at vocab {vocab}: max value error {(ours - expected).abs().max().item():.2e}, "
+          f"max gradient error {max((a - b).abs().max().item() for a, b in zip(grads, ref_grads)):.2e}")
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,overrides,per_token", [
+    ("asft", dict(loss_type="asft", asft_kl_coef=0.5), naive_asft(0.5)),
+    ("eaft", dict(loss_type="eaft", eaft_alpha=2.0, eaft_k=500), naive_eaft(500, 2.0, topk=False)),
+    ("eaft-topk", dict(loss_type="eaft", eaft_entropy="topk", eaft_k=5), naive_eaft(5, 1.0, topk=True)),
+])
+def test_token_losses_train_like_the_naive_reference(tok, demos, tmp_path, name, overrides, per_token):
+    """Three SGD steps of ASFT / EAFT on the device (float32) against the same steps from the
+    full logits on the CPU (tests/test_token_losses.py's reference)."""
+    args = trainer_args(tmp_path / name, **ON_DEVICE, max_steps=3, per_device_train_batch_size=8, optim="sgd",
+                        learning_rate=0.5, max_grad_norm=0.0, lr_scheduler_type="constant", **overrides)
+    ours, trainer = train_delta(tok, demos.select(range(8)), None, args=args)
+    expected = naive_update(tok, trainer, per_token, steps=3, lr=0.5)
+    print(f"{DEVICE} {name}: 3 steps, update relative error {relative_error(ours, expected):.2e}")
+    for k in expected:
+        torch.testing.assert_close(ours[k], expected[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
