@@ -55,6 +55,14 @@ METHODS = {
     "paper_rw": Method("CADFT + paper's rewriting", {**_PAPER, "cadft_beta": 1.0, **_PAPER_REWRITING}),
     "verified_rw": Method("CADFT + verified rewriting", {**_PAPER, "cadft_beta": 1.0, "rewrite": True,
                                                          "rewrite_preset": "verified", "rewrite_verifier": "exact"}),
+    # Issue #28: the token losses of ASFT and EAFT (the library's defaults: KL 0.1; full entropy, K 20,
+    # alpha 1), bare and with the paper's weights (decision_rule_token_losses.md reads them)
+    "asft": Method("ASFT", {"loss_type": "asft", "cadft_normalization": "none"}),
+    "asft_z": Method("ASFT + paper's weights (b=1)", {"loss_type": "asft", "cadft_normalization": "zscore",
+                                                       "cadft_beta": 1.0}),
+    "eaft": Method("EAFT", {"loss_type": "eaft", "cadft_normalization": "none"}),
+    "eaft_z": Method("EAFT + paper's weights (b=1)", {"loss_type": "eaft", "cadft_normalization": "zscore",
+                                                       "cadft_beta": 1.0}),
     # The real-model study's: the library's defaults as they are at run time (nothing pinned)
     "cadft_defaults": Method("CADFT", {"loss_type": "cadft"}, studies=("real",)),
     "earlier_defaults": Method("CADFT (earlier)", {"loss_type": "cadft", **EARLIER_ESTIMATOR}, studies=("real",)),

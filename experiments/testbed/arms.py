@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from experiments.methods import Method, methods
 
-__all__ = ["ARMS", "LABELS", "REFERENCE", "COMPARED_WITH", "REWRITING", "run_fields"]
+__all__ = ["ARMS", "LABELS", "REFERENCE", "COMPARED_WITH", "REWRITING", "WEIGHTS_ON", "run_fields"]
 
 # CADFTConfig field -> RunConfig field (the names a run's record carries)
 _RUN_FIELDS = {"cadft_normalization": "normalization", "cadft_token_power": "token_power", "cadft_beta": "beta",
@@ -30,3 +30,6 @@ LABELS = {arm: m.label for arm, m in methods("testbed").items()}
 REFERENCE = "cadft"  # the library default every other arm is measured against for the decision
 COMPARED_WITH = ("dft", "sft", "control", "earlier")  # the paired comparisons of the default
 REWRITING = tuple(arm for arm, m in methods("testbed").items() if m.rewrites)
+# The paper's weights on a token loss against the bare token loss (experiments/decision_rule_token_losses.md):
+# weighted arm -> bare arm; on DFT's token loss that is the default against DFT
+WEIGHTS_ON = {"cadft": "dft", "asft_z": "asft", "eaft_z": "eaft"}

@@ -1,16 +1,18 @@
-"""The decision rule of experiments/decision_rule.md as a function of the two runs' paired intervals.
+"""The decision rule of experiments/decision_rule.md (and of its token-loss addendum,
+experiments/decision_rule_token_losses.md) as a function of the two runs' paired intervals.
 
     rec = recommend(main["paired"], replication["paired"])
     rec["default"]   # [{"arm": "cadft_b2", "main": ci, "replication": ci, "mean": 0.02}, ...] ('' if none)
+    weights_verdicts(main["paired"], replication["paired"])["high"]["asft_z"]   # {"verdict": "help", ...}
 """
 
 from __future__ import annotations
 
 import math
 
-from experiments.testbed.arms import ARMS, REFERENCE
+from experiments.testbed.arms import ARMS, REFERENCE, WEIGHTS_ON
 
-__all__ = ["METRIC", "pair_key", "recommend"]
+__all__ = ["METRIC", "pair_key", "recommend", "weights_verdicts"]
 
 METRIC = "test_id_acc"
 
@@ -21,6 +23,10 @@ def pair_key(arm: str, other: str = REFERENCE) -> str:
 
 def _above_zero(ci: dict | None) -> bool:
     return ci is not None and ci.get("n", 0) >= 2 and math.isfinite(ci["lo"]) and ci["lo"] > 0
+
+
+def _below_zero(ci: dict | None) -> bool:
+    return ci is not None and ci.get("n", 0) >= 2 and math.isfinite(ci["hi"]) and ci["hi"] < 0
 
 
 def recommend(main: dict, replication: dict, arms=None) -> dict:
@@ -40,4 +46,32 @@ def recommend(main: dict, replication: dict, arms=None) -> dict:
             elif _above_zero(a) or _above_zero(b):
                 single.append(entry)
         out[mix] = {"recommended": sorted(winners, key=lambda e: -e["mean"]), "not_replicated": single}
+    return out
+
+
+def weights_verdicts(main: dict, replication: dict, arms=None) -> dict:
+    """mixture -> weighted arm -> the addendum's verdict on the paper's weights over its bare token
+    loss (`WEIGHTS_ON`), paired ID accuracy weighted - bare: "help" (interval above 0 in both runs),
+    "hurt" (below 0 in both), "not replicated" (above or below 0 in one run only) or "no difference
+    shown"; with both intervals. Only the pairs both runs have."""
+    out = {}
+    for mix in sorted(set(main) & set(replication)):
+        out[mix] = {}
+        for arm, bare in WEIGHTS_ON.items():
+            if arms is not None and not (arm in arms and bare in arms):
+                continue
+            a = main[mix].get(pair_key(arm, bare), {}).get(METRIC)
+            b = replication[mix].get(pair_key(arm, bare), {}).get(METRIC)
+            if a is None or b is None:
+                continue
+            if _above_zero(a) and _above_zero(b):
+                verdict = "help"
+            elif _below_zero(a) and _below_zero(b):
+                verdict = "hurt"
+            elif _above_zero(a) or _above_zero(b) or _below_zero(a) or _below_zero(b):
+                verdict = "not replicated"
+            else:
+                verdict = "no difference shown"
+            out[mix][arm] = {"bare": bare, "verdict": verdict, "main": a, "replication": b,
+                             "mean": (a["mean"] + b["mean"]) / 2}
     return out

@@ -16,7 +16,7 @@ from experiments.testbed.records import base_compat, train_logs
 __all__ = ["write_plots"]
 
 COLORS = dict(zip(ARMS, ("tab:red", "tab:blue", "tab:green", "tab:olive", "tab:cyan", "tab:orange", "tab:gray",
-                         "tab:purple", "tab:brown")))
+                         "tab:purple", "tab:brown", "tab:pink", "magenta", "gold", "black")))
 KIND_ORDER = ("native", "mild", "medium", "strong", "wrong")
 
 

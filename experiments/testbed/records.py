@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 
 from experiments.stats import mean_ci, paired_ci, spikes
-from experiments.testbed.arms import ARMS, COMPARED_WITH, REFERENCE, REWRITING
+from experiments.testbed.arms import ARMS, COMPARED_WITH, REFERENCE, REWRITING, WEIGHTS_ON
 
 __all__ = ["METRICS", "train_logs", "run_metrics", "base_compat", "summarise", "pairs"]
 
@@ -64,10 +64,12 @@ def base_compat(record: dict) -> dict:
 
 def pairs(arms) -> list[tuple[str, str]]:
     """The paired comparisons: the default against DFT, SFT, the control and the earlier
-    default; every other arm against the default (the decision rule's)."""
+    default; every other arm against the default (the decision rule's); each token loss with
+    the paper's weights against the bare token loss (the token-loss addendum's)."""
     out = [(REFERENCE, b) for b in COMPARED_WITH if b in arms]
     out += [(a, REFERENCE) for a in arms if a != REFERENCE]
     out += [(a, "dft") for a in REWRITING if a in arms] + [("control", "dft")] * ("control" in arms)
+    out += [(a, b) for a, b in WEIGHTS_ON.items() if a in arms and b in arms and (a, b) not in out]
     return out
 
 
@@ -143,6 +145,7 @@ def summarise(record: dict) -> dict:
     return {
         "started": record.get("started"),
         "decision_rule_sha256": record.get("decision_rule_sha256"),
+        "decision_rule_token_losses_sha256": record.get("decision_rule_token_losses_sha256"),
         "wall_seconds": record["wall_seconds"],
         "base": base,
         "lr": record["lr"],

@@ -13,8 +13,8 @@ import shlex
 
 from experiments.page import fmt, table, write
 from experiments.runner import git_commit, machine
-from experiments.testbed.arms import ARMS, COMPARED_WITH, LABELS, REFERENCE, REWRITING
-from experiments.testbed.decision import recommend
+from experiments.testbed.arms import ARMS, COMPARED_WITH, LABELS, REFERENCE, REWRITING, WEIGHTS_ON
+from experiments.testbed.decision import recommend, weights_verdicts
 from experiments.testbed.plots import write_plots
 from experiments.testbed.records import base_compat, summarise
 from experiments.testbed.training import regime
@@ -30,6 +30,12 @@ HIGHER_BETTER = {"test_id_acc", "test_ood_acc", "retention_acc", "grad_snr", "al
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def _token_losses(arms) -> bool:
+    """Whether the run trains an arm of the token-loss addendum (ASFT or EAFT): its page then
+    carries the addendum's section and decision."""
+    return any(ARMS[a]["method"] in ("asft", "eaft") for a in arms)
 
 
 def _verdict(ci: dict | None, higher_better: bool = True) -> str:
@@ -50,8 +56,10 @@ def _relative(path: str) -> str:
 def _header(record: dict, replication: bool) -> list[str]:
     args, base = record["args"], record["base"]
     title = "Replication" if replication else "Evidence"
+    what = ("ASFT and EAFT, bare and with the paper's weights, against DFT and the default CADFT"
+            if _token_losses(args["arms"]) else "SFT, DFT and the paper's CADFT (estimator and rewriting)")
     return [
-        f"# {title}: SFT, DFT and the paper's CADFT (estimator and rewriting) on a controlled testbed\n",
+        f"# {title}: {what} on a controlled testbed\n",
         "This page is written by `python -m experiments.testbed` (every number, table and plot); do not edit it by "
         "hand.\n",
         # records before the experiments became modules carry no command: they ran experiments/run.py
@@ -67,7 +75,10 @@ def _header(record: dict, replication: bool) -> list[str]:
         f"- **Machine**: {record.get('machine') or machine()}; a shared VM (other jobs ran beside this one)",
         f"- **Date**: started {record['started']}, finished {record['finished']} (page written at commit {git_commit()})",
         f"- **Decision rule**: `experiments/decision_rule.md`, sha256 `{record['decision_rule_sha256']}` "
-        "(recorded at the start of the run; its text is at the end of the page)\n",
+        "(recorded at the start of the run; its text is at the end of the page)"
+        + (f"\n- **Addendum** (token losses): `experiments/decision_rule_token_losses.md`, sha256 "
+           f"`{record.get('decision_rule_token_losses_sha256')}`, committed before this run (its text is at the end of "
+           "the page)\n" if _token_losses(record["args"]["arms"]) else "\n"),
     ]
 
 
@@ -167,23 +178,27 @@ def _control_check(summary: dict) -> str:
 
 
 def when_cadft_helps(summary: dict) -> str:
-    """The default (the paper's estimator) against DFT, SFT, the control and the earlier default."""
+    """The default (the paper's estimator) against DFT, SFT, the control and the earlier default
+    (those of them the run trains)."""
+    compared = [b for b in COMPARED_WITH if b in summary["arms"]]
     rows = []
     for mix in summary["mixtures"]:
         p = summary["paired"][mix]
         for key, label in PAIR_METRICS:
-            rows.append([mix, label] + [fmt(p.get(f"{REFERENCE}-{b}", {}).get(key)) for b in COMPARED_WITH])
-    helps = [mix for mix in summary["mixtures"]
-             if all(_verdict(summary["paired"][mix].get(f"{REFERENCE}-{b}", {}).get("test_id_acc")) == "better"
-                    for b in ("dft", "sft"))]
-    loses = [f"{mix} (vs {LABELS[b]})" for mix in summary["mixtures"] for b in COMPARED_WITH
+            rows.append([mix, label] + [fmt(p.get(f"{REFERENCE}-{b}", {}).get(key)) for b in compared])
+    baselines = [b for b in ("dft", "sft") if b in compared]
+    helps = [mix for mix in summary["mixtures"] if baselines
+             and all(_verdict(summary["paired"][mix].get(f"{REFERENCE}-{b}", {}).get("test_id_acc")) == "better"
+                     for b in baselines)]
+    loses = [f"{mix} (vs {LABELS[b]})" for mix in summary["mixtures"] for b in compared
              if _verdict(summary["paired"][mix].get(f"{REFERENCE}-{b}", {}).get("test_id_acc")) == "worse"]
-    text = [f"## When does CADFT help?\n\nThe library default, {LABELS[REFERENCE]}, against DFT, SFT, the control and "
-            "the earlier default: paired differences over the test seeds, mean [95% CI] (spikes and weight mass: "
-            "lower spikes are better; weight mass is a step-size factor, neither better nor worse).\n",
-            table(["mixture", "metric"] + [f"CADFT - {LABELS[b]}" for b in COMPARED_WITH], rows) + "\n"]
-    text.append(f"The default beats both DFT and SFT on ID accuracy (both intervals above 0) in: {', '.join(helps)}.\n"
-                if helps else "**The default does not beat both DFT and SFT on ID accuracy in any mixture.**\n")
+    names = " and ".join(LABELS[b] for b in baselines)
+    text = [f"## When does CADFT help?\n\nThe library default, {LABELS[REFERENCE]}, against "
+            f"{', '.join(LABELS[b] for b in compared)}: paired differences over the test seeds, mean [95% CI] (spikes "
+            "and weight mass: lower spikes are better; weight mass is a step-size factor, neither better nor worse).\n",
+            table(["mixture", "metric"] + [f"CADFT - {LABELS[b]}" for b in compared], rows) + "\n"]
+    text.append(f"The default beats {names} on ID accuracy (every interval above 0) in: {', '.join(helps)}.\n"
+                if helps else f"**The default does not beat {names} on ID accuracy in any mixture.**\n")
     text.append(f"It loses on ID accuracy (interval below 0) in: {', '.join(loses)}.\n" if loses else
                 "It loses on ID accuracy (interval below 0) to none of them in any mixture.\n")
     return "\n".join(text)
@@ -207,6 +222,24 @@ def _against_default(summary: dict) -> str:
     return ("## Every arm against the default\n\nPaired differences arm - default over the test seeds, mean "
             "[95% CI]; the decision rule reads the ID column.\n\n"
             + table(["mixture", "arm - default"] + [label for _, label in PAIR_METRICS], rows) + "\n")
+
+
+def _weights_on_token_losses(summary: dict) -> str:
+    """The paper's weights on each token loss against the bare token loss (the addendum's 2)."""
+    if not _token_losses(summary["arms"]):
+        return ""
+    rows = []
+    for mix in summary["mixtures"]:
+        p = summary["paired"][mix]
+        for arm, bare in WEIGHTS_ON.items():
+            if f"{arm}-{bare}" in p:
+                rows.append([mix, f"{LABELS[arm]} - {LABELS[bare]}"] + [fmt(p[f"{arm}-{bare}"][k]) for k, _ in PAIR_METRICS]
+                            + [_verdict(p[f"{arm}-{bare}"]["test_id_acc"])])
+    return ("## The paper's weights on each token loss\n\nPaired differences (token loss + the paper's weights, beta 1) "
+            "- (the bare token loss) over the test seeds, mean [95% CI]; on DFT's token loss that is the default - "
+            "DFT. `ID` says whether this run's ID interval lies above 0 (better), below 0 (worse) or neither (tie); "
+            "the addendum's decision needs both runs.\n\n"
+            + table(["mixture", "weighted - bare"] + [label for _, label in PAIR_METRICS] + ["ID"], rows) + "\n")
 
 
 def _rewriting(summary: dict) -> str:
@@ -353,6 +386,25 @@ def decision_section(summary: dict, main: dict | None) -> str:
     text.append(table(["mixture", "recommended over the default (both runs above 0)", "above 0 in one run only"], rows)
                 + "\n")
     summary["recommendations"] = rec
+    if _token_losses(summary["arms"]):
+        text.append(_addendum_decision(summary, main))
+    return "\n".join(text)
+
+
+def _addendum_decision(summary: dict, main: dict) -> str:
+    """The token-loss addendum's text and its verdicts on the weights per token loss and mixture."""
+    with open(os.path.join(EXPERIMENTS, "decision_rule_token_losses.md")) as f:
+        rule = f.read().split("\n", 1)[1]
+    text = [f"### The addendum: token losses\n\nThe addendum, as recorded (sha256 "
+            f"`{summary['decision_rule_token_losses_sha256']}`; committed before the main run started):\n",
+            "\n".join("> " + line if line else ">" for line in rule.strip().splitlines()) + "\n"]
+    if main.get("decision_rule_token_losses_sha256") != summary["decision_rule_token_losses_sha256"]:
+        text.append("**The main run recorded a different addendum hash: the addendum changed between the runs.**\n")
+    verdicts = weights_verdicts(main["paired"], summary["paired"], summary["arms"])
+    rows = [[mix, f"{LABELS[arm]} - {LABELS[v['bare']]}", fmt(v["main"]), fmt(v["replication"]), v["verdict"]]
+            for mix, per in verdicts.items() for arm, v in per.items()]
+    text.append(table(["mixture", "weighted - bare", "main run (ID)", "replication (ID)", "the weights"], rows) + "\n")
+    summary["weights_verdicts"] = verdicts
     return "\n".join(text)
 
 
@@ -373,7 +425,8 @@ def write_report(record: dict, *, out_dir: str, docs_dir: str, discussion: str |
     page = _header(record, replication=bool(summary["lr_from"]))
     page += [_testbed(record, summary), _sanity(summary), _control_check(summary), summary["when_cadft_helps"],
              "## Every arm in every mixture\n\nMean [95% CI] over the test seeds; `lr` is the tuned rate.\n\n"
-             + summary["main_table"] + "\n", _against_default(summary), _rewriting(summary), _variance_section(summary),
+             + summary["main_table"] + "\n", _against_default(summary), _weights_on_token_losses(summary),
+             _rewriting(summary), _variance_section(summary),
              _grid(summary, record["args"]["lrs"]), _grpo(summary), _compat(record), _definitions(record["args"]),
              decision, "## Plots\n"]
     page += [f"![{os.path.basename(p)}](results/{os.path.basename(p)})\n" for p in plots]

@@ -44,6 +44,7 @@ MODULE = "experiments.testbed"  # how it runs: python -m experiments.testbed
 EXPERIMENTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the study's data: results, cache, rule
 GRPO_ARMS = ("sft", "dft", "cadft")
 RULE_PATH = os.path.join(EXPERIMENTS, "decision_rule.md")
+TOKEN_LOSS_RULE_PATH = os.path.join(EXPERIMENTS, "decision_rule_token_losses.md")  # issue #28's addendum
 # Estimated seconds per job on one thread of the 2-core VM: the 2026-12-02 main run's mean job times,
 # rounded, on a machine it shared with the real-model experiment and a test suite (alone: about half)
 EST_SECONDS = {"light": 11, "main": 27, "rewrite": 30, "variance": 90, "grpo": 15}
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--base-seed", type=int, default=0, help="seed of the base policy (default 0)")
     # fine-tuning
     a("--mixtures", type=_names, default=list(MIXTURES), help="mixtures (default clean,default,high,extreme)")
-    a("--arms", type=_names, default=list(ARMS), help="arms of experiments/methods.py (default all nine)")
+    a("--arms", type=_names, default=list(ARMS), help=f"arms of experiments/methods.py (default all {len(ARMS)})")
     a("--n-train", type=int, default=512, help="fine-tuning demonstrations (default 512)")
     a("--steps", type=int, default=64, help="optimizer steps of every fine-tuning run (default 64 = 2 epochs)")
     a("--batch-size", type=int, default=16, help="fine-tuning batch size (default 16)")
@@ -123,8 +124,8 @@ SMOKE = dict(
 )
 
 
-def rule_sha256() -> str:
-    with open(RULE_PATH, "rb") as f:
+def rule_sha256(path: str = RULE_PATH) -> str:
+    with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
@@ -328,7 +329,9 @@ def main(argv=None) -> dict:
     if args.plan:
         return the_plan
     started, sha = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), rule_sha256()
-    logger.info("decision rule sha256 %s (experiments/decision_rule.md)", sha)
+    addendum_sha = rule_sha256(TOKEN_LOSS_RULE_PATH)
+    logger.info("decision rule sha256 %s (experiments/decision_rule.md), addendum %s "
+                "(experiments/decision_rule_token_losses.md)", sha, addendum_sha)
     training.quiet()
     start = time.time()
     os.makedirs(out, exist_ok=True)
@@ -355,6 +358,7 @@ def main(argv=None) -> dict:
         "args": vars(args),
         "plan": the_plan,
         "decision_rule_sha256": sha,
+        "decision_rule_token_losses_sha256": addendum_sha,
         "machine": runner.machine(),  # after training.quiet(): the one torch thread the runs use
         "started": started,
         "base": base_meta,

@@ -110,10 +110,10 @@ class RunConfig:
     """One fine-tuning run of one arm (arms.py, from experiments/methods.py) on one seed's fine-tuning set."""
 
     arm: str = "cadft"  # the name the page reports (a key of arms.ARMS): its method in the table
-    method: str = "cadft"  # sft | dft | cadft
+    method: str = "cadft"  # sft | dft | cadft | asft | eaft
     seed: int = 0  # the fine-tuning set, the data order and the trainer
     lr: float = 1e-3
-    # the CADFT estimator (ignored by sft and dft): the paper's (zscore) or the earlier one (ema)
+    # the sample weights (ignored by sft and dft): the paper's (zscore), the earlier one (ema) or none
     beta: float = 1.0
     token_power: float = 1.0
     normalization: str = "zscore"
@@ -313,13 +313,32 @@ def base_accuracy(base_path: str, n_val: int, n_test: int) -> dict:
 # --------------------------------------------------------------------------- probes
 
 
-def _label_logprobs(model, input_ids, labels, attention_mask=None):
-    """(B, T-1) label log-probs with their graph, and the trainable-token mask."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
+def _label_logprobs(model, input_ids, labels, attention_mask=None, *, loss_type: str = "nll", reference=None):
+    """(B, T-1) label log-probs with their graph, the trainable-token mask, and what the token
+    loss of `loss_type` reads beyond them, (B, T-1) each, as the trainer computes it: EAFT's
+    exact predictive entropy (`topk_entropy` over the whole vocabulary), ASFT's
+    KL(pi_ref || pi_theta) with its graph (`reference_kl` from both backbones' last hidden
+    states; `reference` is the trainer's `ReferenceModel`, the model as training started)."""
+    from cadft.losses import reference_kl, topk_entropy
+    from cadft.token_inputs import capture_hidden_states
+
+    with capture_hidden_states(model) as hidden:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
     target = labels[:, 1:]
     mask = target != -100
     logps = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return logps, mask
+    inputs = {}
+    if loss_type == "eaft":
+        vocab = logits.shape[-1]  # the top-K entropy with K = V is the exact one, the trainer's default
+        inputs["entropy"] = topk_entropy(logits.reshape(-1, vocab), k=vocab).view(mask.shape)
+    if loss_type == "asft":
+        head = model.get_output_embeddings()
+        ref_weight, ref_bias = reference.head(model)
+        ref_hidden = reference.hidden_states(model, {"input_ids": input_ids, "attention_mask": attention_mask})
+        kl = reference_kl(hidden["hidden"][:, :-1][mask], head.weight, ref_hidden[:, :-1][mask], ref_weight,
+                          bias=head.bias, ref_bias=ref_bias)  # (N,) at the trainable positions
+        inputs["kl"] = torch.zeros(mask.shape, dtype=kl.dtype).masked_scatter(mask, kl)
+    return logps, mask, inputs
 
 
 def _flat_grad(loss, params) -> torch.Tensor:
@@ -327,11 +346,19 @@ def _flat_grad(loss, params) -> torch.Tensor:
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double() for g, p in zip(grads, params)])
 
 
-def _token_loss(cfg: RunConfig, logps, mask) -> torch.Tensor:
-    """The sum over one row's tokens of the run's token loss, -sg(p)**alpha log p (alpha 0: SFT)."""
-    alpha = {"nll": 0.0, "dft": 1.0}.get(cfg.loss_type, cfg.token_power)
-    factor = logps.detach().exp().pow(alpha) if alpha else torch.ones_like(logps)
-    return -(factor * logps * mask).sum()
+def _token_loss(cfg: RunConfig, logps, mask, inputs: dict) -> torch.Tensor:
+    """The sum over the rows' tokens of the run's token loss, by the library's functions: ASFT's
+    -sg(p) log p + 0.1 KL, EAFT's -min(1, H / ln 20) log p, else -sg(p)**alpha log p (alpha 0: SFT,
+    1: DFT, the arm's token power for CADFT). `inputs`: `_label_logprobs`'s."""
+    from cadft.losses import asft_token_loss, eaft_token_loss, power_token_loss
+
+    if cfg.loss_type == "asft":
+        loss, _ = asft_token_loss(logps, mask, inputs["kl"])
+    elif cfg.loss_type == "eaft":
+        loss, _ = eaft_token_loss(logps, mask, inputs["entropy"])
+    else:
+        loss, _ = power_token_loss(logps, mask, alpha={"nll": 0.0, "dft": 1.0}.get(cfg.loss_type, cfg.token_power))
+    return loss.sum()
 
 
 def _probe_weights(estimator, u: torch.Tensor) -> torch.Tensor:
@@ -342,38 +369,38 @@ def _probe_weights(estimator, u: torch.Tensor) -> torch.Tensor:
     return estimator.weights(u, torch.ones_like(u, dtype=torch.bool))[0].double()
 
 
-def _per_sample(model, pairs, cfg: RunConfig, params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _per_sample(model, pairs, cfg: RunConfig, params, reference=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(G, u, tokens): per-sample gradients of the sum of each row's token loss (n, P), its
-    length-normalised NLL and its trainable tokens."""
+    length-normalised NLL and its trainable tokens (`reference`: ASFT's anchor)."""
     from cadft.losses import length_normalized_nll
 
     rows, us, tokens = [], [], []
     for ids, lab in pairs:
-        logps, mask = _label_logprobs(model, ids, lab)
+        logps, mask, inputs = _label_logprobs(model, ids, lab, loss_type=cfg.loss_type, reference=reference)
         us.append(length_normalized_nll(logps, mask)[0])
         tokens.append(mask.sum())
-        rows.append(_flat_grad(_token_loss(cfg, logps, mask), params))
+        rows.append(_flat_grad(_token_loss(cfg, logps, mask, inputs), params))
     return torch.stack(rows), torch.cat(us).double(), torch.stack(tokens)
 
 
 def _reference(model, clean, pad_id: int, params, cfg: RunConfig | None = None) -> torch.Tensor:
     """The gradient of the clean held-out rows: of their plain NLL, or of `cfg`'s token loss."""
     ids, labels, attn = _pad(clean, pad_id)
-    logps, mask = _label_logprobs(model, ids, labels, attn)
-    loss = _token_loss(cfg, logps, mask) if cfg is not None else -(logps * mask).sum()
+    logps, mask, inputs = _label_logprobs(model, ids, labels, attn, loss_type=cfg.loss_type if cfg else "nll")
+    loss = _token_loss(cfg, logps, mask, inputs) if cfg is not None else -(logps * mask).sum()
     return _flat_grad(loss / mask.sum(), params)
 
 
-def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, estimator) -> dict:
+def probe_gradients(model, probe, clean, cfg: RunConfig, *, pad_id: int, estimator, reference=None) -> dict:
     """Per-sample gradients h_i of the run's estimator, weights included, on the rows
-    `probe`: their unbiased signal-to-noise ratio, split-half cosine, the cosine of their
+    `probe` (`reference`: the trainer's ASFT anchor): their unbiased signal-to-noise ratio, split-half cosine, the cosine of their
     mean with the plain NLL gradient of the clean held-out rows `clean`, and the
     normalised effective sample size (sum w)^2 / (B sum w^2) of the weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     was_training = model.training
     model.eval()
     pairs = [(torch.tensor([e["input_ids"]]), torch.tensor([e["labels"]])) for e in probe]
-    G, u, tokens = _per_sample(model, pairs, cfg, params)
+    G, u, tokens = _per_sample(model, pairs, cfg, params, reference)
     w = _probe_weights(estimator, u.float())
     h = w[:, None] * G / tokens.double()[:, None]
     reference = _reference(model, clean, pad_id, params)
@@ -425,13 +452,14 @@ def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, estimato
     """Each training row's compatibility c = exp(-u) under the policy, summarised per kind,
     with the mean weight of the kind relative to the mean over all rows, by the run's
     estimator with all rows as one batch (the paper's: z over all rows at once; the earlier
-    one: clip(c**beta / m)); for SFT and DFT by the library's default CADFT estimator."""
+    one: clip(c**beta / m)); for an arm without sample weights (SFT, DFT, bare ASFT and EAFT)
+    by the library's default CADFT estimator."""
     from cadft.estimators import make_estimator
     from cadft.scoring import score_rows
 
     scores = score_rows(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=64, progress=False)
     s = torch.tensor([r["mean_logprob"] for r in scores], dtype=torch.float64)
-    weighted = estimator if cfg.loss_type == "cadft" else make_estimator({"cadft_beta": cfg.beta})
+    weighted = estimator if estimator.weighs_samples else make_estimator({"cadft_beta": cfg.beta})
     w = _probe_weights(weighted, (-s).float())
     c = s.exp()
     out = {}
@@ -549,7 +577,7 @@ def finetune(cfg: RunConfig, base_path: str, out_dir: str) -> dict:
         if cfg.instruments:
             estimator = trainer.estimator  # its weights of a set of rows, with its state at this step
             entry.update(probe_gradients(trainer.model, probe, clean, cfg, pad_id=tok.pad_token_id,
-                                         estimator=estimator))
+                                         estimator=estimator, reference=trainer.reference_model))
             entry["compat"] = compat_by_kind(trainer.model, tok, encoded, kinds, cfg, estimator=estimator)
         probes.append(entry)
 
