@@ -62,7 +62,7 @@ TARGETS = {1: 1.03, 4: 1.35}  # CADFT / TRL dft step time; peak memory <= 1.02 a
 
 def load_tokenizer(smoke: bool):
     """(tokenizer, where it came from)."""
-    from cadft.tiny import tiny_tokenizer
+    from cadft.model.tiny import tiny_tokenizer
 
     if not smoke:
         from transformers import AutoTokenizer
@@ -71,7 +71,7 @@ def load_tokenizer(smoke: bool):
         try:
             if saved:
                 return AutoTokenizer.from_pretrained(saved), f"SmolLM2 tokenizer ({saved})"
-            from cadft.models import embedded_model_path
+            from cadft.model.loading import embedded_model_path
 
             return AutoTokenizer.from_pretrained(embedded_model_path()), "SmolLM2 tokenizer (embedded model)"
         except (FileNotFoundError, ImportError, OSError, ValueError) as e:
@@ -233,14 +233,14 @@ def rewriting_round(setup: Setup, raw, cfg: dict, cuda: bool) -> dict:
     from datasets import Dataset
     from transformers import PrinterCallback
 
-    import cadft.generation
+    import cadft.model.generation
     from cadft import CADFTConfig, CADFTTrainer
 
     n = cfg["rewrite_prompts"]
     rows = [{"prompt": [{"role": "user", "content": r["question"]}],
              "completion": [{"role": "assistant", "content": r["answer"]}]} for r in raw[:n]]
     spent = {"generate_s": 0.0, "calls": 0}
-    generate = cadft.generation.generate
+    generate = cadft.model.generation.generate
 
     def timed_generate(*args, **kwargs):  # the round imports it at the call: this one runs
         if cuda:
@@ -266,13 +266,13 @@ def rewriting_round(setup: Setup, raw, cfg: dict, cuda: bool) -> dict:
         trainer = CADFTTrainer(setup.model, args=args, train_dataset=Dataset.from_list(rows),
                                processing_class=setup.tokenizer)
         trainer.remove_callback(PrinterCallback)
-        cadft.generation.generate = timed_generate
+        cadft.model.generation.generate = timed_generate
         try:
             t0 = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - t0
         finally:
-            cadft.generation.generate = generate
+            cadft.model.generation.generate = generate
     metrics = {k: v for entry in trainer.state.log_history for k, v in entry.items() if k.startswith("rewrite/")}
     if not metrics or not spent["calls"]:
         raise RuntimeError("no rewriting round ran (no rewrite/* metrics were logged, or nothing was generated)")

@@ -12,7 +12,7 @@ on the same weights and batch:
 - **TRL head**: `model(..., fused_lm_head=True)` as `trl.SFTTrainer` runs it (TRL's chunked
   LM head, 32,768-column vocabulary tiles: the (B, T, V) logits never exist), the CADFT loss;
 - **cadft**: what `CADFTTrainer.compute_loss` runs: the same head inside
-  `cadft.vocab_tiles.cpu_vocab_tiles`, which narrows the tiles to 8,192 columns on devices
+  `cadft.model.vocab_tiles.cpu_vocab_tiles`, which narrows the tiles to 8,192 columns on devices
   without Triton (TRL's torch fallback holds ~8 float32 temporaries per tile).
 
 Memory is the peak of tensor storage allocated during the forward and backward and alive at
@@ -39,7 +39,7 @@ TOLERANCE = 1e-4
 def build_model(vocab: int, hidden: int, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cadft.scoring import ensure_fused_lm_head
+    from cadft.model.scoring import ensure_fused_lm_head
 
     config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096)
@@ -64,7 +64,7 @@ def fused_logps(model, ids, labels):
 
 
 def cadft_logps(model, ids, labels):
-    from cadft.vocab_tiles import cpu_vocab_tiles
+    from cadft.model.vocab_tiles import cpu_vocab_tiles
 
     with cpu_vocab_tiles(ids.device):
         return fused_logps(model, ids, labels)

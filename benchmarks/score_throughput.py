@@ -1,4 +1,4 @@
-"""Throughput of `cadft.scoring.score_rows` against a naive one-sample-at-a-time loop.
+"""Throughput of `cadft.model.scoring.score_rows` against a naive one-sample-at-a-time loop.
 
     python benchmarks/score_throughput.py --rows 64 --threads 1 --repeats 3
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from cadft.data import load_demonstrations
-from cadft.models import load_model_and_tokenizer
-from cadft.scoring import score_rows, tokenize_demonstration
+from cadft.model.loading import load_model_and_tokenizer
+from cadft.model.scoring import score_rows, tokenize_demonstration
 
 # The real data lives beside the checkout (../shared/data), never inside it
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"

@@ -129,8 +129,8 @@ def child_cadft(args) -> dict:
     phases = Phases()
     phases.thread.start()
     import cadft.cli.train as cli
-    import cadft.trainer as trainer_mod
-    from cadft import models
+    import cadft.training.trainer as trainer_mod
+    from cadft.model import loading as models
 
     phases.wrap(models, "embedded_model_path", "model conversion (GGUF, once) / lookup")
     phases.wrap(cli, "_load_data", "data: read and check rows")
@@ -158,7 +158,7 @@ def child_trl(args) -> dict:
 
     from cadft.cli.train import CLI_DEFAULTS
     from cadft.data import load_demonstrations
-    from cadft.models import resolve_model_path
+    from cadft.model.loading import resolve_model_path
 
     extra = {}
     phases.wrap(SFTTrainer, "__init__", "trainer init (model load, LoRA, tokenize)")

@@ -140,7 +140,7 @@ class Setup:
 
 
 def tiny_setup(hidden: int = 64, layers: int = 2) -> Setup:
-    from cadft.tiny import tiny_llama, tiny_tokenizer
+    from cadft.model.tiny import tiny_llama, tiny_tokenizer
 
     tok = tiny_tokenizer()
     model = tiny_llama(tok, hidden_size=hidden, num_layers=layers, num_heads=4, max_position_embeddings=2048)
@@ -148,7 +148,7 @@ def tiny_setup(hidden: int = 64, layers: int = 2) -> Setup:
 
 
 def embedded_setup(peft: bool) -> Setup:
-    from cadft.models import load_model_and_tokenizer
+    from cadft.model.loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer("embedded")
     # Full fine-tuning of five copies with AdamW state would not fit this machine; SGD keeps

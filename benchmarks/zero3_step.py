@@ -32,10 +32,10 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 
 # run as a script (python or accelerate launch): its own folder is the first import path, train_step beside it
 from train_step import DEFAULT_DATA, _cpu_model, long_rows, read_gsm8k
+from transformers import TrainerCallback
 
 VARIANTS = ("trl-dft", "cadft")
 
@@ -123,7 +123,7 @@ def main() -> int:
     torch.set_num_threads(1)
     from datasets import Dataset
 
-    from cadft.tiny import tiny_llama, tiny_tokenizer
+    from cadft.model.tiny import tiny_llama, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     make_model = lambda: tiny_llama(tokenizer, hidden_size=args.hidden, num_layers=args.layers,  # noqa: E731

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cadft.data import mixed_quality_demos
-from cadft.tiny import tiny_llama, tiny_tokenizer
+from cadft.model.tiny import tiny_llama, tiny_tokenizer
 
 # The project's real data lives beside the checkout (../shared/data), never inside it
 SHARED_DATA = Path(os.environ.get("CADFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -11,14 +11,13 @@ from __future__ import annotations
 import sys
 
 import torch
+from helpers import trainer_args
 from transformers import TrainerCallback
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
-from cadft.tiny import tiny_llama, tiny_tokenizer
-from cadft.teardown import exit_if_torchrun
-
-from helpers import trainer_args
+from cadft.model.tiny import tiny_llama, tiny_tokenizer
+from cadft.training.teardown import exit_if_torchrun
 
 
 class CalibratedNormalizer(TrainerCallback):
@@ -59,7 +58,7 @@ def main(out_path: str, per_device: int, calibration_samples: int, normalization
                     "calibrated_log_m": calibrated.log_m, "world": trainer.accelerator.num_processes,
                     "logs": logs}, out_path)
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
-    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.teardown)
+    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.training.teardown)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,14 @@ import time
 from pathlib import Path
 
 import torch
+from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
 from transformers import LlamaForCausalLM, TrainerCallback
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
+from cadft.model.tiny import tiny_tokenizer
 from cadft.rewriting import make_generator
-from cadft.tiny import tiny_tokenizer
-from cadft.teardown import exit_if_torchrun
-
-from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
+from cadft.training.teardown import exit_if_torchrun
 
 # 16 demonstrations, a global batch of 4: one epoch is 4 optimizer steps
 DATA = dict(n=16, seed=3, frac_foreign=0.25, frac_wrong=0.25)
@@ -132,7 +131,7 @@ def main(config_path: str) -> None:
         path = config["dump"].format(rank=trainer.accelerator.process_index)
         Path(path).write_text(json.dumps(rewriting_state(trainer)))
     trainer.accelerator.end_training()  # destroys the process group: gloo can abort at exit otherwise
-    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.teardown)
+    exit_if_torchrun(0)  # and even then, rarely: skip the interpreter's teardown (cadft.training.teardown)
 
 
 if __name__ == "__main__":

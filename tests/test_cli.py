@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cadft.cli.main import main
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 pytestmark = pytest.mark.min_deps
 

@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from cadft.cli.main import main
 from cadft.data import mixed_quality_demos
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 
 @pytest.fixture(scope="module")

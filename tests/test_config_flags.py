@@ -15,7 +15,7 @@ from cadft.cli import rewrite, score
 from cadft.cli.config_flags import config_fields, parse_bool
 from cadft.cli.main import main
 from cadft.data import mixed_quality_demos
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 COMMANDS = {"score": (score, ["--dataset_path", "d.jsonl", "--output", "s.jsonl"]),
             "rewrite": (rewrite, ["--dataset_path", "d.jsonl", "--output_dir", "o"])}

@@ -21,14 +21,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from transformers import TrainerCallback
-
-from cadft import CADFTTrainer
-from cadft.cli.main import main as cadft_main
-from cadft.rewriting.store import ORPHANED_FILE, PROVENANCE_FILE
-from cadft.state_io import read_state
-from cadft.tiny import save_tiny, tiny_llama
-
 from crash_train import CRASH_ENV, crash_trainer
 from helpers import trainer_args
 from rewrite_train import rewriting_state
@@ -42,6 +34,13 @@ from test_rewriting_e2e import (  # noqa: F401  (fixtures are found by name)
     read_jsonl,
     server,
 )
+from transformers import TrainerCallback
+
+from cadft import CADFTTrainer
+from cadft.cli.main import main as cadft_main
+from cadft.model.tiny import save_tiny, tiny_llama
+from cadft.rewriting.store import ORPHANED_FILE, PROVENANCE_FILE
+from cadft.training.state_io import read_state
 
 HERE = Path(__file__).parent
 
@@ -230,7 +229,7 @@ def test_resume_skips_an_incomplete_checkpoint(tok, demos, saved_run, tmp_path, 
     trainer = CADFTTrainer(tiny_llama(tok, seed=7), args=saved_args(out), train_dataset=demos, processing_class=tok)
     start = _StartStep()
     trainer.add_callback(start)
-    with caplog.at_level(logging.WARNING, logger="cadft.trainer"):
+    with caplog.at_level(logging.WARNING, logger="cadft.training.trainer"):
         trainer.train(resume_from_checkpoint=True)
 
     assert start.step == 2

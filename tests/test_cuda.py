@@ -22,16 +22,15 @@ import os
 
 import pytest
 import torch
-from trl import SFTConfig, SFTTrainer
-
-from cadft import CADFTTrainer
-from cadft.scoring import ensure_fused_lm_head
-from cadft.tiny import tiny_llama
-
-from cadft import losses as L
 from helpers import FAST_ARGS, naive_label_logprobs, trainer_args
 from test_paper_estimator import naive_step
 from test_token_losses import naive_asft, naive_eaft, naive_kl, naive_update
+from trl import SFTConfig, SFTTrainer
+
+from cadft import CADFTTrainer
+from cadft import losses as L
+from cadft.model.scoring import ensure_fused_lm_head
+from cadft.model.tiny import tiny_llama
 
 ON_CPU = os.environ.get("CADFT_CUDA_TESTS_ON_CPU", "") not in ("", "0")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import torchrun
 
 HERE = Path(__file__).parent
@@ -96,7 +95,7 @@ def test_cli_train_under_torchrun(tmp_path):
     """`cadft train` on 2 processes (gloo) ends cleanly on both: the model and the start/end
     summary are written once, and no rank aborts at exit (each destroys its process group).
     Both ranks score equal shards of the summary, and it equals the one of 1 process."""
-    from cadft.tiny import save_tiny
+    from cadft.model.tiny import save_tiny
 
     model = save_tiny(tmp_path / "model")
     one = tmp_path / "one"
@@ -106,7 +105,7 @@ def test_cli_train_under_torchrun(tmp_path):
     assert proc.stdout.count("per kind of demonstration") == 1  # the summary comes from rank 0 only
     two = tmp_path / "two"
     assert (two / "adapter_model.safetensors").is_file()
-    # The checkpoint was staged by both ranks and published whole (cadft.checkpoints)
+    # The checkpoint was staged by both ranks and published whole (cadft.training.checkpoint_folders)
     [checkpoint] = two.glob("checkpoint-*")
     names = {p.name for p in checkpoint.iterdir()}
     assert {"rng_state_0.pth", "rng_state_1.pth", "cadft_state.json", "trainer_state.json"} <= names

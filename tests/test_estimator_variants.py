@@ -10,15 +10,14 @@ import math
 
 import pytest
 import torch
+from helpers import naive_label_logprobs, trainer_args
+from test_trainer import assert_same_update, params, train_and_delta
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTTrainer
+from cadft.estimators.normalizer import RunningNormalizer, log_mean_exp
 from cadft.losses import batch_kappa, cadft_loss, dft_loss, sample_weights, sft_loss
-from cadft.normalizer import RunningNormalizer, log_mean_exp
-from cadft.tiny import tiny_llama
-
-from helpers import naive_label_logprobs, trainer_args
-from test_trainer import assert_same_update, params, train_and_delta
+from cadft.model.tiny import tiny_llama
 
 
 def random_batch(B=6, T=9, seed=0):
@@ -231,8 +230,8 @@ def test_conversation_compatibility_covers_the_assistant_turns(tok, tmp_path, as
     prompt does not lower it. Multi-turn rows: every assistant turn counts."""
     from datasets import Dataset
 
-    from cadft.scoring import score_rows, tokenize_demonstration
-    from cadft.tiny import CHAT_TEMPLATE, tiny_tokenizer
+    from cadft.model.scoring import score_rows, tokenize_demonstration
+    from cadft.model.tiny import CHAT_TEMPLATE, tiny_tokenizer
 
     if not markers:
         tok = tiny_tokenizer()

@@ -4,18 +4,17 @@ import json
 import math
 from pathlib import Path
 
-import pytest
-
 import cadft.evaluate
+import pytest
+from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_interval
+from math_rows import MATH_ROWS, gsm8k_answer, gsm8k_rows, write_jsonl
+
 import cadft.evaluation.evaluate
 from cadft.cli.common import CommandError
 from cadft.cli.eval import BACKENDS, main
 from cadft.data.loading import DataFormatError
-from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_interval
-from cadft.generation import generate
-from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
-
-from math_rows import MATH_ROWS, gsm8k_answer, gsm8k_rows, write_jsonl
+from cadft.model.generation import generate
+from cadft.model.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cadft.suite.grading import grade, parse_reference  # the old path: (ok, extracted) from the one grader
 
 from cadft.cli.common import CommandError
 from cadft.cli.eval import BENCHMARKS as CLI_BENCHMARKS
@@ -27,8 +28,7 @@ from cadft.evaluation.metrics import avg_at_k, avg_at_k_interval, pass_at_ks, su
 from cadft.evaluation.results import ResultsFile, ResumeError
 from cadft.evaluation.suite import Sampling, chunks
 from cadft.evaluation.vllm import vllm_request
-from cadft.suite.grading import grade, parse_reference  # the old path: (ok, extracted) from the one grader
-from cadft.tiny import save_tiny, tiny_tokenizer
+from cadft.model.tiny import save_tiny, tiny_tokenizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROWS = {"math500": 500, "minerva": 272, "olympiadbench": 675, "aime24": 30, "amc23": 40}  # shared/data/README.md
@@ -262,7 +262,7 @@ def test_results_file_resumes_drops_a_cut_last_line_and_refuses_other_settings(t
 
 
 def test_vllm_request_has_the_run_sampling_and_the_transformers_prompt_ids():
-    from cadft.generation import encode_prompts
+    from cadft.model.generation import encode_prompts
 
     tok = tiny_tokenizer()
     problem = Problem("olympiadbench", "7", "Find $x$.", "2", several_answers=True, unit="cm")

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from cadft.model.tiny import save_tiny, tiny_llama, tiny_tokenizer
 from cadft.rewriting import (
     DEFAULT_REWRITE_TEMPLATE,
     Candidate,
@@ -30,7 +31,6 @@ from cadft.rewriting import (
     rewrite_messages,
 )
 from cadft.rewriting.generators import redact_key
-from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
 SECRET = "sk-test-7f3a9c1e5b0d"  # must never show up in errors, logs or reprs
 FAST = dict(max_retries=2, backoff_s=0.01, timeout_s=5.0)  # quick retries for the loopback server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cadft.models import EMBEDDED_MODEL, embedded_model_path, load_embedded_from_gguf, load_model_and_tokenizer
+from cadft.model.loading import EMBEDDED_MODEL, embedded_model_path, load_embedded_from_gguf, load_model_and_tokenizer
 
 
 def test_cached_embedded_model_equals_direct_gguf_load():

@@ -1,4 +1,4 @@
-"""Packed and padding-free batches with per-sample weights (`cadft.packing`): the same
+"""Packed and padding-free batches with per-sample weights (`cadft.data.packing`): the same
 demonstrations packed (TRL's `bfd`, padding-free) and padded give the same update, for the
 paper's estimator and the earlier one, and for ASFT's and EAFT's token losses; every segment keeps its demonstration's sample id;
 strategies that cut a demonstration are refused."""
@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from cadft import CADFTTrainer
-from cadft.collate import SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
-from cadft.packing import segment_of_labels, unpack_rows
-from cadft.tiny import tiny_llama
-
 from helpers import trainer_args
 from test_trainer import assert_same_update, params
 
+from cadft import CADFTTrainer
+from cadft.data.collate import SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
+from cadft.data.packing import segment_of_labels, unpack_rows
+from cadft.model.tiny import tiny_llama
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 
@@ -122,7 +120,7 @@ def test_cadft_train_packs_and_summarises_every_demonstration(tmp_path):
     import json
 
     from cadft.cli.main import main
-    from cadft.tiny import save_tiny
+    from cadft.model.tiny import save_tiny
 
     out = tmp_path / "run"
     assert main(["train", "--model_name_or_path", save_tiny(tmp_path / "model"), "--output_dir", str(out),

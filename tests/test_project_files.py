@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from cadft.data import mixed_quality_demos
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 

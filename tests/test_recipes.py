@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import require_deepspeed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +142,7 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
     """The header's `accelerate launch ... -m cadft.cli.main train --config ...`, with --cpu and
     flags that swap in a tiny model and 8 local rows: the YAML drives a real run."""
     from cadft.data import mixed_quality_demos
-    from cadft.tiny import save_tiny
+    from cadft.model.tiny import save_tiny
 
     model = save_tiny(tmp_path / "model")
     data = tmp_path / "demos.jsonl"
@@ -192,7 +191,7 @@ def test_multi_process_recipe_runs_through_its_header_command(tmp_path, setup):
     if setup.startswith("zero"):
         require_deepspeed()
     from cadft.data import mixed_quality_demos
-    from cadft.tiny import save_tiny
+    from cadft.model.tiny import save_tiny
 
     model = save_tiny(tmp_path / "model")
     data = tmp_path / "demos.jsonl"
@@ -214,7 +213,7 @@ def test_multi_process_recipe_runs_through_its_header_command(tmp_path, setup):
     kind, stage = ENGINES[setup]
     assert record["distributed"] == {"type": kind, "num_processes": 2, "zero_stage": stage}
     assert record["global_step"] == 2 and record["cadft_normalization"] == "zscore"
-    checkpoint = run / "checkpoint-2"  # the Trainer saves at the last step; published whole (cadft.checkpoints)
+    checkpoint = run / "checkpoint-2"  # the Trainer saves at the last step; published whole (cadft.training.checkpoint_folders)
     assert {"trainer_state.json", "cadft_state.json", "rng_state_1.pth"} <= {p.name for p in checkpoint.iterdir()}
     if stage is not None:
         assert (checkpoint / "global_step2").is_dir()  # DeepSpeed's own checkpoint, every rank's shard

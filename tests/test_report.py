@@ -27,7 +27,7 @@ NASTY = '<script>alert("x")</script> & \'quoted\''
 def _train(out: Path, loss_type: str, with_eval: bool = False) -> None:
     from cadft import CADFTConfig, CADFTTrainer
     from cadft.data import mixed_quality_demos
-    from cadft.tiny import tiny_llama, tiny_tokenizer
+    from cadft.model.tiny import tiny_llama, tiny_tokenizer
 
     tok = tiny_tokenizer()
     evaluation = dict(eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=4) if with_eval else {}

@@ -16,13 +16,13 @@ import pytest
 import torch
 from datasets import load_dataset
 
+from cadft.evaluation.verifiers import get_verifier
 from cadft.rewriting import Candidate, GenerationSettings, rewrite_messages
 from cadft.rewriting.manager import target_length
 from cadft.rewriting.round import REJECTION_REASONS, STORED_REPLY_CHARS, RewriteItem, run_round
 from cadft.rewriting.schedule import budget_count, planned_rounds, resolve_steps, round_due, select_samples
 from cadft.rewriting.store import DATASET_FILE, ORPHANED_FILE, PROVENANCE_FILE, RewriteStore
 from cadft.rewriting.tracker import CompatibilityTracker
-from cadft.verifiers import get_verifier
 
 # ------------------------------------------------------------------------------ schedule
 

@@ -17,9 +17,12 @@ import logging
 import pytest
 import torch
 from datasets import Dataset
+from helpers import trainer_args
 
 from cadft import CADFTConfig, CADFTTrainer
 from cadft.data import mixed_quality_demos
+from cadft.evaluation.verifiers import get_verifier
+from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting import Candidate, GenerationSettings, rewrite_messages
 from cadft.rewriting.draw import replacement_draw
 from cadft.rewriting.presets import PRESETS, resolve_gates
@@ -27,10 +30,6 @@ from cadft.rewriting.round import LOST_DRAW, UNVERIFIED, RewriteItem, run_round
 from cadft.rewriting.schedule import resolve_steps, round_due, select_highest_u
 from cadft.rewriting.store import PROVENANCE_FILE
 from cadft.rewriting.tracker import CompatibilityTracker, raw_compatibility
-from cadft.tiny import tiny_llama, tiny_tokenizer
-from cadft.verifiers import get_verifier
-
-from helpers import trainer_args
 
 # ------------------------------------------------------------------------------ schedule
 
@@ -438,7 +437,7 @@ def test_paper_defaults_scaled_down_on_the_embedded_model(tmp_path):
     trains on them."""
     from peft import LoraConfig
 
-    from cadft.models import resolve_model_path
+    from cadft.model.loading import resolve_model_path
 
     data = mixed_quality_demos(8, seed=0)
     args = trainer_args(tmp_path, max_steps=3, per_device_train_batch_size=4, learning_rate=5e-4, max_length=512,
@@ -471,9 +470,9 @@ def test_paper_defaults_scaled_down_on_the_embedded_model(tmp_path):
 
 
 def test_an_openai_generator_sends_a_plain_text_prompt_as_one_user_turn():
-    from cadft.rewriting import OpenAIChatGenerator
-
     from test_generators import ChatServer
+
+    from cadft.rewriting import OpenAIChatGenerator
 
     server = ChatServer()
     try:

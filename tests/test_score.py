@@ -11,19 +11,18 @@ import sys
 import pytest
 import torch
 from datasets import load_dataset
+from helpers import naive_label_logprobs
+from math_rows import gsm8k_rows, write_jsonl
 
-from cadft import CADFTConfig, defaults
+from cadft import CADFTConfig
 from cadft.cli import rewrite as rewrite_cli
 from cadft.cli.main import main as cli_main
 from cadft.cli.score import build_parser, main
 from cadft.data import load_demonstrations, mixed_quality_demos
-from cadft.losses import raw_sample_weights, sample_weights
-from cadft.models import load_model_and_tokenizer
-from cadft.scoring import MAX_PADDING, _length_batches, score_rows, tokenize_demonstration
-from cadft.tiny import save_tiny, tiny_llama, tiny_tokenizer
-
-from helpers import naive_label_logprobs
-from math_rows import gsm8k_rows, write_jsonl
+from cadft.losses import sample_weights
+from cadft.model.loading import load_model_and_tokenizer
+from cadft.model.scoring import MAX_PADDING, _length_batches, score_rows, tokenize_demonstration
+from cadft.model.tiny import save_tiny, tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -253,14 +252,14 @@ def test_length_batches_bound_padding_and_cover_every_row():
 
 def test_cpu_head_equals_trl_fused_head(monkeypatch, demos):
     """score_rows' CPU head (the model's own, on label positions) against TRL's fused head."""
-    import cadft.scoring
+    import cadft.model.scoring
 
     tok = tiny_tokenizer()
     rows = [tokenize_demonstration(tok, demos[i]) for i in range(10)]
     rows.append({"input_ids": rows[0]["input_ids"], "labels": [-100] * len(rows[0]["labels"])})
     model = tiny_llama(tok, seed=3, tie_word_embeddings=True)
     own = score_rows(model, rows, pad_token_id=tok.pad_token_id, batch_size=4, progress=False)
-    monkeypatch.setattr(cadft.scoring, "_COMPACT_FUSED_HEAD_DEVICES", ("cpu",))
+    monkeypatch.setattr(cadft.model.scoring, "_COMPACT_FUSED_HEAD_DEVICES", ("cpu",))
     fused = score_rows(model, rows, pad_token_id=tok.pad_token_id, batch_size=4, progress=False)
     for a, b in zip(own, fused):
         assert a["num_tokens"] == b["num_tokens"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cadft.sharding import rank_shard
+from cadft.model.sharding import rank_shard
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 4])

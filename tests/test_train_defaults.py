@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from cadft import CADFTConfig
 from cadft.cli.main import main
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 
 def test_config_defaults_to_float32_without_a_bf16_accelerator(tmp_path):

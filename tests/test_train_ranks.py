@@ -10,7 +10,7 @@ from helpers import torchrun
 
 
 def test_only_rank_zero_reports(tmp_path):
-    from cadft.tiny import save_tiny
+    from cadft.model.tiny import save_tiny
 
     model = save_tiny(tmp_path / "model")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

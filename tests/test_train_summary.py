@@ -11,7 +11,7 @@ import math
 import pytest
 
 from cadft.cli.main import main
-from cadft.tiny import save_tiny
+from cadft.model.tiny import save_tiny
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ import logging
 import pytest
 import torch
 from datasets import Dataset
+from helpers import trainer_args
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTTrainer
-from cadft.tiny import tiny_llama
-
-from helpers import trainer_args
+from cadft.model.tiny import tiny_llama
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 
@@ -178,7 +177,7 @@ def test_truncated_samples_are_reported(tok, demos, tmp_path, caplog):
     long_prompt = [{"role": "user", "content": "x" * 300}]
     rows = demos.select(range(6)).to_list()
     rows[3]["prompt"] = long_prompt
-    with caplog.at_level(logging.WARNING, logger="cadft.trainer"):
+    with caplog.at_level(logging.WARNING, logger="cadft.training.trainer"):
         trainer = CADFTTrainer(
             tiny_llama(tok), args=trainer_args(tmp_path, max_length=200), train_dataset=Dataset.from_list(rows), processing_class=tok
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cadft.verifiers import Verdict, answers_match, check_exact, check_math, extract_answer, get_verifier
+from cadft.evaluation.verifiers import Verdict, answers_match, check_exact, check_math, extract_answer, get_verifier
 
 PATHOLOGICAL = r"The answer is $\boxed{9^{9^{9^{9}}}}$"  # sympy would try to evaluate it for ages
 
@@ -137,7 +137,7 @@ def test_math_verifier_and_none_verifier():
 
 def test_user_verifier(tmp_path, monkeypatch):
     (tmp_path / "my_checks.py").write_text(
-        "from cadft.verifiers import Verdict\n"
+        "from cadft.evaluation.verifiers import Verdict\n"
         "def same_length(candidate, reference):\n    return len(candidate) == len(reference)\n"
         "def verdict(candidate, reference):\n    return Verdict(False, 'custom', None)\n"
         "def broken(candidate, reference):\n    return 'yes'\n"
@@ -215,7 +215,7 @@ def test_answer_extraction_is_linear_time(name):
 
 QUIET_SCRIPT = """
 import threading
-from cadft.verifiers import check_math
+from cadft.evaluation.verifiers import check_math
 huge = "$" + "+".join(["x^{2}"] * 20000) + "$"  # math-verify's parsing times out on it
 print("main", check_math(huge, "1", timeout_s=1).ok)
 result = []

@@ -1,4 +1,4 @@
-"""Narrow vocabulary tiles for TRL's fused LM head on a CPU (cadft.vocab_tiles): the same
+"""Narrow vocabulary tiles for TRL's fused LM head on a CPU (cadft.model.vocab_tiles): the same
 log-probs and gradients, the setting restored afterwards, and CADFTTrainer's loss path
 never allocating a tile as wide as TRL's default (benchmarks/loss_memory.py measures it)."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import trainer_args
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -13,9 +14,7 @@ from trl.trainer import utils as trl_utils
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
-from cadft.vocab_tiles import CPU_VOCAB_TILE, cpu_vocab_tiles
-
-from helpers import trainer_args
+from cadft.model.vocab_tiles import CPU_VOCAB_TILE, cpu_vocab_tiles
 
 VOCAB = 131_072  # four of TRL's 32,768-wide tiles, sixteen of cadft's
 

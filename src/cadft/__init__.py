@@ -10,13 +10,16 @@ transformers and TRL), so that `cadft --help` and checking a data file start fas
 
 from importlib import import_module
 
+from ._compat import install as _keep_old_module_paths
+
 __version__ = "0.1.0"
+_keep_old_module_paths()  # `cadft.scoring` and the other moved modules: cadft/_compat
 
 _LAZY = {
     "CADFTConfig": "config",
     "LOSS_TYPES": "config",
-    "CADFTTrainer": "trainer",
-    "RunningNormalizer": "normalizer",
+    "CADFTTrainer": "training.trainer",
+    "RunningNormalizer": "estimators.normalizer",
     **{name: "losses" for name in ("cadft_loss", "compatibility", "dft_loss", "raw_sample_weights",
                                    "sample_weights", "sft_loss", "weight_stats")},
 }

@@ -9,7 +9,7 @@ from trl import SFTConfig
 
 from cadft import defaults
 
-from .packing import CUTTING_STRATEGIES
+from .data.packing import CUTTING_STRATEGIES
 
 __all__ = ["CADFTConfig", "LOSS_TYPES", "LOSS_TYPE_ALIASES", "NORMALIZATIONS", "SAMPLE_WEIGHTS", "SFT_DIFFERENCES"]
 

@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cadft.evaluation.backends import choose_backend, load_model
     from cadft.evaluation.evaluate import evaluate_math
-    from cadft.state_io import write_json_atomic
+
+    from ..training.state_io import write_json_atomic
 
     try:
         backend = choose_backend(args.backend)

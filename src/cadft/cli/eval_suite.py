@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot load model {args.model_name_or_path!r}: {e}") from e
         done = run_suite(chunk_generator(model, tokenizer, backend, sampling), tokenizer, problems, sampling, results,
                          done, batch_size=batch_size, timeout_s=timeout_s)
-    from cadft.state_io import write_json_atomic
+    from ..training.state_io import write_json_atomic
 
     summary = {"model": args.model_name_or_path, "backend": backend, "limit": args.limit, "batch_size": batch_size,
                **summarise(problems, done, sampling), "data": data, "wall_s": round(time.perf_counter() - started, 1)}

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ..models import load_model_and_tokenizer
+    from ..model.loading import load_model_and_tokenizer
     from ..rewriting.manager import score_pairs, target_length
     from ..rewriting.round import RewriteRound, completion_text
     from ..rewriting.store import RewriteStore

@@ -433,9 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from jinja2 import TemplateError
 
-    from cadft.collate import SAMPLE_ID, with_sample_ids
-    from cadft.models import load_model_and_tokenizer
-    from cadft.scoring import score_rows, tokenize_demonstration
+    from ..data.collate import SAMPLE_ID, with_sample_ids
+    from ..model.loading import load_model_and_tokenizer
+    from ..model.scoring import score_rows, tokenize_demonstration
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

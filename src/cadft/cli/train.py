@@ -152,7 +152,7 @@ def _load_data(data_args: DataArguments, rewriting: bool = False):
 def _scored_row(row: dict) -> dict:
     """input_ids and the labels compatibility is measured on: the trainable tokens, within
     the trainer's COMPAT_MASK (the assistant turns) where the dataset has one."""
-    from ..collate import COMPAT_MASK
+    from ..data.collate import COMPAT_MASK
 
     labels = row["labels"]
     if row.get(COMPAT_MASK) is not None:
@@ -166,7 +166,7 @@ def _score(trainer, stage: str) -> list[dict]:
     parameters may be sharded across processes, FSDP or ZeRO-3)."""
     from accelerate.utils import gather_object
 
-    from ..scoring import score_rows_sharded
+    from ..model.scoring import score_rows_sharded
 
     accelerator = trainer.accelerator
     rows = trainer.training_samples()  # packed rows split back into their demonstrations
@@ -230,9 +230,9 @@ def _summary_table(start: list[dict], end: list[dict], tags: dict[int, str]) -> 
 def run(data_args: DataArguments, args: CADFTConfig, model_args) -> dict:
     from trl import get_peft_config
 
-    from ..collate import with_sample_ids
-    from ..models import resolve_model_path
-    from ..trainer import CADFTTrainer
+    from ..data.collate import with_sample_ids
+    from ..model.loading import resolve_model_path
+    from ..training.trainer import CADFTTrainer
 
     dataset = _load_data(data_args, rewriting=args.rewrite)
     model_path = resolve_model_path(model_args.model_name_or_path)
@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     precheck(argv)  # bad config/data/model, and (once saved) --help and unknown flags: before torch loads
     _quiet_unless_rank_zero()
 
-    from ..checkpoints import resume_argument
-    from ..teardown import exit_if_torchrun
+    from ..training.checkpoint_folders import resume_argument
+    from ..training.teardown import exit_if_torchrun
 
     parser = make_parser()
     flag_cache.remember(parser)  # later runs answer --help and unknown flags before the imports

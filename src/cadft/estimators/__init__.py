@@ -1,5 +1,5 @@
 """Ways of weighting samples, each behind the interface of `base.Estimator`, each over the
-run's token loss (`cadft.token_losses`, chosen by `loss_type`):
+run's token loss (`cadft.losses.token_loss`, chosen by `loss_type`):
 
 - `Unweighted`: no sample weight (`cadft_normalization="none"`, the default of `loss_type`
   "nll", "dft", "asft" and "eaft");
@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping
 
 from .. import defaults
+from ..losses.token_loss import make_token_loss
 from .base import Batch, Estimator, Rows, StepContext
 from .running import BatchNormalized, RunningNormalized
-from ..token_losses import make_token_loss
 from .token import Unweighted
 from .zscore import STEP_U, ZScore
 
@@ -31,7 +31,7 @@ ESTIMATORS = {"zscore": _ZSCORE, "ema": (RunningNormalized, _RUNNING), "batch": 
 
 def make_estimator(args) -> Estimator:
     """The estimator a `CADFTConfig` asks for, over the token loss of its `loss_type`
-    (`cadft.token_losses.make_token_loss`): the one place a config becomes an estimator.
+    (`cadft.losses.token_loss.make_token_loss`): the one place a config becomes an estimator.
 
     `args` may also be a mapping of CADFTConfig field names (as `cadft score` passes its
     flags); a field it lacks or leaves None takes the library default (loss_type 'cadft',

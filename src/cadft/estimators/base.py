@@ -17,7 +17,7 @@ and `state_dict` / `load_state_dict` with every checkpoint. `weights(u, valid)` 
 place an estimator turns u into weights: its training loss uses it, and so do the closing
 summary of `cadft train`, `cadft score`, `cadft rewrite` and the experiments, for a whole
 set of rows at once. `weighted(batch, weights)` is the one place those weights meet the
-run's token loss (`cadft.token_losses`: SFT, DFT, the token power, ASFT or EAFT).
+run's token loss (`cadft.losses.token_loss`: SFT, DFT, the token power, ASFT or EAFT).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..losses import sample_nll, weighted_token_loss
-from ..token_losses import PowerLoss, TokenLoss
+from ..losses.token_loss import PowerLoss, TokenLoss
 
 __all__ = ["Batch", "Rows", "Estimator", "StepContext"]
 
@@ -104,7 +104,7 @@ class StepContext:
 
     def score(self, batch: dict, *, training: bool = True, tiled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, valid) of a collated batch's demonstrations, on the host, from the no-grad
-        scoring pass (`cadft.scoring.label_logprobs`), in the model's training mode (as the
+        scoring pass (`cadft.model.scoring.label_logprobs`), in the model's training mode (as the
         training forward sees it) or, `training=False`, in eval mode; `tiled=True`: through
         the fused head's vocabulary tiles, bounded memory. A collective where a forward is
         one (FSDP, ZeRO-3): every process must call it as often."""
@@ -130,7 +130,7 @@ class StepContext:
 
 class Estimator:
     """Base class: no sample weights (the bare token loss), no per-step state. Every
-    estimator holds the run's token loss (`cadft.token_losses`, DFT's by default) and meets
+    estimator holds the run's token loss (`cadft.losses.token_loss`, DFT's by default) and meets
     it in `weighted`."""
 
     name = "token"

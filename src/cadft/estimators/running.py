@@ -12,10 +12,10 @@ import torch
 from datasets import Dataset
 
 from ..losses import batch_kappa, clipped_weights, weight_stats
-from ..token_losses import PowerLoss, TokenLoss
-from ..normalizer import RunningNormalizer, log_mean_exp
-from ..sharding import rank_shard
+from ..losses.token_loss import PowerLoss, TokenLoss
+from ..model.sharding import rank_shard
 from .base import Batch, Estimator, Rows, StepContext
+from .normalizer import RunningNormalizer, log_mean_exp
 
 __all__ = ["RunningNormalized", "BatchNormalized"]
 
@@ -29,7 +29,7 @@ class RunningNormalized(Estimator):
 
     def __init__(self, *, beta: float, w_min: float, w_max: float, token_power: float = 1.0, ema_decay: float,
                  calibration_samples: int, token_loss: TokenLoss | None = None):
-        """`token_loss`: the run's (`cadft.token_losses`); default the token power's."""
+        """`token_loss`: the run's (`cadft.losses.token_loss`); default the token power's."""
         self.beta, self.w_min, self.w_max = beta, w_min, w_max
         self.token_loss = token_loss if token_loss is not None else PowerLoss(token_power)
         self.calibration_samples = calibration_samples

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..token_losses import TokenLoss
+from ..losses.token_loss import TokenLoss
 from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["Unweighted"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import ZSCORE_EPS, batch_moments, zscore_stats, zscore_weights, zscores
-from ..token_losses import PowerLoss, TokenLoss
+from ..losses.token_loss import PowerLoss, TokenLoss
 from .base import Batch, Estimator, Rows, StepContext
 
 __all__ = ["ZScore", "STEP_U"]
@@ -30,7 +30,7 @@ class ZScore(Estimator):
 
     def __init__(self, *, beta: float, eps: float = ZSCORE_EPS, scope: str = "step", token_power: float = 1.0,
                  token_loss: TokenLoss | None = None):
-        """`token_loss`: the run's (`cadft.token_losses`); default the token power's, DFT's at 1."""
+        """`token_loss`: the run's (`cadft.losses.token_loss`); default the token power's, DFT's at 1."""
         if scope not in SCOPES:
             raise ValueError(f"scope={scope!r}; choose one of {', '.join(SCOPES)}")
         self.beta, self.eps, self.scope = beta, eps, scope

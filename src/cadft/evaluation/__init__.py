@@ -3,7 +3,7 @@
 Modules, bottom up:
 
 - `grading`: the one grader, `grade(candidate, reference)`, math-verify with timeouts;
-  also the rewriting's `math` verifier (`cadft.verifiers`).
+  also the rewriting's `math` verifier (`cadft.evaluation.verifiers`).
 - `metrics`: accuracy and avg@k with their intervals, pass@k, the suite average (pure).
 - `sampling`: `Sampling`, the generation protocol (samples, temperature, top_p, tokens, seed).
 - `vllm`: the one vLLM path (`load_vllm`, `generate_vllm`, and `vllm_request`, what vLLM is asked).

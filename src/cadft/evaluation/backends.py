@@ -34,7 +34,7 @@ def load_model(name_or_path: str, backend: str, *, seed: int = 0):
         return load_vllm(name_or_path, seed=seed)
     import torch
 
-    from ..models import load_model_and_tokenizer
+    from ..model.loading import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(name_or_path)
     if torch.cuda.is_available():

@@ -28,7 +28,7 @@ import logging
 import time
 
 from ..data.problems import MathProblem, math_problems
-from ..generation import generate
+from ..model.generation import generate
 from .grading import grade
 from .metrics import pass_at_k, wilson_interval
 from .metrics import report_ks as _ks

@@ -5,7 +5,7 @@ r"""The grader: is a model's answer mathematically equal to a reference? Decided
     grade(r"so the answers are \boxed{84, 69}", "69,84", extract="math_verify").ok   # True
 
 `cadft eval --dataset_path`, `cadft eval --benchmark` and the rewriting's `math` verifier
-(`cadft.verifiers`) all call `grade`. They differ in one explicit choice, `extract`: how
+(`cadft.evaluation.verifiers`) all call `grade`. They differ in one explicit choice, `extract`: how
 the candidate's final answer is found.
 
 - `"marked"` (`cadft eval --dataset_path`, the rewriting): the candidate's marked answer

@@ -71,7 +71,7 @@ def chunk_generator(model, tokenizer, backend: str, sampling: Sampling) -> Gener
 
     from transformers import set_seed
 
-    from ..generation import generate
+    from ..model.generation import generate
 
     def generate_chunk(prompts, seed, seeds):
         set_seed(seed)
@@ -95,7 +95,7 @@ def run_suite(
     progress: bool = True,
 ) -> dict[tuple[str, str], dict]:
     """Evaluate every problem not in `done`; returns `done` with the new records added."""
-    from ..generation import encode_prompts
+    from ..model.generation import encode_prompts
 
     unknown = sorted(set(done) - {(p.benchmark, p.id) for ps in problems.values() for p in ps})
     if unknown:

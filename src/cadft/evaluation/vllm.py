@@ -42,7 +42,7 @@ def load_vllm(name_or_path: str, *, seed: int = 0, **llm_kwargs):
     from transformers import AutoTokenizer
     from vllm import LLM
 
-    from ..models import load_model_and_tokenizer, resolve_model_path
+    from ..model.loading import load_model_and_tokenizer, resolve_model_path
 
     path = resolve_model_path(name_or_path)
     if (Path(path) / "adapter_config.json").is_file():
@@ -69,7 +69,7 @@ def sampling_kwargs(sampling, seed: int | None = None) -> dict:
 
 def vllm_request(tokenizer, prompts: list, sampling, seeds: list[int] | None = None) -> tuple[list[dict], list[dict]]:
     """([{"prompt_token_ids": ids}, ...], [SamplingParams kwargs, ...]), one of each per prompt."""
-    from ..generation import encode_prompts
+    from ..model.generation import encode_prompts
 
     if seeds is not None and len(seeds) != len(prompts):
         raise ValueError(f"need one seed per prompt, got {len(seeds)} seeds for {len(prompts)} prompts")

@@ -71,7 +71,7 @@ _LINE_FIGURES = {
         _Panel("Fraction down-weighted (w < 1) or clipped", "fraction",
                (("cadft/downweighted_frac", "train"), ("cadft/clip_frac", "train")), from_zero=True),
     ],
-    # The token losses' own metrics, each a mean over trainable tokens (cadft.token_losses)
+    # The token losses' own metrics, each a mean over trainable tokens (cadft.losses.token_loss)
     "token_loss": [
         _Panel("ASFT: KL(reference || policy)", "nats / token", (("asft/kl", "train"), ("eval_asft/kl", "eval")),
                from_zero=True),

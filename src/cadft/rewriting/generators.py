@@ -14,7 +14,7 @@ concerns some conversations (an unencodable prompt, a server error, a malformed
 response) becomes `Candidate(None, error=...)` entries for them and never raises;
 misconfiguration (a model that cannot be loaded, vLLM not installed) raises.
 
-- `policy`: the model being trained (a PEFT model too), through `cadft.generation.generate`.
+- `policy`: the model being trained (a PEFT model too), through `cadft.model.generation.generate`.
 - `local:<path-or-name>`: a separate local model (`embedded`, a folder, a hub name),
   loaded on first use (or by `check()`).
 - `openai:<model>@<base_url>`: an OpenAI-compatible chat-completions server.
@@ -170,7 +170,7 @@ def _log_round(name: str, results: list[list[Candidate]], seconds: float) -> Non
 class PolicyGenerator:
     """The model being trained writes its own rewrites.
 
-    Runs `cadft.generation.generate`: eval mode without gradients, each
+    Runs `cadft.model.generation.generate`: eval mode without gradients, each
     module's training flag restored afterwards, so the trainer may call it mid-run. Pass
     the unwrapped model (not a DDP/FSDP wrapper); a PEFT model generates with its adapter.
     """
@@ -246,7 +246,7 @@ class LocalModelGenerator:
             return
         import torch
 
-        from ..models import load_model_and_tokenizer
+        from ..model.loading import load_model_and_tokenizer
 
         device = self.device
         if device is None:
@@ -277,7 +277,7 @@ def _require_chat_template(tokenizer, owner: str) -> None:
 
 
 def _generate_with_transformers(model, tokenizer, conversations, settings, batch_size, *, synced=False, progress=True):
-    from ..generation import generate as generate_texts  # imports torch: only when a model is used
+    from ..model.generation import generate as generate_texts  # imports torch: only when a model is used
 
     def generate_batch(batch):
         return generate_texts(

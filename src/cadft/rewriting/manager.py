@@ -21,9 +21,9 @@ import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
 
-from ..collate import SAMPLE_ID
-from ..scoring import score_rows_sharded, tokenize_demonstration
-from ..sharding import rank_shard
+from ..data.collate import SAMPLE_ID
+from ..model.scoring import score_rows_sharded, tokenize_demonstration
+from ..model.sharding import rank_shard
 from .collective import RoundService
 from .generators import GenerationSettings, PolicyGenerator
 from .round import RewriteRound

@@ -97,7 +97,7 @@ class RewriteRound:
     checked against max_length. A field a mapping lacks reads as None."""
 
     def __init__(self, config):
-        from ..verifiers import get_verifier  # its graders load with a round, not with this module
+        from ..evaluation.verifiers import get_verifier  # its graders load with a round, not with this module
 
         get = config.get if isinstance(config, Mapping) else lambda name: getattr(config, name, None)
         self.template = get("rewrite_template") or DEFAULT_REWRITE_TEMPLATE
@@ -298,7 +298,7 @@ def _mean(key: str, values: list[float]) -> dict[str, float]:
 
 
 def _math_check():
-    from ..verifiers import get_verifier  # math-verify, only once a round has a replacement to check
+    from ..evaluation.verifiers import get_verifier  # math-verify, only once a round has a replacement to check
 
     return get_verifier("math")
 

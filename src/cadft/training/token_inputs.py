@@ -26,8 +26,8 @@ from contextlib import contextmanager
 
 import torch
 
-from .losses import reference_kl, topk_entropy_from_hidden
-from .token_losses import ENTROPY, REFERENCE_KL, TOPK_ENTROPY
+from ..losses import reference_kl, topk_entropy_from_hidden
+from ..losses.token_loss import ENTROPY, REFERENCE_KL, TOPK_ENTROPY
 
 __all__ = ["ReferenceModel", "capture_hidden_states", "head_transform", "token_inputs"]
 

@@ -1,5 +1,5 @@
 """`CrashSafeCheckpoints`: the trainer part that saves checkpoints atomically with the CADFT
-state and resumes from the newest complete one (the folder logic is `cadft.checkpoints`).
+state and resumes from the newest complete one (the folder logic is `cadft.training.checkpoint_folders`).
 
 The trainer it is mixed into provides `cadft_state_dict()` / `load_cadft_state_dict(state)`
 and `cadft_state_missing(checkpoint)` (what to say when a checkpoint has no CADFT state)."""
@@ -16,7 +16,7 @@ try:  # a function from transformers 5.2; before, the Trainer's method `_rotate_
 except ImportError:
     rotate_checkpoints = None
 
-from .checkpoints import (
+from .checkpoint_folders import (
     TRAINER_STATE_FILE,
     check_resumable,
     latest_complete,
@@ -45,7 +45,7 @@ class CrashSafeCheckpoints:
         # Every process writes its part into a staging folder; once all are done, the main
         # process adds the CADFT state and renames the folder to checkpoint-N, then rotates
         # old checkpoints. A crash at any point leaves no partial checkpoint-N behind and
-        # the previous checkpoints untouched (see cadft.checkpoints).
+        # the previous checkpoints untouched (see cadft.training.checkpoint_folders).
         run_dir = self._get_output_dir(trial=trial)
         step = self.state.global_step
         staged = staged_checkpoint(run_dir, step)

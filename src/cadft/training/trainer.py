@@ -3,8 +3,8 @@
 TRL's `compute_loss` runs the forward with its fused LM head (`fused_lm_head=True`, which
 never materialises the (B, T, V) logits) and logs entropy, token accuracy and token counts;
 this trainer takes the per-token label log-probs of that same forward (and what the token
-loss needs beyond them, `cadft.token_inputs`) and computes the loss of its estimator
-(`cadft.estimators`, the sample weights over the token loss of `cadft.token_losses`) from
+loss needs beyond them, `cadft.training.token_inputs`) and computes the loss of its estimator
+(`cadft.estimators`, the sample weights over the token loss of `cadft.losses.token_loss`) from
 the pure functions of `cadft.losses`. The other
 jobs are parts of their own: sample ids and compatibility masks (`trainer_data`), crash-safe
 checkpoints (`trainer_checkpoints`) and rewriting (`trainer_rewriting`).
@@ -23,20 +23,20 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 from trl import SFTConfig, SFTTrainer
 
-from .collate import COMPAT_MASK, SAMPLE_ID, SampleIdCollator, with_sample_ids
-from .config import CADFTConfig
-from .estimators import STEP_U, Batch, Rows, StepContext, make_estimator
-from .models import resolve_model_path
-from .packing import unpack_rows
-from .losses import sample_nll
-from .scoring import label_logprobs, mark_fused_lm_head
+from ..config import CADFTConfig
+from ..data.collate import COMPAT_MASK, SAMPLE_ID, SampleIdCollator, with_sample_ids
+from ..data.packing import unpack_rows
+from ..estimators import STEP_U, Batch, Rows, StepContext, make_estimator
+from ..losses import sample_nll
+from ..losses.token_loss import REFERENCE_KL, TOPK_ENTROPY
+from ..model.loading import resolve_model_path
+from ..model.scoring import label_logprobs, mark_fused_lm_head
+from ..model.vocab_tiles import cpu_vocab_tiles
+from .checkpoints import CrashSafeCheckpoints
+from .data import SampleData
+from .rewriting import RewritingHooks
 from .state_io import STATE_FILE
 from .token_inputs import ReferenceModel, capture_hidden_states, token_inputs
-from .token_losses import REFERENCE_KL, TOPK_ENTROPY
-from .trainer_checkpoints import CrashSafeCheckpoints
-from .trainer_data import SampleData
-from .trainer_rewriting import RewritingHooks
-from .vocab_tiles import cpu_vocab_tiles
 
 __all__ = ["CADFTTrainer"]
 
@@ -223,7 +223,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         self._start_rewriting(train_dataset)
 
     def _reference_for(self, needs) -> ReferenceModel | None:
-        """ASFT's reference model (`cadft.token_inputs`); None when the token loss needs none.
+        """ASFT's reference model (`cadft.training.token_inputs`); None when the token loss needs none.
         The token inputs read from the backbone's hidden states call the backbone and the LM
         head outside the wrapped forward, which a sharded model (FSDP, ZeRO-3) does not allow."""
         if not ({REFERENCE_KL, TOPK_ENTROPY} & set(needs)):
@@ -300,7 +300,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
     def label_rows(self, outputs, compat_mask, position_ids, sample_ids):
         """The fused head's label log-probs and mask, and the compatibility mask, one row per
         demonstration: as they are for a padded batch, unpacked for a padding-free one
-        (`cadft.packing`). (S, L) each; the log-probs keep their graph."""
+        (`cadft.data.packing`). (S, L) each; the log-probs keep their graph."""
         logps, mask = outputs.log_probs, outputs.label_mask
         if compat_mask is not None:
             compat_mask = compat_mask[:, 1:].to(mask.device)  # aligned with the shifted labels

@@ -47,8 +47,8 @@ import re
 import warnings
 from collections.abc import Callable
 
-from .data.answers import clean_answer, extract_answer
-from .evaluation.grading import Verdict, grade
+from ..data.answers import clean_answer, extract_answer
+from .grading import Verdict, grade
 
 __all__ = ["VERIFIERS", "Verdict", "answers_match", "check_exact", "check_math", "extract_answer", "get_verifier"]
 
@@ -131,7 +131,7 @@ def _user_verifier(spec: str) -> Callable[[str, str], Verdict]:
             return result
         if isinstance(result, bool):
             return Verdict(result, f"{spec} returned {result}", extract_answer(candidate))
-        raise TypeError(f"verifier {spec!r} must return a bool or a cadft.verifiers.Verdict, got {type(result)}")
+        raise TypeError(f"verifier {spec!r} must return a bool or a cadft.evaluation.verifiers.Verdict, got {type(result)}")
 
     return verify
 

@@ -10,7 +10,7 @@ A token loss turns a micro-batch (`cadft.estimators.Batch`) into per-token losse
 gates and its own per-token metrics (`TokenTerms`); the estimator weighs the samples
 (`Estimator.weighted`, the one place the two meet). What a loss needs from the forward
 beyond the label log-probs, it names in `needs`; the trainer computes those per-token
-inputs (`cadft.token_inputs`) and attaches them to the batch.
+inputs (`cadft.training.token_inputs`) and attaches them to the batch.
 
     token_loss = make_token_loss(config)
     terms = token_loss(batch)  # TokenTerms: loss (B, T), gate (B, T), metrics
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import defaults
-from .losses import asft_token_loss, eaft_token_loss, power_token_loss
+from .. import defaults
+from . import asft_token_loss, eaft_token_loss, power_token_loss
 
 __all__ = ["TokenTerms", "TokenLoss", "PowerLoss", "ASFTLoss", "EAFTLoss", "make_token_loss",
            "ENTROPY", "TOPK_ENTROPY", "REFERENCE_KL"]

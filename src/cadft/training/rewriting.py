@@ -26,7 +26,7 @@ class RewritingHooks:
     def _start_rewriting(self, train_dataset) -> None:
         if not self.args.rewrite:
             return
-        from .rewriting.manager import Rewriter
+        from ..rewriting.manager import Rewriter
 
         self.rewriter = Rewriter(self, train_dataset)
         self.add_callback(_RoundCallback(self))

@@ -25,8 +25,8 @@ import torch
 from tqdm.auto import tqdm
 from trl.trainer.utils import add_fused_lm_head
 
-from .conversation import assistant_token_mask, chat_ids
-from .losses import compatibility, mean_logprob
+from ..data.conversation import assistant_token_mask, chat_ids
+from ..losses import compatibility, mean_logprob
 from .sharding import no_grad_mode, zero3_partitioned
 
 __all__ = ["ensure_fused_lm_head", "mark_fused_lm_head", "tokenize_demonstration", "label_logprobs", "score_rows",
@@ -80,7 +80,7 @@ def tokenize_demonstration(tokenizer, example: dict, *, max_length: int | None =
         messages = [{"role": roles.get(t["from"], t["from"]), "content": t["value"]} for t in example["conversations"]]
         return tokenize_demonstration(tokenizer, {"messages": messages}, max_length=max_length)
     elif "messages" in example:
-        # The assistant turns, as the trainer measures c on a conversation (cadft.conversation)
+        # The assistant turns, as the trainer measures c on a conversation (cadft.data.conversation)
         messages = example["messages"]
         if not messages or messages[-1].get("role") != "assistant":
             raise ValueError("a `messages` demonstration must end with an assistant message")
@@ -154,7 +154,7 @@ def label_logprobs(model, input_ids, attention_mask, labels, *, tiled: bool = Fa
     the mask. `model_kwargs` (e.g. a padding-free batch's `position_ids`) go to the model.
 
     `tiled=True` takes TRL's fused head on every device: its vocabulary tiles bound the
-    memory (`cadft.vocab_tiles`), where the `logits_to_keep` path holds the logits of every
+    memory (`cadft.model.vocab_tiles`), where the `logits_to_keep` path holds the logits of every
     label position at once, (N, V), but on a CPU the head also scores every position. The
     earlier estimator's calibration, a one-time pass, takes it; the per-step pre-pass
     takes the faster path.

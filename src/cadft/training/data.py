@@ -9,8 +9,8 @@ import logging
 
 from datasets import Dataset
 
-from .collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
-from .packing import CUTTING_STRATEGIES, token_sample_ids
+from ..data.collate import COMPAT_MASK, SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
+from ..data.packing import CUTTING_STRATEGIES, token_sample_ids
 
 __all__ = ["SampleData"]
 
@@ -101,13 +101,13 @@ class SampleData:
 
     def _with_compat_masks(self, raw, tokenized, tokenizer=None, args=None):
         """Add COMPAT_MASK to a tokenized `messages` dataset: u and c cover the assistant
-        turns (`cadft.conversation.assistant_token_mask`, as `cadft score` measures them),
+        turns (`cadft.data.conversation.assistant_token_mask`, as `cadft score` measures them),
         whether the conversation is trained whole or with `assistant_only_loss`."""
         if not (isinstance(raw, Dataset) and isinstance(tokenized, Dataset) and "messages" in raw.column_names):
             return tokenized
         if SAMPLE_ID not in tokenized.column_names or COMPAT_MASK in tokenized.column_names:
             return tokenized
-        from .conversation import assistant_token_mask
+        from ..data.conversation import assistant_token_mask
 
         tokenizer = self.processing_class if tokenizer is None else tokenizer
         args = self.args if args is None else args

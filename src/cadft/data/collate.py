@@ -1,5 +1,5 @@
 """Sample ids: added to datasets, carried through TRL's collator to the loss (a packed row
-split back into its demonstrations on the way, `cadft.packing`)."""
+split back into its demonstrations on the way, `cadft.data.packing`)."""
 
 from __future__ import annotations
 
