@@ -263,8 +263,8 @@ def make_trainer(variant: str, setup: Setup, dataset, seq_len: int, batch: int, 
         trainer_cls = CADFTTrainer
     else:
         extra = {  # cadft-zscore: the library defaults (the paper's estimator)
-            "cadft-ema": dict(cadft_normalization="ema", cadft_calibration_samples=batch),
-            "cadft-batch": dict(cadft_normalization="batch", cadft_calibration_samples=batch),
+            "cadft-ema": dict(cadft_estimator="ema", cadft_calibration_samples=batch),
+            "cadft-batch": dict(cadft_estimator="batch", cadft_calibration_samples=batch),
             # the tracker observes every batch; no round starts in the run
             "cadft-tracker": dict(rewrite=True, rewrite_start_step=10**9),
         }.get(variant, {})

@@ -44,7 +44,7 @@ def main(out_path: str, per_device: int, calibration_samples: int, normalization
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation,
         max_steps=2, optim="sgd", learning_rate=0.5, cadft_beta=2.0, ddp_backend="gloo",
-        cadft_normalization=normalization, max_grad_norm=0.5, **token, **earlier,
+        cadft_estimator=normalization, max_grad_norm=0.5, **token, **earlier,
     )
     trainer = CADFTTrainer(model, args=args, train_dataset=mixed_quality_demos(8, seed=0), processing_class=tok)
     calibrated = CalibratedNormalizer(trainer)

@@ -69,7 +69,7 @@ def train(out_path: str, per_device: int, normalization: str) -> CADFTTrainer:
         extra.update(cadft_w_max=1.5)
     args = trainer_args(
         out_path + ".run", per_device_train_batch_size=per_device, max_steps=2, optim="sgd", learning_rate=0.5,
-        cadft_beta=2.0, cadft_normalization=normalization, **extra,
+        cadft_beta=2.0, cadft_estimator=normalization, **extra,
     )
     if sharded:
         open_fsdp_gate()

@@ -46,7 +46,7 @@ def trainer_args(output_dir, **overrides):
 
     kwargs = dict(FAST_ARGS, output_dir=str(output_dir))
     kwargs.update(overrides)
-    if kwargs.get("cadft_normalization") in ("ema", "batch"):
+    if kwargs.get("cadft_estimator") in ("ema", "batch"):
         kwargs.setdefault("cadft_calibration_samples", 8)  # the earlier estimator's calibration, kept small
     return CADFTConfig(**kwargs)
 

@@ -60,7 +60,7 @@ def test_train_two_steps_with_summary(tiny_dir, tmp_path, capsys, loss_type):
 
 @pytest.mark.parametrize("flags,metrics", [
     (["--loss_type", "asft", "--asft_kl_coef", "0.2"], ["asft/kl"]),
-    (["--loss_type", "eaft", "--eaft_entropy", "topk", "--cadft_normalization", "zscore"],
+    (["--loss_type", "eaft", "--eaft_entropy", "topk", "--cadft_estimator", "zscore"],
      ["eaft/gate", "eaft/entropy", "cadft/weight_mean"]),
 ], ids=["asft", "eaft-topk-zscore"])
 def test_train_asft_and_eaft_with_their_flags(tiny_dir, tmp_path, capsys, flags, metrics):
@@ -75,9 +75,9 @@ def test_train_asft_and_eaft_with_their_flags(tiny_dir, tmp_path, capsys, flags,
     run = json.loads((out / "cadft_run.json").read_text())
     assert run["loss_type"] == flags[1]
     if flags[1] == "asft":
-        assert run["asft_kl_coef"] == 0.2 and run["cadft_normalization"] == "none" and logs[-1]["asft/kl"] > 0
+        assert run["asft_kl_coef"] == 0.2 and run["cadft_estimator"] == "none" and logs[-1]["asft/kl"] > 0
     else:
-        assert (run["eaft_entropy"], run["eaft_k"], run["cadft_normalization"]) == ("topk", 20, "zscore")
+        assert (run["eaft_entropy"], run["eaft_k"], run["cadft_estimator"]) == ("topk", 20, "zscore")
 
 
 def test_train_full_finetune_on_a_file_with_yaml_config(tiny_dir, tmp_path, capsys):

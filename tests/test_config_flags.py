@@ -90,8 +90,8 @@ def test_help_lists_the_field_flags_and_names_the_old_ones_as_deprecated(command
     "extra, message",
     [
         (["--cadft_beta", "-1"], "--cadft_beta must be >= 0"),
-        (["--cadft_w_max", "3"], "--cadft_w_max: no meaning for --cadft_normalization zscore"),
-        (["--cadft_normalization", "ema", "--cadft_w_min", "2", "--cadft_w_max", "1"],
+        (["--cadft_w_max", "3"], "--cadft_w_max: no meaning for --cadft_estimator zscore"),
+        (["--cadft_estimator", "ema", "--cadft_w_min", "2", "--cadft_w_max", "1"],
          "need 0 <= --cadft_w_min <= --cadft_w_max"),
     ],
 )
@@ -105,7 +105,7 @@ def test_score_old_and_new_flags_write_the_same_scores(setup, tmp_path, capsys):
     model, data = setup
     runs = {}
     for name, flags in {"old": ["--normalization", "ema", "--beta", "2", "--w_min", "0.2", "--w_max", "2"],
-                        "new": ["--cadft_normalization", "ema", "--cadft_beta", "2", "--cadft_w_min", "0.2",
+                        "new": ["--cadft_estimator", "ema", "--cadft_beta", "2", "--cadft_w_min", "0.2",
                                 "--cadft_w_max", "2"]}.items():
         out = tmp_path / f"{name}.jsonl"
         assert main(["score", "--model_name_or_path", model, "--dataset_path", str(data), "--output", str(out),
@@ -143,3 +143,36 @@ def test_rewrite_template_message_names_the_new_flags(setup, tmp_path, capsys):
               str(tmp_path / "o"), "--template_file", str(template), "--rewrite_budget", "1"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "--rewrite_reference_in_prompt true (or --rewrite_preset verified)" in err
+
+
+# ---- cadft_normalization, renamed cadft_estimator (it chooses the estimator) --------------
+
+def test_the_old_field_name_sets_the_estimator_with_a_warning(tmp_path):
+    from cadft import defaults
+    from cadft.estimators import RunningNormalized, make_estimator
+
+    assert defaults.RENAMED == {"cadft_normalization": "cadft_estimator"}
+    with pytest.warns(FutureWarning, match="cadft_normalization is renamed cadft_estimator"):
+        args = CADFTConfig(str(tmp_path), use_cpu=True, cadft_normalization="ema")
+    assert args.cadft_estimator == "ema" and args.cadft_normalization is None and args.cadft_w_max == 3.0
+    with pytest.warns(FutureWarning):  # the same value twice is fine
+        assert CADFTConfig(str(tmp_path), use_cpu=True, cadft_normalization="ema",
+                           cadft_estimator="ema").cadft_estimator == "ema"
+    with pytest.raises(ValueError, match="disagree"), pytest.warns(FutureWarning):
+        CADFTConfig(str(tmp_path), use_cpu=True, cadft_normalization="ema", cadft_estimator="zscore")
+    with pytest.warns(FutureWarning):  # an options dict (the experiments build estimators so)
+        assert isinstance(make_estimator({"cadft_normalization": "ema", "cadft_beta": 1.0}), RunningNormalized)
+
+
+@pytest.mark.parametrize("command", [c for c, (m, _) in COMMANDS.items() if "cadft_estimator" in m._OLD_FLAGS])
+def test_the_old_field_name_is_a_deprecated_flag(command, capsys):
+    assert _parse(command, ["--cadft_normalization", "ema"])["cadft_estimator"] == "ema"
+    assert "--cadft_normalization is deprecated; use --cadft_estimator" in capsys.readouterr().err
+
+
+def test_cadft_train_takes_the_old_field_name_as_a_flag():
+    from cadft.cli.train import make_parser
+
+    with pytest.warns(FutureWarning, match="cadft_normalization is renamed cadft_estimator"):
+        args = make_parser().parse_args_and_config(["--cadft_normalization", "ema"])[1]
+    assert args.cadft_estimator == "ema"

@@ -118,5 +118,5 @@ def test_cli_train_under_torchrun(tmp_path):
         # float noise of one DDP step in u (~1e-6 relative) is amplified ~100-fold in w
         assert got[key][1] == pytest.approx(weight, rel=2e-3), key
     runs = [json.loads((out / "cadft_run.json").read_text()) for out in (one, two)]
-    assert [r["cadft_normalization"] for r in runs] == ["zscore", "zscore"]
+    assert [r["cadft_estimator"] for r in runs] == ["zscore", "zscore"]
     assert runs[0]["cadft_normalizer"] is None and runs[1]["cadft_normalizer"] is None

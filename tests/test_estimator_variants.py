@@ -147,7 +147,7 @@ def test_beta_zero_matches_trl(tok, demos, tmp_path, normalization, alpha, trl_l
     data = demos.select(range(8))
     common = dict(max_steps=2, optim="sgd", learning_rate=0.5, per_device_train_batch_size=4)
     ours, _ = train_and_delta(tok, data, tmp_path, f"c-{normalization}-{alpha}", cadft_beta=0.0,
-                              cadft_token_power=alpha, cadft_normalization=normalization, **common)
+                              cadft_token_power=alpha, cadft_estimator=normalization, **common)
     theirs = _trl_delta(tok, data, tmp_path, trl_loss, **common)
     assert_same_update(ours, theirs, rtol=1e-5)
     assert any(v.abs().max() > 0 for v in ours.values())
@@ -159,7 +159,7 @@ def test_micro_batch_split_invariance(tok, demos, tmp_path, normalization, alpha
     """Invariant 2: 1x8 = 2x4 = 8x1, with clipping on so kappa acts before the clip."""
     data = demos.select(range(8))
     common = dict(max_steps=2, optim="sgd", learning_rate=0.5, cadft_beta=2.0, cadft_w_max=1.5,
-                  cadft_normalization=normalization, cadft_token_power=alpha, max_grad_norm=0.5)
+                  cadft_estimator=normalization, cadft_token_power=alpha, max_grad_norm=0.5)
     runs = {}
     for mb, acc in [(8, 1), (2, 4), (1, 8)]:
         runs[mb], trainer = train_and_delta(tok, data, tmp_path, f"{normalization}-{alpha}-{mb}x{acc}",
@@ -181,7 +181,7 @@ def test_batch_normalization_one_step_matches_naive_reference(tok, demos, tmp_pa
     beta, alpha, lr = 1.5, 0.5, 0.5
     ours, trainer = train_and_delta(
         tok, data, tmp_path, "batch-naive", max_steps=1, optim="sgd", learning_rate=lr, per_device_train_batch_size=4,
-        gradient_accumulation_steps=2, cadft_beta=beta, cadft_token_power=alpha, cadft_normalization="batch",
+        gradient_accumulation_steps=2, cadft_beta=beta, cadft_token_power=alpha, cadft_estimator="batch",
         cadft_w_min=0.0, cadft_w_max=1e9, max_grad_norm=0.0, lr_scheduler_type="constant",
     )
     model = tiny_llama(tok, seed=0)
@@ -207,7 +207,7 @@ def test_ema_weight_mass_follows_the_batch(tok, demos, tmp_path):
     and it is logged per optimizer step (one value per step, not per micro-batch)."""
     _, trainer = train_and_delta(tok, demos.select(range(16)), tmp_path, "ema-mass", max_steps=4,
                                  per_device_train_batch_size=2, gradient_accumulation_steps=2, cadft_beta=2.0,
-                                 cadft_normalization="ema")
+                                 cadft_estimator="ema")
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 4 and all("cadft/weight_mass" in h and "cadft/kappa" not in h for h in logs)
     assert any(abs(h["cadft/weight_mass"] - 1) > 1e-3 for h in logs)
@@ -217,7 +217,7 @@ def test_config_rejects_bad_variant_values(tmp_path):
     with pytest.raises(ValueError, match="cadft_token_power"):
         trainer_args(tmp_path, cadft_token_power=1.5)
     with pytest.raises(ValueError, match="ema, batch"):
-        trainer_args(tmp_path, cadft_normalization="token")
+        trainer_args(tmp_path, cadft_estimator="token")
 
 
 # TRL's assistant_only_loss needs a template with {% generation %} markers: no plain-template case for it

@@ -44,3 +44,30 @@ def test_cosine_of_aligned_orthogonal_and_zero_vectors():
     assert cosine(a, 3 * a) == pytest.approx(1.0)
     assert cosine(a, torch.tensor([0.0, 1.0, 0.0])) == 0.0
     assert cosine(a, torch.zeros(3)) == 0.0
+
+
+def test_the_probes_asft_kl_and_eaft_entropy_equal_the_full_softmax():
+    # the probes' token losses read what the trainer feeds them: KL(ref || policy) and the exact entropy
+    import copy
+
+    from cadft.model.tiny import tiny_llama, tiny_tokenizer
+    from cadft.training.token_inputs import ReferenceModel
+
+    from experiments.testbed.training import _label_logprobs
+
+    tok = tiny_tokenizer()
+    base = tiny_llama(tok, hidden_size=32, num_layers=1, num_heads=4, max_position_embeddings=64, seed=0)
+    policy = copy.deepcopy(base)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    ids = torch.randint(5, 40, (2, 12), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[:, :4] = -100
+    logp = torch.log_softmax(policy(input_ids=ids).logits[:, :-1].float(), -1)  # (B, T-1, V)
+    ref = torch.log_softmax(base(input_ids=ids).logits[:, :-1].float(), -1)
+    _, mask, asft = _label_logprobs(policy, ids, labels, loss_type="asft", reference=ReferenceModel(base))
+    torch.testing.assert_close(asft["kl"], (ref.exp() * (ref - logp)).sum(-1) * mask, atol=1e-5, rtol=1e-4)
+    assert asft["kl"].requires_grad
+    _, _, eaft = _label_logprobs(policy, ids, labels, loss_type="eaft")
+    torch.testing.assert_close(eaft["entropy"], -(logp.exp() * logp).sum(-1), atol=1e-5, rtol=1e-4)

@@ -28,12 +28,17 @@ def test_smoke_suite_and_replication_run_end_to_end_with_finite_metrics(tmp_path
             assert metrics[key]["n"] == 2 and math.isfinite(metrics[key]["mean"]), (arm, key)
         assert (metrics["grpo_acc_gain"]["n"] == 1) == (arm in run.GRPO_ARMS), arm
     paired = summary["paired"]["default"]
-    for pair in ("cadft-dft", "cadft-sft", "cadft-control", "cadft-earlier", "paper_rw-cadft", "verified_rw-cadft"):
+    for pair in ("cadft-dft", "cadft-sft", "cadft-control", "cadft-earlier", "paper_rw-cadft", "verified_rw-cadft",
+                 "asft-cadft", "eaft_z-cadft", "asft_z-asft", "eaft_z-eaft"):
         assert math.isfinite(paired[pair]["test_id_acc"]["mean"]), pair
+    assert summary["decision_rule_token_losses_sha256"] == run.rule_sha256(run.TOKEN_LOSS_RULE_PATH)
     # the control is CADFT's trainer at beta 0, i.e. DFT: same rate, same seeds, same results
     assert summary["tests"]["default"]["control"]["test_id_acc"] == summary["tests"]["default"]["dft"]["test_id_acc"]
     mass = summary["tests"]["default"]["cadft"]["weight_mass_mean"]["mean"]
     assert 0 < mass < 1  # the paper's weights never boost: the mass is below DFT's 1
+    for weighted, bare in (("asft_z", "asft"), ("eaft_z", "eaft")):  # on ASFT's and EAFT's token losses too
+        assert 0 < summary["tests"]["default"][weighted]["weight_mass_mean"]["mean"] < 1
+        assert summary["tests"]["default"][bare]["weight_mass_mean"]["mean"] == 1
     rounds = summary["rounds"]["paper_rw|default"]
     assert len(rounds) >= 2 and all(r["replaced"] <= r["selected"] and r["replaced_right"] <= r["replaced"]
                                     for r in rounds.values())
@@ -54,8 +59,9 @@ def test_smoke_suite_and_replication_run_end_to_end_with_finite_metrics(tmp_path
 
     page = (out / "docs" / "results.md").read_text()
     for section in ("## Sanity", "## Control check", "## When does CADFT help?", "## Every arm against the default",
-                    "## Rewriting, measured", "## The variance assumption", "## Learning rates", "## The decision",
-                    summary["decision_rule_sha256"]):
+                    "## The paper's weights on each token loss", "## Rewriting, measured",
+                    "## The variance assumption", "## Learning rates", "## The decision",
+                    summary["decision_rule_sha256"], summary["decision_rule_token_losses_sha256"]):
         assert section in page, section
     for name in ("compat_by_kind", "lr_grid", "training_curves", "grad_norm_vs_z", "rl_rewards"):
         assert (out / "docs" / "results" / f"{name}.png").stat().st_size > 0
@@ -67,5 +73,7 @@ def test_smoke_suite_and_replication_run_end_to_end_with_finite_metrics(tmp_path
                        "--grpo-seeds", ""])
     assert second["seeds"] == [5, 6] and second["lr"] == summary["lr"] and not second["grid"]
     assert set(second["recommendations"]) == {"default"}
+    assert set(second["weights_verdicts"]["default"]) == {"cadft", "asft_z", "eaft_z"}
     page = (repl / "docs" / "results.md").read_text()
     assert "# Replication" in page and "recommended over the default" in page
+    assert "### The addendum: token losses" in page

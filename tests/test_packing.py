@@ -46,14 +46,14 @@ def _train(tok, data, out, **overrides):
     return {k: v - before[k] for k, v in params(trainer.model).items()}, trainer
 
 
-ESTIMATORS = {"paper": dict(cadft_beta=2.0), "earlier": dict(cadft_beta=2.0, cadft_normalization="ema",
+ESTIMATORS = {"paper": dict(cadft_beta=2.0), "earlier": dict(cadft_beta=2.0, cadft_estimator="ema",
                                                                cadft_token_power=0.5, cadft_calibration_samples=8),
               # The token losses of ASFT and EAFT, bare and weighted; two steps, since ASFT's KL and its
               # gradient are 0 at the first (the policy is the reference)
-              "asft-paper": dict(loss_type="asft", asft_kl_coef=0.5, cadft_normalization="zscore", cadft_beta=2.0,
+              "asft-paper": dict(loss_type="asft", asft_kl_coef=0.5, cadft_estimator="zscore", cadft_beta=2.0,
                                  max_steps=2),
               "eaft": dict(loss_type="eaft", eaft_k=500),
-              "eaft-topk-paper": dict(loss_type="eaft", eaft_entropy="topk", eaft_k=5, cadft_normalization="zscore",
+              "eaft-topk-paper": dict(loss_type="eaft", eaft_entropy="topk", eaft_k=5, cadft_estimator="zscore",
                                       cadft_beta=2.0)}
 
 

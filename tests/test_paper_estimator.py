@@ -141,11 +141,11 @@ def test_one_step_matches_naive_reference(tok, demos, tmp_path, beta, split):
 
 def test_defaults_are_the_papers(tmp_path):
     args = CADFTConfig(str(tmp_path), use_cpu=True)
-    assert (args.loss_type, args.cadft_normalization, args.cadft_beta, args.cadft_token_power) == (
+    assert (args.loss_type, args.cadft_estimator, args.cadft_beta, args.cadft_token_power) == (
         "cadft", "zscore", 1.0, 1.0)
     assert (args.cadft_eps, args.cadft_scope) == (1e-6, "step")
     assert args.cadft_w_min is None and args.cadft_w_max is None and args.cadft_ema_decay is None
-    earlier = CADFTConfig(str(tmp_path), use_cpu=True, cadft_normalization="ema", cadft_token_power=0.5)
+    earlier = CADFTConfig(str(tmp_path), use_cpu=True, cadft_estimator="ema", cadft_token_power=0.5)
     assert (earlier.cadft_w_min, earlier.cadft_w_max, earlier.cadft_ema_decay, earlier.cadft_calibration_samples) == (
         0.1, 3.0, 0.9, 64)
 
@@ -155,9 +155,9 @@ def test_defaults_are_the_papers(tmp_path):
     ("cadft_calibration_samples", 8, "zscore"), ("cadft_eps", 1e-4, "ema"), ("cadft_scope", "micro_batch", "batch"),
 ])
 def test_a_field_the_estimator_does_not_read_is_an_error(tmp_path, field, value, normalization):
-    with pytest.raises(ValueError, match=rf"{field} has no meaning for cadft_normalization='{normalization}'.*"
+    with pytest.raises(ValueError, match=rf"{field} has no meaning for cadft_estimator='{normalization}'.*"
                                          r"'ema' or 'batch'"):
-        CADFTConfig(str(tmp_path), use_cpu=True, cadft_normalization=normalization, **{field: value})
+        CADFTConfig(str(tmp_path), use_cpu=True, cadft_estimator=normalization, **{field: value})
 
 
 # ---- invariants through training ----------------------------------------------------------

@@ -124,7 +124,7 @@ def test_accelerate_config_validates(path, monkeypatch):
 
         assert args.use_deepspeed
         # CADFTTrainer raises for `batch` under DeepSpeed: its engine keeps the gradients
-        assert train_args.cadft_normalization != "batch", f"{training_config}: DeepSpeed cannot run 'batch'"
+        assert train_args.cadft_estimator != "batch", f"{training_config}: DeepSpeed cannot run 'batch'"
         args.deepspeed_fields_from_accelerate_config = list(cluster.deepspeed_config)  # as launch_command sets it
         _, env = prepare_deepspeed_cmd_env(args)
         for key, value in env.items():
@@ -161,7 +161,7 @@ def test_one_gpu_recipe_runs_through_its_header_command(tmp_path):
     assert proc.returncode == 0, f"{shlex.join(cmd)}\n{proc.stderr[-4000:]}"
     run = (tmp_path / "run" / "cadft_run.json").read_text()
     assert '"loss_type": "cadft"' in run and '"global_step": 1' in run
-    assert '"cadft_normalization": "zscore"' in run  # the recipes train the paper's estimator
+    assert '"cadft_estimator": "zscore"' in run  # the recipes train the paper's estimator
 
 
 # What a 2-process CPU run changes in a shipped multi-GPU recipe, besides the model, the data,
@@ -212,7 +212,7 @@ def test_multi_process_recipe_runs_through_its_header_command(tmp_path, setup):
     record = json.loads((run / "cadft_run.json").read_text())
     kind, stage = ENGINES[setup]
     assert record["distributed"] == {"type": kind, "num_processes": 2, "zero_stage": stage}
-    assert record["global_step"] == 2 and record["cadft_normalization"] == "zscore"
+    assert record["global_step"] == 2 and record["cadft_estimator"] == "zscore"
     checkpoint = run / "checkpoint-2"  # the Trainer saves at the last step; published whole (cadft.training.checkpoint_folders)
     assert {"trainer_state.json", "cadft_state.json", "rng_state_1.pth"} <= {p.name for p in checkpoint.iterdir()}
     if stage is not None:

@@ -74,7 +74,7 @@ def test_score_and_rewrite_defaults_are_the_trainers(tmp_path):
     """`cadft score` and `cadft rewrite` weigh rows as CADFTTrainer would at its defaults."""
     config = CADFTConfig(output_dir=str(tmp_path))
     score = build_parser().parse_args(["--dataset_path", "d.jsonl", "--output", "s.jsonl"])
-    assert (score.cadft_normalization, score.cadft_beta) == (config.cadft_normalization, config.cadft_beta)
+    assert (score.cadft_estimator, score.cadft_beta) == (config.cadft_estimator, config.cadft_beta)
     rewrite = rewrite_cli.build_parser().parse_args(["--dataset_path", "d.jsonl", "--output_dir", "r"])
     assert rewrite.cadft_beta == config.cadft_beta
 
@@ -295,10 +295,10 @@ def test_weight_defaults_are_the_library_defaults():
 
     config = CADFTConfig("unused", report_to="none")
     s = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl"])
-    assert (s.cadft_normalization, s.cadft_beta) == (config.cadft_normalization, config.cadft_beta)
+    assert (s.cadft_estimator, s.cadft_beta) == (config.cadft_estimator, config.cadft_beta)
     score._check_args(score.build_parser(), s)
     assert s.cadft_eps == config.cadft_eps
-    earlier = CADFTConfig("unused", report_to="none", cadft_normalization="ema")
+    earlier = CADFTConfig("unused", report_to="none", cadft_estimator="ema")
     e = score.build_parser().parse_args(["--dataset_path", "x.jsonl", "--output", "s.jsonl", "--normalization", "ema"])
     score._check_args(score.build_parser(), e)
     assert (e.cadft_w_min, e.cadft_w_max) == (earlier.cadft_w_min, earlier.cadft_w_max)
@@ -317,7 +317,7 @@ def test_weights_do_not_underflow_float32(normalization):
     from cadft.losses import clipped_weights
 
     scores = [{"num_tokens": 5, "mean_logprob": s, "compatibility": math.exp(s)} for s in (-30.0, -30.2, -29.8)]
-    args = Namespace(cadft_normalization=normalization, cadft_beta=4.0, cadft_eps=1e-6, normalizer=None,
+    args = Namespace(cadft_estimator=normalization, cadft_beta=4.0, cadft_eps=1e-6, normalizer=None,
                      cadft_w_min=0.1, cadft_w_max=3.0)
     audit = _weights(scores, args)
     w = audit.weights.tolist()

@@ -1,6 +1,6 @@
 """ASFT and EAFT (`cadft.losses.asft`, `cadft.losses.eaft`) against naive full-softmax
 references, value and gradient; the token loss and the sample weights as independent
-choices (`loss_type` x `cadft_normalization`) with CADFT's invariants for each: beta 0 gives
+choices (`loss_type` x `cadft_estimator`) with CADFT's invariants for each: beta 0 gives
 the bare token loss, the update does not depend on the split into micro-batches, and a
 training step equals a naive one from full logits (ASFT's reference included, with and
 without PEFT). Packed = padded and 2 ranks = 1 are in test_packing.py and
@@ -170,7 +170,7 @@ def test_defaults_agree_with_the_loss_modules():
 ])
 def test_loss_type_picks_the_token_loss_and_normalization_the_weights(tmp_path, loss_type, normalization, estimator,
                                                                       token_loss):
-    args = CADFTConfig(str(tmp_path), use_cpu=True, loss_type=loss_type, cadft_normalization=normalization)
+    args = CADFTConfig(str(tmp_path), use_cpu=True, loss_type=loss_type, cadft_estimator=normalization)
     built = make_estimator(args)
     assert type(built) is estimator and type(built.token_loss) is token_loss
     assert args.weighs_samples == (estimator is not Unweighted)
@@ -187,7 +187,7 @@ def test_token_loss_fields_take_the_papers_defaults_and_belong_to_their_loss_typ
         CADFTConfig(str(tmp_path), use_cpu=True, loss_type="dft", cadft_token_power=0.5)
     with pytest.raises(ValueError, match="eaft_k must be >= 2"):
         CADFTConfig(str(tmp_path), use_cpu=True, loss_type="eaft", eaft_k=1)
-    with pytest.raises(ValueError, match="cadft_eps has no meaning for cadft_normalization='none'"):
+    with pytest.raises(ValueError, match="cadft_eps has no meaning for cadft_estimator='none'"):
         CADFTConfig(str(tmp_path), use_cpu=True, loss_type="asft", cadft_eps=1e-3)
 
 
@@ -205,7 +205,7 @@ def test_beta_zero_gives_the_bare_token_loss(tok, demos, tmp_path, token_loss, n
     data = demos.select(range(8))
     common = dict(max_steps=2, **STEP, **TOKEN_LOSSES[token_loss])
     bare, _ = train_and_delta(tok, data, tmp_path, "bare", **common)
-    weighted, trainer = train_and_delta(tok, data, tmp_path, "beta0", cadft_normalization=normalization,
+    weighted, trainer = train_and_delta(tok, data, tmp_path, "beta0", cadft_estimator=normalization,
                                         cadft_beta=0.0, **common)
     assert not isinstance(trainer.estimator, Unweighted)
     assert_same_update(weighted, bare, rtol=1e-5)
@@ -217,7 +217,7 @@ def test_beta_zero_gives_the_bare_token_loss(tok, demos, tmp_path, token_loss, n
 def test_micro_batch_split_gives_the_same_update(tok, demos, tmp_path, token_loss, normalization):
     """Invariant 2 for each token loss and estimator: 8 samples as 1x8, 2x4 and 8x1."""
     data = demos.select(range(8))
-    common = dict(max_steps=2, cadft_normalization=normalization, **STEP, **TOKEN_LOSSES[token_loss])
+    common = dict(max_steps=2, cadft_estimator=normalization, **STEP, **TOKEN_LOSSES[token_loss])
     if normalization != "none":
         common["cadft_beta"] = 2.0
     if normalization == "batch":

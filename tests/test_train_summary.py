@@ -22,7 +22,7 @@ def tiny_dir(tmp_path_factory):
 def _train(tiny_dir, out, calibration_samples: int, summary: bool) -> float:
     code = main(["train", "--model_name_or_path", tiny_dir, "--output_dir", str(out), "--max_steps", "1",
                  "--per_device_train_batch_size", "4", "--embedded_num_demos", "8", "--disable_tqdm", "true",
-                 "--cadft_normalization", "ema", "--cadft_calibration_samples", str(calibration_samples),
+                 "--cadft_estimator", "ema", "--cadft_calibration_samples", str(calibration_samples),
                  "--summary", str(summary).lower()])
     assert code == 0
     return json.loads((out / "cadft_run.json").read_text())["cadft_normalizer"]
@@ -53,7 +53,7 @@ def test_summary_weights_survive_float32_underflow(tiny_dir, tmp_path):
     out = tmp_path / "underflow"
     assert main(["train", "--model_name_or_path", tiny_dir, "--output_dir", str(out), "--max_steps", "1",
                  "--per_device_train_batch_size", "4", "--embedded_num_demos", "8", "--disable_tqdm", "true",
-                 "--cadft_normalization", "ema", "--cadft_beta", "40"]) == 0
+                 "--cadft_estimator", "ema", "--cadft_beta", "40"]) == 0
     run = json.loads((out / "cadft_run.json").read_text())
     assert run["cadft_normalizer"] == 0.0 or run["cadft_normalizer"] < 1e-38  # m itself is below float32's range
     for stage in ("start", "end"):
@@ -75,4 +75,4 @@ def test_summary_of_the_paper_estimator(tiny_dir, tmp_path):
         z = (x - mu) / (sigma + 1e-6)
         assert s["z"] == pytest.approx(z, abs=1e-4)
         assert s["weight"] == pytest.approx(math.exp(-max(0.0, z)), abs=1e-5)
-    assert json.loads((out / "cadft_run.json").read_text())["cadft_normalization"] == "zscore"
+    assert json.loads((out / "cadft_run.json").read_text())["cadft_estimator"] == "zscore"

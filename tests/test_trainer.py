@@ -18,7 +18,7 @@ from cadft.model.tiny import tiny_llama
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 
 # The project's earlier estimator, as its tests pin it (the paper's is the default)
-EARLIER = dict(cadft_normalization="ema")
+EARLIER = dict(cadft_estimator="ema")
 
 
 def params(model):

@@ -79,7 +79,7 @@ def test_setting_is_restored_after_an_error():
 
 def test_trainer_loss_path_uses_narrow_tiles_on_cpu(tmp_path, tok):
     """A whole training step (calibration, forward, backward, optimizer) of CADFTTrainer."""
-    args = trainer_args(tmp_path, per_device_train_batch_size=2, max_steps=1, cadft_normalization="ema",
+    args = trainer_args(tmp_path, per_device_train_batch_size=2, max_steps=1, cadft_estimator="ema",
                         cadft_calibration_samples=2)
     trainer = CADFTTrainer(big_vocab_model(tok), args=args, train_dataset=mixed_quality_demos(4, seed=0),
                            processing_class=tok)

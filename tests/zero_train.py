@@ -11,7 +11,7 @@ argv: OUT_PATH STAGE JOB [JOB ...], a JOB being
   policy, then `cadft train`'s closing summary; saves the round's provenance and the scores;
 - `resume`: two steps saving a checkpoint after each, then a fresh trainer resumed from
   the first; saves both final parameters;
-- `batch`: builds a trainer with cadft_normalization='batch'; saves the error it raises.
+- `batch`: builds a trainer with cadft_estimator='batch'; saves the error it raises.
 
 DeepSpeed on a machine without a GPU (DS_ACCELERATOR=cpu; its CPU accelerator talks gloo
 where oneCCL is absent): accelerate's state counts a process group only when it knows a
@@ -100,7 +100,7 @@ def build(out_dir: str, stage: int, normalization: str = "zscore", accumulation:
     args = trainer_args(
         out_dir, per_device_train_batch_size=GLOBAL_BATCH // (world * accumulation),
         gradient_accumulation_steps=accumulation, max_steps=2, optim="sgd", learning_rate=0.5, cadft_beta=2.0,
-        max_grad_norm=0.5, cadft_normalization=normalization, **earlier, **overrides, **engine_args(stage),
+        max_grad_norm=0.5, cadft_estimator=normalization, **earlier, **overrides, **engine_args(stage),
     )
     trainer = CADFTTrainer(model, args=args, train_dataset=mixed_quality_demos(GLOBAL_BATCH, seed=0),
                            eval_dataset=mixed_quality_demos(eval_rows, seed=1) if eval_rows else None,

@@ -30,7 +30,7 @@ SFT_DIFFERENCES = {
     "bf16": "unset means bf16 only on an accelerator with native bf16 (TRL: bf16 unless fp16), since TRL's default "
     "stops a CPU-only machine with \"Your setup doesn't support bf16/gpu\"",
     "packing_strategy": "'wrapped' and 'bfd_split' are refused with sample weights (loss_type='cadft', or a "
-    "cadft_normalization other than 'none'): they cut demonstrations across packed rows, and a cut demonstration has "
+    "cadft_estimator other than 'none'): they cut demonstrations across packed rows, and a cut demonstration has "
     "no single sample weight ('bfd' keeps each whole; a bare token loss takes every strategy)",
     "label_smoothing_factor": "> 0 needs loss_type='nll', where it works as in TRL; under 'dft' TRL ignores it and "
     "'cadft', 'asft' and 'eaft' have no smoothed form, so there it is an error instead of being ignored",
@@ -69,16 +69,16 @@ class CADFTConfig(SFTConfig):
         metadata={
             "help": "The token loss: 'nll' (SFT), 'dft' (Dynamic Fine-Tuning), 'cadft' (CADFT's token power, "
             "-sg(p)**cadft_token_power * log p, DFT's by default, with the paper's sample weights unless "
-            "cadft_normalization says otherwise), 'asft' (DFT anchored to the reference model by a KL term, arXiv "
+            "cadft_estimator says otherwise), 'asft' (DFT anchored to the reference model by a KL term, arXiv "
             "2509.23753) or 'eaft' (the NLL gated by the normalised predictive entropy, arXiv 2601.02151). The sample "
-            "weights are cadft_normalization's. 'chunked_nll', TRL's deprecated name of 'nll', means 'nll'.",
+            "weights are cadft_estimator's. 'chunked_nll', TRL's deprecated name of 'nll', means 'nll'.",
             "choices": [*LOSS_TYPES, *LOSS_TYPE_ALIASES],
         },
     )
     # The estimator's defaults are the paper's (cadft/defaults.py; docs/method.md). The fields of the
     # earlier estimator default to None ("not set") so that setting one that the chosen estimator
     # does not read is an error instead of being ignored.
-    cadft_normalization: str | None = field(
+    cadft_estimator: str | None = field(
         default=None,
         metadata={
             "help": "The sample weights (the CADFT estimator), on any loss_type's token loss. Default: 'zscore' for "
@@ -90,6 +90,9 @@ class CADFTConfig(SFTConfig):
             "sum_i M_i over the global batch (M_i = the sample's base-loss mass).",
             "choices": list(defaults.SAMPLE_WEIGHTS),
         },
+    )
+    cadft_normalization: str | None = field(
+        default=None, metadata={"help": "Deprecated: the old name of cadft_estimator, which it sets (with a warning)."}
     )
     cadft_beta: float = field(
         default=defaults.BETA,
@@ -308,6 +311,11 @@ class CADFTConfig(SFTConfig):
     )
 
     def __post_init__(self):
+        given = defaults.renamed({old: getattr(self, old) for old in defaults.RENAMED} |
+                                 {new: getattr(self, new) for new in defaults.RENAMED.values()})
+        for old, new in defaults.RENAMED.items():
+            setattr(self, old, None)
+            setattr(self, new, given.get(new))
         if self.loss_type in LOSS_TYPE_ALIASES:
             name = LOSS_TYPE_ALIASES[self.loss_type]
             warnings.warn(
@@ -338,14 +346,14 @@ class CADFTConfig(SFTConfig):
             raise ValueError(
                 f"packing_strategy={self.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
                 "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which keeps "
-                "each one whole, or cadft_normalization='none' with a bare token loss (loss_type 'nll', 'dft', 'asft' "
+                "each one whole, or cadft_estimator='none' with a bare token loss (loss_type 'nll', 'dft', 'asft' "
                 "or 'eaft' alone), which has no sample weight."
             )
 
     @property
     def weighs_samples(self) -> bool:
         """Whether the run weighs its samples (an estimator other than 'none')."""
-        return self.cadft_normalization != defaults.NO_WEIGHTS
+        return self.cadft_estimator != defaults.NO_WEIGHTS
 
     @classmethod
     def from_training_arguments(cls, args) -> CADFTConfig:
@@ -371,8 +379,8 @@ class CADFTConfig(SFTConfig):
         loss type's own, `defaults.sample_weights_of`). A field the chosen estimator does not
         read is an error that names the valid combinations (`defaults.resolve_estimator_options`,
         which `cadft score` uses too)."""
-        self.cadft_normalization = defaults.sample_weights_of(self.loss_type, self.cadft_normalization)
-        fields = ("cadft_normalization", "cadft_beta", "cadft_token_power", *defaults.ZSCORE_FIELDS,
+        self.cadft_estimator = defaults.sample_weights_of(self.loss_type, self.cadft_estimator)
+        fields = ("cadft_estimator", "cadft_beta", "cadft_token_power", *defaults.ZSCORE_FIELDS,
                   *defaults.RUNNING_FIELDS)
         resolved = defaults.resolve_estimator_options({name: getattr(self, name) for name in fields})
         for name in fields:

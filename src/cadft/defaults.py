@@ -4,13 +4,16 @@ fast).
 
 The default is the paper's estimator (METHOD.md, docs/method.md): u = length-normalised NLL,
 z-scored over the optimizer step's global batch, w = exp(-beta * max(0, z)), on DFT's token
-loss. The earlier estimator's values apply only when it is chosen (`cadft_normalization`
+loss. The earlier estimator's values apply only when it is chosen (`cadft_estimator`
 "ema" or "batch"); they are what the project's ablation chose for it on its testbed."""
 
 NORMALIZATION = "zscore"  # the paper's: z-score of u over the step's global batch
 NORMALIZATIONS = ("zscore", "ema", "batch")
-NO_WEIGHTS = "none"  # cadft_normalization of a bare token loss: every sample weight 1
-SAMPLE_WEIGHTS = (NO_WEIGHTS, *NORMALIZATIONS)  # what CADFTConfig's cadft_normalization takes
+NO_WEIGHTS = "none"  # cadft_estimator of a bare token loss: every sample weight 1
+SAMPLE_WEIGHTS = (NO_WEIGHTS, *NORMALIZATIONS)  # what CADFTConfig's cadft_estimator takes
+# Config fields renamed: the old name still works, with a FutureWarning (`renamed`).
+# cadft_normalization chose the estimator (none, zscore, ema, batch), not a normalisation.
+RENAMED = {"cadft_normalization": "cadft_estimator"}
 BETA = 1.0  # the paper's beta
 TOKEN_POWER = 1.0  # alpha in -sg(p)**alpha * log p: DFT's token loss
 EPS = 1e-6  # the paper's eps in z = (u - mu) / (sigma + eps)
@@ -52,7 +55,7 @@ class ForeignOptions(ValueError):
 
 
 def sample_weights_of(loss_type: str, normalization: str | None) -> str:
-    """The estimator a run trains: `cadft_normalization` where given, else the loss type's own
+    """The estimator a run trains: `cadft_estimator` where given, else the loss type's own
     (the paper's z-score for 'cadft'; none for the bare token losses 'nll', 'dft', 'asft', 'eaft')."""
     if normalization is not None:
         return normalization
@@ -92,22 +95,22 @@ def resolve_token_loss_options(loss_type: str, options: dict, name=lambda field:
 def resolve_estimator_options(options: dict, name=lambda field: field) -> dict:
     """Check the estimator's options and fill in the defaults of the chosen one: the one
     check `CADFTConfig` and `cadft score` share. `options` maps CADFTConfig field names
-    (`cadft_normalization`, `cadft_beta`, ...; `cadft_normalizer`, a fixed m, for `cadft
+    (`cadft_estimator`, `cadft_beta`, ...; `cadft_normalizer`, a fixed m, for `cadft
     score`) to values, None where not given; `name(field)` is how the caller spells a field
     in its messages. Returns the options, defaults filled in; raises ValueError (an option
     of the other estimator: `ForeignOptions`)."""
     options = dict(options)
-    normalization = options["cadft_normalization"]
+    normalization = options["cadft_estimator"]
     if normalization == NO_WEIGHTS:  # a bare token loss: no estimator field means anything
         given = [f for f in (*ZSCORE_FIELDS, *RUNNING_FIELDS, "cadft_normalizer") if options.get(f) is not None]
         if given:
             names = [name(f) for f in given]
             raise ForeignOptions(f"{', '.join(names)} {'has' if len(given) == 1 else 'have'} no meaning for "
-                                 f"cadft_normalization='none' (no sample weights); choose 'zscore', 'ema' or 'batch' "
+                                 f"cadft_estimator='none' (no sample weights); choose 'zscore', 'ema' or 'batch' "
                                  "to weigh the samples.", names)
         return options
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"{name('cadft_normalization')}={normalization!r} is not valid; choose one of "
+        raise ValueError(f"{name('cadft_estimator')}={normalization!r} is not valid; choose one of "
                          f"{', '.join(SAMPLE_WEIGHTS)}")
     if options["cadft_beta"] < 0:
         raise ValueError(f"{name('cadft_beta')} must be >= 0, got {options['cadft_beta']}")
@@ -124,7 +127,7 @@ def resolve_estimator_options(options: dict, name=lambda field: field) -> dict:
         reads = lambda fields: ", ".join(name(f) for f in ("cadft_beta", "cadft_token_power", *fields)  # noqa: E731
                                          if f in options)
         raise ForeignOptions(
-            f"{', '.join(names)} {'has' if len(given) == 1 else 'have'} no meaning for cadft_normalization="
+            f"{', '.join(names)} {'has' if len(given) == 1 else 'have'} no meaning for cadft_estimator="
             f"{normalization!r}. The paper's estimator ('zscore', the default) reads "
             f"{reads(ZSCORE_FIELDS)}; the earlier one ('ema' or 'batch') reads {reads(RUNNING_FIELDS)}.",
             names,
@@ -155,3 +158,23 @@ def resolve_estimator_options(options: dict, name=lambda field: field) -> dict:
     if samples is not None and samples < 1:
         raise ValueError(f"{name('cadft_calibration_samples')} must be >= 1, got {samples}")
     return options
+
+
+def renamed(options: dict, *, spelled=lambda name: name) -> dict:
+    """`options` (config field -> value, None = not given) with each old field name of
+    RENAMED moved to its new one, warning that names the new one; both given with different
+    values is an error. `spelled` writes a field as the caller's user wrote it (a flag)."""
+    import warnings
+
+    out = dict(options)
+    for old, new in RENAMED.items():
+        value = out.pop(old, None)
+        if value is None:
+            continue
+        warnings.warn(f"{spelled(old)} is renamed {spelled(new)} (it chooses the estimator); the old name will be "
+                      "removed", FutureWarning, stacklevel=3)
+        if out.get(new) is not None and out[new] != value:
+            raise ValueError(f"{spelled(old)}={value!r} and {spelled(new)}={out[new]!r} disagree: give "
+                             f"{spelled(new)} alone")
+        out[new] = value
+    return out

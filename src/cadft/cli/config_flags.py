@@ -101,7 +101,8 @@ def add_config_flags(parser: argparse.ArgumentParser, old_flags: dict[str, str |
                      notes: dict[str, str] | None = None) -> None:
     """`--<field>` for each field in `old_flags` (its CADFTConfig type, default, choices and
     help, plus `notes[field]` where the command reads it differently), and the field's old
-    flag (when not None) as a deprecated alias hidden from --help."""
+    flag (when not None) and its old field name (`defaults.RENAMED`) as deprecated aliases
+    hidden from --help."""
     fields = config_fields()
     notes = notes or {}
     for name, old in old_flags.items():
@@ -110,8 +111,9 @@ def add_config_flags(parser: argparse.ArgumentParser, old_flags: dict[str, str |
         help_ = " ".join(text for text in (spec["help"], notes.get(name)) if text)
         parser.add_argument(new, dest=name, action=_ConfigFlag, new=new, type=spec["type"], default=spec["default"],
                             choices=spec["choices"], help=help_.replace("%", "%%"))
-        if old is not None:
-            parser.add_argument(old, dest=name, action=_ConfigFlag, new=new, type=spec["type"],
+        renamed = [f"--{before}" for before, after in defaults.RENAMED.items() if after == name]  # old field names
+        for alias in [old, *renamed] if old is not None else renamed:
+            parser.add_argument(alias, dest=name, action=_ConfigFlag, new=new, type=spec["type"],
                                 choices=spec["choices"], default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 

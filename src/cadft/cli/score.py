@@ -5,7 +5,7 @@ compatibility u = -s (the length-normalised NLL) and c = exp(s) under the model,
 CADFT weight it would get relative to the whole file. The paper's estimator (the default):
 z = (u - mean u) / (std u + eps) over every scored row, w = exp(-beta * max(0, z)); in
 training the statistics are those of each optimizer step's global batch instead. The
-earlier estimator (--cadft_normalization ema): w = clip(c**beta / m, w_min, w_max), with m the
+earlier estimator (--cadft_estimator ema): w = clip(c**beta / m, w_min, w_max), with m the
 file's own mean of c**beta (what the trainer's calibration estimates) unless --normalizer
 is given. Every weight comes from cadft.losses, in log space. The estimator's flags are
 CADFTConfig's fields, as in `cadft train`; the old --normalization, --beta, --eps, --w_min
@@ -48,7 +48,7 @@ _BAR = 40  # characters of the longest histogram bar
 _SNIPPET = 70  # characters of completion shown per least-compatible row
 _MAX_TAG_VALUES = 20  # per-tag table rows (most frequent first beyond this)
 # The estimator's flags: CADFTConfig's fields, as in `cadft train`, each with its old flag (deprecated)
-_OLD_FLAGS = {"cadft_normalization": "--normalization", "cadft_beta": "--beta", "cadft_eps": "--eps",
+_OLD_FLAGS = {"cadft_estimator": "--normalization", "cadft_beta": "--beta", "cadft_eps": "--eps",
               "cadft_w_min": "--w_min", "cadft_w_max": "--w_max"}
 
 
@@ -77,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Truncate each demonstration to this many tokens, as training does (TRL's default).",
     )
     add_config_flags(parser, _OLD_FLAGS, notes={
-        "cadft_normalization": "Here the default is 'zscore' (the weights of loss_type='cadft'), 'none' is refused, "
+        "cadft_estimator": "Here the default is 'zscore' (the weights of loss_type='cadft'), 'none' is refused, "
         "and 'batch' weighs a file as 'ema' does (its rescale is per optimizer step).",
     })
-    parser.set_defaults(cadft_normalization=defaults.NORMALIZATION)  # CADFT's weights, whatever the loss type
+    parser.set_defaults(cadft_estimator=defaults.NORMALIZATION)  # CADFT's weights, whatever the loss type
     parser.add_argument(
         "--normalizer", type=float, default=None,
         help="'ema'/'batch' only: m (> 0); default: the scored rows' own mean of c**beta.",
@@ -107,14 +107,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--top_k must be >= 0, got {args.top_k}")
     spelling = flag_names(args, _OLD_FLAGS)
     flag = lambda field: "--normalizer" if field == "cadft_normalizer" else spelling(field)  # noqa: E731
-    if args.cadft_normalization == defaults.NO_WEIGHTS:
-        parser.error(f"{flag('cadft_normalization')} none: cadft score shows CADFT's sample weights; choose "
+    if args.cadft_estimator == defaults.NO_WEIGHTS:
+        parser.error(f"{flag('cadft_estimator')} none: cadft score shows CADFT's sample weights; choose "
                      f"{', '.join(defaults.NORMALIZATIONS)}")
     try:  # CADFTConfig's own check, in the command line's spelling of each field
         options = defaults.resolve_estimator_options(_estimator_options(args), flag)
     except defaults.ForeignOptions as e:
-        parser.error(f"{', '.join(e.given)}: no meaning for {flag('cadft_normalization')} "
-                     f"{args.cadft_normalization}; 'zscore' reads {flag('cadft_beta')} and {flag('cadft_eps')}, "
+        parser.error(f"{', '.join(e.given)}: no meaning for {flag('cadft_estimator')} "
+                     f"{args.cadft_estimator}; 'zscore' reads {flag('cadft_beta')} and {flag('cadft_eps')}, "
                      f"'ema'/'batch' read {flag('cadft_beta')}, --normalizer, {flag('cadft_w_min')} and "
                      f"{flag('cadft_w_max')}")
     except ValueError as e:
@@ -365,7 +365,7 @@ def _weight_lines(args, audit: Audit, n_valid: int) -> list[str]:
     at_min = sum(bool(raw[i] < weights[i]) for i in valid_idx)
     at_max = sum(bool(raw[i] > weights[i]) for i in valid_idx)
     lines = [
-        f"weights of the earlier estimator ({args.cadft_normalization}) at beta={args.cadft_beta:g}, "
+        f"weights of the earlier estimator ({args.cadft_estimator}) at beta={args.cadft_beta:g}, "
         f"m={math.exp(audit.log_normalizer):.4g} (log m {audit.log_normalizer:.4f}, {source}), "
         f"w_min={args.cadft_w_min:g}, w_max={args.cadft_w_max:g}: mean {st['weight_mean']:.3f}, "
         f"ESS {st['weight_ess']:.1f}/{n_valid}, "

@@ -277,7 +277,7 @@ def _finish_on_main(trainer, args: CADFTConfig, data_args: DataArguments, model_
         "model": model_args.model_name_or_path,
         "model_path": model_path,
         "peft": bool(model_args.use_peft),
-        "cadft_normalization": args.cadft_normalization,
+        "cadft_estimator": args.cadft_estimator,
         "cadft_beta": args.cadft_beta,
         "cadft_token_power": args.cadft_token_power,
         **{name: getattr(args, name) for name in ("asft_kl_coef", "eaft_alpha", "eaft_k", "eaft_entropy")},

@@ -1,7 +1,7 @@
 """Ways of weighting samples, each behind the interface of `base.Estimator`, each over the
 run's token loss (`cadft.losses.token_loss`, chosen by `loss_type`):
 
-- `Unweighted`: no sample weight (`cadft_normalization="none"`, the default of `loss_type`
+- `Unweighted`: no sample weight (`cadft_estimator="none"`, the default of `loss_type`
   "nll", "dft", "asft" and "eaft");
 - `ZScore`: the paper's CADFT estimator (`"zscore"`, the default of `loss_type="cadft"`);
 - `RunningNormalized` / `BatchNormalized`: the project's earlier estimator (`"ema"`, `"batch"`).
@@ -22,7 +22,7 @@ from .zscore import STEP_U, ZScore
 __all__ = ["Batch", "Estimator", "Rows", "StepContext", "Unweighted", "ZScore", "RunningNormalized",
            "BatchNormalized", "STEP_U", "make_estimator"]
 
-# cadft_normalization -> the estimator, and the CADFTConfig fields it is built from (beyond beta and token power)
+# cadft_estimator -> the estimator, and the CADFTConfig fields it is built from (beyond beta and token power)
 _ZSCORE = (ZScore, {"eps": "cadft_eps", "scope": "cadft_scope"})
 _RUNNING = {"w_min": "cadft_w_min", "w_max": "cadft_w_max", "ema_decay": "cadft_ema_decay",
             "calibration_samples": "cadft_calibration_samples"}
@@ -38,17 +38,20 @@ def make_estimator(args) -> Estimator:
     whose estimator is the paper's), and the fields of the other estimator are ignored.
     `cadft_normalizer` (a mapping's only) fixes the earlier estimator's m instead of
     calibrating it on the rows it weighs."""
+    if isinstance(args, Mapping):
+        args = defaults.renamed(args)
+
     def get(field: str, default=None):
         value = args.get(field) if isinstance(args, Mapping) else getattr(args, field, None)
         return default if value is None else value
 
     token_loss = make_token_loss(args)
-    normalization = defaults.sample_weights_of(get("loss_type", "cadft"), get("cadft_normalization"))
+    normalization = defaults.sample_weights_of(get("loss_type", "cadft"), get("cadft_estimator"))
     if normalization == defaults.NO_WEIGHTS:
         return Unweighted(token_loss)
     kind, fields = ESTIMATORS[normalization]
     options = defaults.resolve_estimator_options(
-        {"cadft_normalization": normalization,
+        {"cadft_estimator": normalization,
          **{field: get(field) for field in fields.values()}, "cadft_beta": get("cadft_beta", defaults.BETA)})
     estimator = kind(beta=options["cadft_beta"], token_loss=token_loss,
                      **{key: options[field] for key, field in fields.items()})

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 class RunningNormalized(Estimator):
-    """`cadft_normalization="ema"`."""
+    """`cadft_estimator="ema"`."""
 
     name = "ema"
 
@@ -140,7 +140,7 @@ class RunningNormalized(Estimator):
 
 
 class BatchNormalized(RunningNormalized):
-    """`cadft_normalization="batch"`: the `ema` weights, and each optimizer step's gradient
+    """`cadft_estimator="batch"`: the `ema` weights, and each optimizer step's gradient
     multiplied by kappa = sum M_i / sum w_i M_i over the global batch before clipping."""
 
     name = "batch"

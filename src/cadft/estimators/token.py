@@ -1,4 +1,4 @@
-"""No sample weight: the bare token loss (`cadft_normalization="none"`), the default of
+"""No sample weight: the bare token loss (`cadft_estimator="none"`), the default of
 `loss_type` "nll", "dft", "asft" and "eaft"."""
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class RewriteRound:
             selected = select_highest_u({i: (u[i], 1) for i in range(len(u))}, min_visits=1, rewritten=set(),
                                         budget=budget)
             return selected, u, f"the {len(selected)} with the highest u = -log c (budget)"
-        earlier = make_estimator({"cadft_normalization": "ema", "cadft_beta": self.beta, "cadft_w_min": 0.0,
+        earlier = make_estimator({"cadft_estimator": "ema", "cadft_beta": self.beta, "cadft_w_min": 0.0,
                                   "cadft_w_max": math.inf, "cadft_normalizer": self.normalizer})
         _, extras = earlier.weights(torch.tensor(u), torch.ones(len(u), dtype=torch.bool))
         raw, m = extras["raw_weight"], math.exp(extras["log_normalizer"])

@@ -56,13 +56,13 @@ class SampleData:
             raise ValueError(
                 f"packing_strategy={args.packing_strategy!r} cuts demonstrations across packed rows, and a cut "
                 "demonstration has no single CADFT weight; use packing_strategy='bfd' (TRL's default), which "
-                "keeps each one whole, or a bare token loss (cadft_normalization='none', the default of loss_type "
+                "keeps each one whole, or a bare token loss (cadft_estimator='none', the default of loss_type "
                 "'nll', 'dft', 'asft' and 'eaft'), which has no sample weight."
             )
         if not isinstance(dataset, Dataset):
             raise ValueError("packing with sample weights needs a map-style Dataset (not an IterableDataset), "
                              "whose rows it can address by sample id: load the data without streaming, or use "
-                             "a bare token loss (cadft_normalization='none'), which TRL packs from any dataset.")
+                             "a bare token loss (cadft_estimator='none'), which TRL packs from any dataset.")
         if args.max_length is None:
             raise ValueError("When packing is enabled, `max_length` can't be `None`.")
         from trl.data_utils import pack_dataset

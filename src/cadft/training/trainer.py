@@ -213,7 +213,7 @@ class CADFTTrainer(RewritingHooks, CrashSafeCheckpoints, SampleData, SFTTrainer)
         self.step_context = _TrainerContext(self)  # all the estimator sees of the trainer
         if self.estimator.rescales_gradients and self.is_deepspeed_enabled:
             raise ValueError(
-                "cadft_normalization='batch' rescales the accumulated gradients before clipping, which DeepSpeed keeps "
+                "cadft_estimator='batch' rescales the accumulated gradients before clipping, which DeepSpeed keeps "
                 "inside its engine; use 'zscore' or 'ema' with DeepSpeed (FSDP and DDP support all three)."
             )
         self.reference_model = self._reference_for(self.estimator.token_loss.needs)
