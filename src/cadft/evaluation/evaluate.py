@@ -29,7 +29,7 @@ import time
 
 from ..data.problems import MathProblem, math_problems
 from ..model.generation import generate
-from .grading import grade
+from .grading import grade, graded_record
 from .metrics import pass_at_k, wilson_interval
 from .metrics import report_ks as _ks
 from .sampling import Sampling
@@ -108,17 +108,8 @@ def evaluate_math(
     records = []
     for problem, samples in zip(problems, generations):
         verdicts = [grade(text, problem.reference, timeout_s=timeout_s) for text in samples]
-        records.append(
-            {
-                "id": problem.id,
-                "prompt": math_prompt(problem),
-                "reference": problem.reference,
-                "generations": samples,
-                "extracted": [v.extracted for v in verdicts],
-                "correct": [v.ok for v in verdicts],
-                "reasons": [v.reason for v in verdicts],
-            }
-        )
+        record = graded_record(problem.id, math_prompt(problem), problem.reference, samples, verdicts)
+        records.append({**record, "reasons": [v.reason for v in verdicts]})
     verified = time.perf_counter()
 
     n = len(records)

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from ..data.answers import extract_answer
 
-__all__ = ["EXTRACT", "Verdict", "grade", "parse_reference"]
+__all__ = ["EXTRACT", "Verdict", "grade", "graded_record", "parse_reference"]
 
 EXTRACT = ("marked", "math_verify")
 
@@ -252,3 +252,16 @@ def grade(candidate: str, reference: str | list, *, extract: str = "marked", tim
     if extracted is None:
         return Verdict(False, "no final answer found", None)
     return Verdict(False, f"answer {extracted!r} is not equivalent to the reference {reference_answer!r}", extracted)
+
+
+def graded_record(problem_id, prompt: str, reference: str, samples: list[str], verdicts: list[Verdict]) -> dict:
+    """The results record of one problem, as `cadft eval` writes it with and without
+    --benchmark: its samples, what was extracted from each, and the verdicts."""
+    return {
+        "id": problem_id,
+        "prompt": prompt,
+        "reference": reference,
+        "generations": samples,
+        "extracted": [v.extracted for v in verdicts],
+        "correct": [v.ok for v in verdicts],
+    }

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from tqdm.auto import tqdm
 
 from .benchmarks import PAPER, Problem, prompt_text
-from .grading import grade, parse_reference
+from .grading import grade, graded_record, parse_reference
 from .metrics import avg_at_k, avg_at_k_interval, pass_at_ks, suite_average
 from .results import ResultsFile
 from .sampling import Sampling
@@ -131,16 +131,8 @@ def grade_problem(problem: Problem, samples: list[str], *, timeout_s: int = 5) -
     """The results record of one problem: its answers, what was extracted from each, verdicts."""
     gold = parse_reference(problem.reference, timeout_s=timeout_s)  # read once for all the samples
     verdicts = [grade(text, gold, extract="math_verify", timeout_s=timeout_s) for text in samples]
-    return {
-        "benchmark": problem.benchmark,
-        "id": problem.id,
-        "prompt": prompt_text(problem),
-        "reference": problem.reference,
-        "generations": samples,
-        "extracted": [v.extracted for v in verdicts],
-        "correct": [v.ok for v in verdicts],
-        "num_correct": sum(v.ok for v in verdicts),
-    }
+    record = graded_record(problem.id, prompt_text(problem), problem.reference, samples, verdicts)
+    return {"benchmark": problem.benchmark, **record, "num_correct": sum(v.ok for v in verdicts)}
 
 
 def summarise(problems: dict[str, list[Problem]], done: dict[tuple[str, str], dict], sampling: Sampling) -> dict:
