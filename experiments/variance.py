@@ -15,7 +15,8 @@ random partitions of the pool into batches of the training batch size: one (norm
 per sample, and bootstrap intervals resample samples.
 
 The paper's estimator on a batch b is g_b = sum_{i in b} w_i G_i / N_b with w_i =
-exp(-beta max(0, z_i)) from the batch's own z (beta 0: DFT). Over random batches,
+exp(-beta max(0, z_i)) from the batch's own z (beta 0: DFT), as the library's estimator
+computes them (`paper_estimator(beta).weights`). Over random batches,
 
     second moment  E||g_b||^2
     rel. variance  tr Cov(g_b) / ||E g_b||^2, the denominator unbiased (||mean g||^2 - tr Cov / n_batches;
@@ -35,10 +36,10 @@ import math
 
 import torch
 
-from cadft.losses import batch_zscore_weights
+from cadft.estimators import make_estimator
 
-__all__ = ["Z_EDGES", "random_batches", "mean_batch_z", "norm_vs_z", "batch_coefficients", "moments",
-           "estimator_moments", "gram"]
+__all__ = ["Z_EDGES", "paper_estimator", "random_batches", "mean_batch_z", "norm_vs_z", "batch_coefficients",
+           "moments", "estimator_moments", "gram"]
 
 Z_EDGES = (-1.0, 0.0, 1.0, 2.0)  # bins (-inf, -1), [-1, 0), [0, 1), [1, 2), [2, inf)
 
@@ -51,21 +52,29 @@ def random_batches(n: int, batch_size: int, n_batches: int, *, seed: int = 0) ->
     return torch.stack([torch.randperm(n, generator=g)[:batch_size] for _ in range(n_batches)])
 
 
-def _batch_z(u_b: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return batch_zscore_weights(u_b, torch.ones_like(u_b, dtype=torch.bool), beta=beta)
+def paper_estimator(beta: float):
+    """The paper's estimator at `beta` (`cadft.estimators.make_estimator`); beta 0: every weight 1."""
+    return make_estimator({"loss_type": "cadft", "cadft_estimator": "zscore", "cadft_beta": beta})
+
+
+def _batch_z(estimator, u_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z, w) of a batch's rows (B,), every row valid."""
+    w, extras = estimator.weights(u_b, torch.ones_like(u_b, dtype=torch.bool))
+    return extras["z"], w
 
 
 def mean_batch_z(u: torch.Tensor, batch_size: int, *, partitions: int = 50, seed: int = 0) -> torch.Tensor:
     """Each sample's z within its batch, averaged over `partitions` random partitions of the
     pool into batches of `batch_size` (a last, smaller batch is dropped). (n,) float64."""
     n = u.numel()
+    estimator = paper_estimator(0.0)  # z only
     g = torch.Generator().manual_seed(seed)
     total, count = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
     for _ in range(partitions):
         perm = torch.randperm(n, generator=g)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = perm[start : start + batch_size]
-            z, _ = _batch_z(u[idx].double(), beta=0.0)
+            z, _ = _batch_z(estimator, u[idx].double())
             total[idx] += z.double()
             count[idx] += 1
     return total / count.clamp(min=1)
@@ -127,9 +136,10 @@ def norm_vs_z(norms, z, *, edges=Z_EDGES, n_boot: int = 2000, seed: int = 0) -> 
 def batch_coefficients(u: torch.Tensor, tokens: torch.Tensor, batches: torch.Tensor, *, beta: float) -> torch.Tensor:
     """(n_batches, n) coefficients a_bi = w_i / N_b of the paper's estimator on each batch
     (0 outside the batch), z and w from the batch's own rows; beta 0 gives DFT."""
+    estimator = paper_estimator(beta)
     a = torch.zeros(batches.shape[0], u.numel(), dtype=torch.float64)
     for b, idx in enumerate(batches):
-        _, w = _batch_z(u[idx].double(), beta=beta)
+        _, w = _batch_z(estimator, u[idx].double())
         a[b, idx] = w.double() / tokens[idx].double().sum()
     return a
 

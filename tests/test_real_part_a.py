@@ -29,11 +29,24 @@ def pool():
             "batches": rng.integers(0, n, (50, 4)), "r": rng.normal(size=30)}
 
 
-@pytest.mark.parametrize("normalization", ["ema", "batch"])
-def test_gram_statistics_equal_the_explicit_ones(pool, normalization):
-    spec = {"kind": "cadft", "alpha": 1.0, "beta": 1.0, "w_min": 0.1, "w_max": 3.0, "normalization": normalization}
-    w = part_a.row_weights(spec, pool["s"], part_a.calibrate(spec, pool["s"]))
-    coef = part_a.batch_coefficients(spec, pool["batches"], w, pool["tokens"], pool["mass"], pool["gold"], 12)
+def coefficients(spec: dict, pool: dict, batches=None) -> np.ndarray:
+    """Part A's coefficients of a spec on the pool's batches, its weights from its estimator."""
+    batches = pool["batches"] if batches is None else batches
+    u, tokens = -pool["s"], pool["tokens"]
+    est = part_a.estimator(spec, u, tokens)
+    w = part_a.batch_weights(est, u, tokens > 0, batches)
+    return part_a.batch_coefficients(spec, batches, w, tokens, pool["mass"], pool["gold"], len(u),
+                                     rescales_gradients=est.rescales_gradients)
+
+
+def earlier(estimator: str, beta: float, w_min: float = 0.1, w_max: float = 3.0) -> dict:
+    return {"alpha": 1.0, "fields": {"cadft_estimator": estimator, "cadft_beta": beta, "cadft_w_min": w_min,
+                                     "cadft_w_max": w_max}}
+
+
+@pytest.mark.parametrize("estimator", ["ema", "batch"])
+def test_gram_statistics_equal_the_explicit_ones(pool, estimator):
+    coef = coefficients(earlier(estimator, 1.0), pool)
     H, r = pool["H"], pool["r"]
     got = part_a.statistics(coef, H @ H.T, {"nll": (H @ r, float(r @ r))})
     want = explicit(coef, H, r)
@@ -43,26 +56,29 @@ def test_gram_statistics_equal_the_explicit_ones(pool, normalization):
 
 
 def test_batch_normalisation_gives_each_batch_the_base_loss_mass(pool):
-    spec = {"kind": "cadft", "alpha": 1.0, "beta": 2.0, "w_min": 0.0, "w_max": 1e9, "normalization": "batch"}
-    w = part_a.row_weights(spec, pool["s"], part_a.calibrate(spec, pool["s"]))
-    coef = part_a.batch_coefficients(spec, pool["batches"], w, pool["tokens"], pool["mass"], pool["gold"], 12)
+    coef = coefficients(earlier("batch", 2.0, w_min=0.0, w_max=1e9), pool)
     for b, idx in enumerate(pool["batches"]):
         n_tokens = pool["tokens"][idx].sum()
         # sum_i w^_i M_i = sum_i M_i, with coef = w^ / N_b
         assert (coef[b] * pool["mass"]).sum() * n_tokens == pytest.approx(pool["mass"][idx].sum(), rel=1e-9)
 
 
+def test_earlier_weights_are_the_estimators_with_m_calibrated_on_the_pool(pool):
+    """The earlier estimator's weights in a batch are its clipped c**beta / m with m the pool's
+    mean of c**beta, whatever else the batch holds."""
+    spec = earlier("ema", 1.0)
+    u, tokens = -pool["s"], pool["tokens"]
+    est = part_a.estimator(spec, u, tokens)
+    m = np.exp(pool["s"]).mean()
+    want = np.clip(np.exp(pool["s"]) / m, 0.1, 3.0)
+    got = part_a.batch_weights(est, u, tokens > 0, pool["batches"])
+    np.testing.assert_allclose(got, want[pool["batches"]], rtol=1e-5)
+
+
 def test_beta_zero_cadft_is_dft_and_the_oracle_drops_non_gold_rows(pool):
-    dft = {"kind": "plain", "alpha": 1.0}
-    cadft = {"kind": "cadft", "alpha": 1.0, "beta": 0.0, "w_min": 0.1, "w_max": 3.0, "normalization": "ema"}
-    args = (pool["batches"],)
-    rest = (pool["tokens"], pool["mass"], pool["gold"], 12)
-    a = part_a.batch_coefficients(dft, *args, part_a.row_weights(dft, pool["s"], None), *rest)
-    w = part_a.row_weights(cadft, pool["s"], part_a.calibrate(cadft, pool["s"]))
-    b = part_a.batch_coefficients(cadft, *args, w, *rest)
-    np.testing.assert_allclose(a, b, rtol=1e-6)
-    oracle = {"kind": "oracle", "alpha": 1.0}
-    c = part_a.batch_coefficients(oracle, *args, np.ones(12), *rest)
+    dft = {"alpha": 1.0, "fields": {"loss_type": "dft"}}
+    np.testing.assert_allclose(coefficients(dft, pool), coefficients(earlier("ema", 0.0), pool), rtol=1e-6)
+    c = coefficients({**dft, "gold_only": True}, pool)
     assert not c[:, ~pool["gold"]].any()
     for bi, idx in enumerate(pool["batches"]):
         gold_tokens = pool["tokens"][idx][pool["gold"][idx]].sum()
@@ -74,17 +90,21 @@ def test_methods_use_the_library_defaults():
     """Part A's CADFT is the paper's estimator at the library's defaults (`CADFTConfig()`),
     and the earlier estimator is measured at its own defaults."""
     from cadft import CADFTConfig
+    from cadft.estimators import RunningNormalized, Unweighted, ZScore
 
     d = part_a.defaults()
     paper = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True)
-    earlier = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **EARLIER_ESTIMATOR)
-    assert d["paper"] == {"normalization": "zscore", "beta": paper.cadft_beta, "alpha": paper.cadft_token_power,
-                          "eps": paper.cadft_eps, "scope": paper.cadft_scope}
-    assert d["earlier"] == {"normalization": "ema", "beta": earlier.cadft_beta, "alpha": earlier.cadft_token_power,
-                            "w_min": earlier.cadft_w_min, "w_max": earlier.cadft_w_max}
+    old = CADFTConfig(output_dir="unused", report_to="none", use_cpu=True, **EARLIER_ESTIMATOR)
+    assert d["paper"] == {"estimator": paper.cadft_estimator, "beta": paper.cadft_beta,
+                          "alpha": paper.cadft_token_power, "eps": paper.cadft_eps, "scope": paper.cadft_scope}
+    assert d["earlier"] == {"estimator": old.cadft_estimator, "beta": old.cadft_beta, "alpha": old.cadft_token_power,
+                            "w_min": old.cadft_w_min, "w_max": old.cadft_w_max}
     specs = part_a.methods(d)
-    assert specs["CADFT (defaults)"]["kind"] == "zscore" and specs["CADFT (defaults)"]["beta"] == paper.cadft_beta
-    assert specs["CADFT (earlier)"]["normalization"] == "ema"
+    u, tokens = np.array([0.5, 1.0, 2.0]), np.array([3.0, 4.0, 5.0])
+    est = {name: part_a.estimator(spec, u, tokens) for name, spec in specs.items()}
+    assert type(est["CADFT (defaults)"]) is ZScore and est["CADFT (defaults)"].beta == paper.cadft_beta
+    assert type(est["CADFT (earlier)"]) is RunningNormalized and est["CADFT (earlier)"].normalizer.ready
+    assert all(isinstance(est[name], Unweighted) for name in ("SFT", "DFT", "DFT + oracle filter"))
     assert {"SFT", "DFT", "DFT + oracle filter", "CADFT beta=0.5", "CADFT beta=2"} <= set(specs)
 
 
@@ -99,17 +119,12 @@ def test_paper_coefficients_equal_the_variance_module_and_beta_zero_is_dft(pool)
 
     u, tokens = -pool["s"], pool["tokens"]
     batches = _distinct_batches(12, 4, 30)
-    z = part_a.batch_z(u, tokens, batches)
-    ones = np.ones(12)
     for beta in (0.0, 0.5, 1.0, 2.0):
-        spec = {"kind": "zscore", "alpha": 1.0, "beta": beta}
-        got = part_a.batch_coefficients(spec, batches, ones, tokens, pool["mass"], pool["gold"], 12, z)
+        got = coefficients({"alpha": 1.0, "fields": {"cadft_estimator": "zscore", "cadft_beta": beta}}, pool, batches)
         want = variance.batch_coefficients(torch.tensor(u), torch.tensor(tokens), torch.tensor(batches), beta=beta)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
-    dft = part_a.batch_coefficients({"kind": "plain", "alpha": 1.0}, batches, ones, tokens, pool["mass"],
-                                    pool["gold"], 12)
-    beta0 = part_a.batch_coefficients({"kind": "zscore", "alpha": 1.0, "beta": 0.0}, batches, ones, tokens,
-                                      pool["mass"], pool["gold"], 12, z)
+    dft = coefficients({"alpha": 1.0, "fields": {"loss_type": "dft"}}, pool, batches)
+    beta0 = coefficients({"alpha": 1.0, "fields": {"cadft_estimator": "zscore", "cadft_beta": 0.0}}, pool, batches)
     np.testing.assert_allclose(beta0, dft)
 
 

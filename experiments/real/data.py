@@ -39,7 +39,7 @@ if __name__ == "__main__" and not __package__:  # the old command, python experi
     os.execv(sys.executable, [sys.executable, "-m", "experiments.real.data", *sys.argv[1:]])
 
 from cadft.data.problems import math_problem  # noqa: E402
-from cadft.evaluate import math_prompt  # noqa: E402
+from cadft.evaluation.evaluate import math_prompt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from cadft.scoring import score_rows
+from cadft.model.scoring import score_rows
 from experiments.real.common import tokenize
 from experiments.stats import mean_ci, quantile
 

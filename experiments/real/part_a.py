@@ -7,13 +7,15 @@ method's gradient on a batch b is a linear combination of them,
 
     G_b = sum_{i in b} a_bi h_i(alpha),   a_bi = w_i / N_b    (N_b: trainable tokens of b)
 
-with w_i = 1 for SFT and DFT; for CADFT, the paper's estimator (the library default),
-w_i = exp(-beta max(0, z_i)) with z_i the z-score of u_i (the length-normalised NLL) within
-batch b (`cadft.losses.batch_zscore_weights`); for the earlier estimator its clipped
-c**beta / m (the library's estimator, `Estimator.weights`, m calibrated on the pool as the
-trainer calibrates on its training set); for the oracle filter w_i = 1 on gold rows and 0
-elsewhere (N_b then counts the gold rows' tokens). So every statistic follows from Gram
-matrices K = H H^T and the products with the reference gradient, without ever forming G_b:
+with w_i the weights of the method's estimator on batch b, from the library's estimator
+itself (`cadft.estimators.make_estimator(fields).weights(u_b, valid_b)`, as the trainer
+weighs a global batch): 1 for SFT and DFT; for CADFT, the paper's estimator (the library
+default), w_i = exp(-beta max(0, z_i)) with z_i the z-score of u_i (the length-normalised
+NLL) within batch b; for the earlier estimator its clipped c**beta / m, m calibrated on the
+pool as the trainer calibrates on its training set. The oracle filter keeps w_i on gold rows
+and sets it to 0 elsewhere (N_b then counts the gold rows' tokens). So every statistic
+follows from Gram matrices K = H H^T and the products with the reference gradient, without
+ever forming G_b:
 
     tr Cov(G) = sum_b (a_b - abar) K (a_b - abar)^T / (n_b - 1)     (over bootstrap batches)
     cos(G_b, r) = a_b v / sqrt(a_b K a_b^T  r.r),  v = H r
@@ -51,28 +53,31 @@ import numpy as np
 import torch
 
 from cadft.estimators import make_estimator
-from cadft.losses import batch_kappa, batch_zscore_weights, zscore_weights
-from cadft.scoring import ensure_fused_lm_head, label_logprobs
+from cadft.losses import batch_kappa
+from cadft.model.scoring import ensure_fused_lm_head, label_logprobs
 from experiments import variance
 from experiments.real import common
-from experiments.real.common import defaults
+from experiments.real.common import config_fields, defaults, has_normalizer
 from experiments.stats import mean_ci
 
 BETAS = (0.0, 0.5, 1.0, 2.0)  # the variance probe: DFT (beta 0) and the paper's estimator at 0.5, 1, 2
 
 
 def methods(d: dict) -> dict[str, dict]:
-    """name -> spec. CADFT: the paper's estimator at the library defaults and at the other
-    betas of 0.5/1/2; the earlier estimator at its defaults; the oracle filter is DFT on the
-    gold rows only."""
+    """name -> spec: `alpha`, the token power of its per-sample gradients; `fields`, the
+    CADFTConfig fields of its estimator (`make_estimator`); `gold_only`, the oracle filter.
+    CADFT: the paper's estimator at the library defaults and at the other betas of 0.5/1/2;
+    the earlier estimator at its defaults; the oracle filter is DFT on the gold rows only."""
     paper, earlier = d["paper"], d["earlier"]
-    specs = {"SFT": {"alpha": 0.0, "kind": "plain"}, "DFT": {"alpha": 1.0, "kind": "plain"}}
-    specs["CADFT (defaults)"] = {**paper, "kind": "zscore"}
+    specs = {"SFT": {"alpha": 0.0, "fields": {"loss_type": "nll"}},
+             "DFT": {"alpha": 1.0, "fields": {"loss_type": "dft"}}}
+    specs["CADFT (defaults)"] = {"alpha": paper["alpha"], "fields": config_fields(paper)}
     for beta in (0.5, 1.0, 2.0):
         if beta != paper["beta"]:
-            specs[f"CADFT beta={beta:g}"] = {**paper, "beta": beta, "kind": "zscore"}
-    specs["CADFT (earlier)"] = {**earlier, "kind": "cadft"}
-    specs["DFT + oracle filter"] = {"alpha": 1.0, "kind": "oracle"}
+            specs[f"CADFT beta={beta:g}"] = {"alpha": paper["alpha"],
+                                              "fields": config_fields({**paper, "beta": beta})}
+    specs["CADFT (earlier)"] = {"alpha": earlier["alpha"], "fields": config_fields(earlier)}
+    specs["DFT + oracle filter"] = {**specs["DFT"], "gold_only": True}
     return specs
 
 
@@ -201,54 +206,37 @@ def _min_layer(model, top_layers: int) -> int:
     return max(0, layers - top_layers) if top_layers > 0 else 0
 
 
-def estimator(spec: dict):
-    """The library's estimator of a CADFT spec (`make_estimator`): the trainer's weights."""
-    return make_estimator({"cadft_normalization": spec.get("normalization"), "cadft_beta": spec["beta"],
-                           "cadft_eps": spec.get("eps"), "cadft_w_min": spec.get("w_min"),
-                           "cadft_w_max": spec.get("w_max")})
+def estimator(spec: dict, u: np.ndarray, tokens: np.ndarray):
+    """The library's estimator of a spec (`make_estimator` of its fields) as the trainer holds
+    it on the pool (u, tokens: (n,)): a running normaliser m is calibrated on the pool's rows
+    with a trainable token, as `cadft train` calibrates it on a whole training set."""
+    est = make_estimator(spec["fields"])
+    if has_normalizer(est):
+        est.calibrate_from_scores([{"mean_logprob": -x, "num_tokens": t}
+                                   for x, t in zip(u.tolist(), tokens.tolist())])
+    return est
 
 
-def row_weights(spec: dict, s: np.ndarray, log_m: float | None) -> np.ndarray:
-    """Per-row weight that does not depend on the batch: the earlier estimator's clipped
-    c**beta/m with m = exp(log_m) (`Estimator.weights`), else 1 (the paper's weight depends
-    on the batch: `batch_coefficients`)."""
-    if spec["kind"] != "cadft":
-        return np.ones_like(s)
-    earlier = estimator(spec)
-    earlier.normalizer.calibrate(log_m, 1)
-    u = torch.as_tensor(-s)
-    return earlier.weights(u, torch.ones(len(u), dtype=torch.bool))[0].double().numpy()
-
-
-def calibrate(spec: dict, s: np.ndarray) -> float | None:
-    """log m: the mean of c**beta over the pool, as the trainer's calibration computes it
-    (`Estimator.weights` of an estimator not yet calibrated)."""
-    if spec["kind"] != "cadft":
-        return None
-    u = torch.as_tensor(-s)
-    return estimator(spec).weights(u, torch.ones(len(u), dtype=torch.bool))[1]["log_normalizer"]
-
-
-def batch_z(u: np.ndarray, tokens: np.ndarray, batches: np.ndarray) -> np.ndarray:
-    """(n_batches, B): each row's z within its batch, as the trainer computes it over a global
-    batch (`cadft.losses.batch_zscore_weights`; rows without a trainable token are left out)."""
-    out = np.zeros(batches.shape)
-    for b, idx in enumerate(batches):
-        z, _ = batch_zscore_weights(torch.as_tensor(u[idx]), torch.as_tensor(tokens[idx] > 0), beta=0.0)
-        out[b] = z.double().numpy()
+def batch_weights(est, u: np.ndarray, valid: np.ndarray, batches: np.ndarray) -> np.ndarray:
+    """(n_batches, B): each drawn row's weight within its batch, `est.weights` of the batch's
+    rows as the trainer weighs a global batch (rows without a trainable token, `valid` False,
+    are left out of the paper's z). `batches` (n_batches, B) of row indices."""
+    u_t, valid_t = torch.as_tensor(u), torch.as_tensor(valid)
+    out = np.empty(batches.shape)
+    for b, idx in enumerate(torch.as_tensor(batches)):
+        out[b] = est.weights(u_t[idx], valid_t[idx])[0].double().numpy()
     return out
 
 
-def batch_coefficients(spec: dict, batches: np.ndarray, w: np.ndarray, tokens: np.ndarray, mass: np.ndarray,
-                       gold: np.ndarray, n: int, z: np.ndarray | None = None) -> np.ndarray:
+def batch_coefficients(spec: dict, batches: np.ndarray, weights: np.ndarray, tokens: np.ndarray, mass: np.ndarray,
+                       gold: np.ndarray, n: int, *, rescales_gradients: bool = False) -> np.ndarray:
     """A (n_batches, n): a_bi = the coefficient of h_i in batch b's gradient (rows drawn
-    twice count twice). `batches` is (n_batches, B) of row indices; `z` (n_batches, B) the
-    rows' z within their batch (`batch_z`), needed by the paper's estimator."""
-    keep = gold[batches] if spec["kind"] == "oracle" else np.ones(batches.shape, bool)
-    wb = np.where(keep, w[batches], 0.0)  # (n_batches, B)
-    if spec["kind"] == "zscore":
-        wb = zscore_weights(torch.as_tensor(z), beta=spec["beta"]).double().numpy()
-    if spec["kind"] == "cadft" and estimator(spec).rescales_gradients:  # `batch`: kappa per batch
+    twice count twice). `batches` is (n_batches, B) of row indices, `weights` (n_batches, B)
+    their weights within their batch (`batch_weights`); `rescales_gradients`: the estimator's
+    (`batch`: each batch's gradient times kappa)."""
+    keep = gold[batches] if spec.get("gold_only") else np.ones(batches.shape, bool)
+    wb = np.where(keep, weights, 0.0)  # (n_batches, B)
+    if rescales_gradients:
         m = np.where(keep, mass[batches], 0.0)
         kappa = batch_kappa(torch.tensor(m.sum(1)), torch.tensor((wb * m).sum(1))).numpy()  # (n_batches,)
         wb = wb * kappa[:, None]
@@ -279,16 +267,17 @@ def statistics(coef: np.ndarray, K: np.ndarray, refs: dict[str, tuple[np.ndarray
     return out
 
 
-def estimate(specs, pool, ref, rng, *, batch_size: int, batches: int, resample: bool) -> dict:
+def estimate(specs, estimators, pool, ref, rng, *, batch_size: int, batches: int, resample: bool) -> dict:
     """Every method's statistics on the pool (or a resample of it, with replacement), from
-    bootstrap batches drawn from it; the same batches for every method. The references are
+    bootstrap batches drawn from it; the same batches for every method, each weighed by the
+    method's estimator (`estimators`: name -> `estimator(spec, ...)`). The references are
     fixed: `nll`, the plain-NLL gradient of the clean rows, and `own`, the gradient of the
     method's own token loss (its alpha) on them, without sample weights."""
     n = len(pool["tokens"])
     pool_idx = rng.integers(0, n, n) if resample else np.arange(n)
     # Bootstrap batches: distinct positions of the (re)sampled pool, as a real batch holds distinct rows
     drawn = pool_idx[np.argsort(rng.random((batches, n)), axis=1)[:, :batch_size]]
-    z = batch_z(pool["u"], pool["tokens"], drawn) if any(s["kind"] == "zscore" for s in specs.values()) else None
+    valid = pool["tokens"] > 0
     ref_tokens = ref["tokens"].sum()
 
     def reference(alpha_pool, alpha_ref):
@@ -298,8 +287,9 @@ def estimate(specs, pool, ref, rng, *, batch_size: int, batches: int, resample: 
     out = {}
     for name, spec in specs.items():
         alpha = spec["alpha"]
-        coef = batch_coefficients(spec, drawn, pool["w"][name], pool["tokens"], pool["mass"][alpha], pool["gold"], n,
-                                  z)
+        est = estimators[name]
+        coef = batch_coefficients(spec, drawn, batch_weights(est, pool["u"], valid, drawn), pool["tokens"],
+                                  pool["mass"][alpha], pool["gold"], n, rescales_gradients=est.rescales_gradients)
         refs = {"nll": reference(alpha, 0.0), "own": reference(alpha, alpha)}
         out[name] = statistics(coef, pool["K"][alpha], refs)
     return out
@@ -408,28 +398,28 @@ def run(args, splits) -> dict:
         "K": {a: (H[a] @ H[a].T).numpy() for a in alphas},
         "V": {a: {b: (H[a] @ H_ref[b].T).numpy() for b in alphas} for a in alphas},
     }
-    log_m = {name: calibrate(spec, pool["mean_logp"]) for name, spec in specs.items()}
-    stats_pool["w"] = {name: row_weights(spec, pool["mean_logp"], log_m[name]) for name, spec in specs.items()}
+    estimators = {name: estimator(spec, stats_pool["u"], pool["tokens"]) for name, spec in specs.items()}
     ref_stats = {"tokens": ref["tokens"], "K": {a: (H_ref[a] @ H_ref[a].T).numpy() for a in alphas}}
     rng = np.random.default_rng(args.seed)
-    point = estimate(specs, stats_pool, ref_stats, rng, batch_size=args.batch_size, batches=args.batches,
+    point = estimate(specs, estimators, stats_pool, ref_stats, rng, batch_size=args.batch_size, batches=args.batches,
                      resample=False)
-    replicates = [estimate(specs, stats_pool, ref_stats, rng, batch_size=args.batch_size, batches=args.batches,
-                           resample=True) for _ in range(args.outer)]
+    replicates = [estimate(specs, estimators, stats_pool, ref_stats, rng, batch_size=args.batch_size,
+                           batches=args.batches, resample=True) for _ in range(args.outer)]
     print(f"[part a] estimator table: {time.time() - start:.0f} s", flush=True)
-    # Mean weight per kind: the earlier estimator's per-row weight; the paper's, averaged over
-    # the rows' occurrences in random batches of the batch size
+    # Mean weight per kind of each estimator that weighs samples: a calibrated m's per-row weight
+    # (the earlier estimator); the others', averaged over the rows' occurrences in random batches
     batches = variance.random_batches(len(kinds), args.batch_size, args.batches, seed=args.seed).numpy()
-    z_batches = batch_z(stats_pool["u"], pool["tokens"], batches)
-    kind_of = np.array(kinds)[batches]
+    kind_of, valid = np.array(kinds), pool["tokens"] > 0
     weights_by_kind = {}
-    for name, spec in specs.items():
-        if spec["kind"] == "cadft":
-            weights_by_kind[name] = {k: float(np.mean(stats_pool["w"][name][np.array(kinds) == k]))
-                                     for k in sorted(set(kinds))}
-        elif spec["kind"] == "zscore":
-            w = zscore_weights(torch.as_tensor(z_batches), beta=spec["beta"]).double().numpy()
-            weights_by_kind[name] = {k: float(w[kind_of == k].mean()) for k in sorted(set(kinds))}
+    for name, est in estimators.items():
+        if not est.weighs_samples:
+            continue
+        if has_normalizer(est):
+            w = est.weights(torch.as_tensor(stats_pool["u"]), torch.as_tensor(valid))[0].double().numpy()
+            where = kind_of
+        else:
+            w, where = batch_weights(est, stats_pool["u"], valid, batches), kind_of[batches]
+        weights_by_kind[name] = {k: float(w[where == k].mean()) for k in sorted(set(kinds))}
     compat_by_kind = {k: float(np.mean([math.exp(s) for s, kk in zip(pool["mean_logp"], kinds) if kk == k]))
                       for k in sorted(set(kinds))}
     # Per-token gradient norm of each row, ||h_i|| / T_i, by kind: how much each kind pushes

@@ -55,7 +55,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from cadft.scoring import ensure_fused_lm_head, label_logprobs
+from cadft.estimators import make_estimator
+from cadft.model.scoring import ensure_fused_lm_head, label_logprobs
 from experiments import runner
 from experiments.methods import by_label, cadft_config, methods
 from experiments.real import common, data
@@ -119,7 +120,7 @@ def compat_by_kind(logps: list[torch.Tensor], kinds: list[str]) -> dict[str, flo
 
 
 def accuracy(model, tok, rows: list[dict], max_new_tokens: int) -> float:
-    from cadft.evaluate import evaluate_math
+    from cadft.evaluation.evaluate import evaluate_math
 
     if not rows:
         return math.nan
@@ -162,7 +163,7 @@ def measure(model, tok, sets: EvalSets, args, *, base_general_nll: float | None,
 
 def base_general_answers(args, model, tok) -> list[str]:
     """The base model's greedy answers to the general prompts, generated once and cached."""
-    from cadft.generation import generate
+    from cadft.model.generation import generate
 
     key = hashlib.sha256(f"{args.model_name_or_path}|{args.general}|{args.max_new_tokens}".encode()).hexdigest()[:12]
     path = Path(args.cache_dir) / f"general-{key}.json"
@@ -203,7 +204,7 @@ def trainer_config(args, method: str, lr: float, seed: int, out_dir: str, num_ro
         use_cpu=not torch.cuda.is_available(), max_length=args.max_length, seed=seed, data_seed=seed,
         dataloader_num_workers=0, disable_tqdm=True,
     )
-    if spec.fields.get("cadft_normalization") == "ema":  # its m, calibrated on at most the training set
+    if common.has_normalizer(make_estimator(spec.fields)):  # its m, calibrated on at most the training set
         kwargs.update(cadft_calibration_samples=min(64, num_rows))
     if spec.rewrites:
         # The rewriting scaled to the short run; the true answers only measure how many

@@ -101,7 +101,7 @@ def section_kinds(splits: dict, kinds: dict | None, folder: Path, rel: str) -> l
               "The same problems in every kind, so the comparison with gold is paired: the gap is "
               "mean(log c_gold - log c_kind) per problem, and the AUC the fraction of problems where gold scores "
               "higher (0.5: the model cannot tell the kind from gold). 95% t-intervals. The scores are "
-              "`cadft.scoring.score_rows`, what `cadft score` runs; from the command line: "
+              "`cadft.model.scoring.score_rows`, what `cadft score` runs; from the command line: "
               "`python -m experiments.real.data --out DIR` then `cadft score --dataset_path DIR/kinds.jsonl "
               "--output scores.jsonl` (its per-tag table groups by `kind`).", "",
               "| kind | n | mean c [95% CI] | median | IQR | log-c gap to gold [95% CI] | paired AUC |",
@@ -168,6 +168,12 @@ PART_A_KEYS = (("trace_cov", "tr Cov(G)"), ("rel_var", "tr Cov / ||E G||^2"), ("
 PART_A_DIFFS = ("rel_var", "ess", "cos_own", "cos_mean_own", "cos_nll")
 
 
+def _estimator(settings: dict) -> str:
+    """The `cadft_estimator` of `common.defaults()` settings (results written before its rename
+    hold it as `normalization`)."""
+    return settings.get("estimator", settings.get("normalization"))
+
+
 def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
     lines = ["## Part A: the estimator at the base model and in the middle of training", ""]
     if a is None:
@@ -178,10 +184,11 @@ def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
     labels = dict(PART_A_KEYS)
     lines += [_meta(a), "",
               "CADFT is the paper's estimator at the library's defaults, read from `CADFTConfig()` at run time "
-              f"(`{paper['normalization']}`: u = length-normalised NLL, z over the batch, w = exp(-beta max(0, z)), "
+              f"(`{_estimator(paper)}`: u = length-normalised NLL, z over the batch, w = exp(-beta max(0, z)), "
               f"beta = {paper['beta']:g}, DFT token loss alpha = {paper['alpha']:g}, eps = {paper['eps']:g}); "
-              "CADFT (earlier) is the project's earlier estimator at its defaults, `CADFTConfig(cadft_normalization="
-              f"\"ema\", cadft_token_power=0.5)`: beta = {earlier['beta']:g}, alpha = {earlier['alpha']:g}, "
+              "CADFT (earlier) is the project's earlier estimator at its defaults, `CADFTConfig(cadft_estimator="
+              f"\"{_estimator(earlier)}\", cadft_token_power={earlier['alpha']:g})`: beta = {earlier['beta']:g}, "
+              f"alpha = {earlier['alpha']:g}, "
               f"w_min = {earlier['w_min']:g}, w_max = {earlier['w_max']:g}. "
               f"Per-sample LoRA gradients (r = {lora['r']}, `{lora['targets']}`, {top}) of {s['pool']} "
               f"demonstrations of a mixture ({', '.join(f'{k} {n}' for k, n in a['pool_kinds'].items())}); "
@@ -192,8 +199,9 @@ def section_part_a(a: dict | None, folder: Path, rel: str) -> list[str]:
     lines += ["### Every estimator at the base", "",
               f"{a['num_params']:,} parameters in the B matrices. {s['batches']} bootstrap batches of "
               f"{s['batch_size']} (the same batches for every method); {s['outer']} outer bootstrap replicates (the "
-              "pool resampled) for the 95% intervals (point +- 1.96 bootstrap sd). The paper's weights come from each "
-              "batch's own z (`cadft.losses.batch_zscore_weights`), the earlier estimator's from c**beta / m with m "
+              "pool resampled) for the 95% intervals (point +- 1.96 bootstrap sd). Each method's weights on a batch "
+              "are its estimator's (`cadft.estimators.make_estimator(...).weights`, as the trainer weighs a global "
+              "batch): the paper's come from each batch's own z, the earlier estimator's from c**beta / m with m "
               "calibrated on the pool.", "",
               "Columns. tr Cov(G): the trace of the covariance of the batch gradient G over bootstrap batches (the "
               "unbiased sample trace of G itself, not a per-sample covariance divided by B); its scale differs "
