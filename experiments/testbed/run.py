@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 SMOKE = dict(
     base_hidden=32, base_layers=1, base_steps=30, mixtures=["clean", "default"], n_train=32, steps=6, batch_size=8,
     n_val=12, n_test=12, probe_size=4, variance_size=16, n_checkpoints=2, lrs=[1e-3], val_seeds=[100],
-    arms=["sft", "dft", "cadft", "earlier", "control", "paper_rw", "verified_rw"],  # every code path once
+    arms=["sft", "dft", "cadft", "earlier", "control", "paper_rw", "verified_rw",  # every code path once
+          "asft", "asft_z", "eaft", "eaft_z"],
     seeds=[0, 1], grpo_steps=1, grpo_prompts=2, grpo_generations=2, grpo_seeds=[0], rewrite_start=2,
     rewrite_interval=2, rewrite_budget=0.25,
 )
