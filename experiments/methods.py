@@ -34,8 +34,8 @@ class Method:
 
 # The paper's estimator (METHOD.md; the library default) and the project's earlier one (its
 # default before 2026-12-01): z-scored u with DFT's token loss, and c**beta / m after an EMA
-PAPER_ESTIMATOR = {"cadft_normalization": "zscore", "cadft_token_power": 1.0}
-EARLIER_ESTIMATOR = {"cadft_normalization": "ema", "cadft_token_power": 0.5}
+PAPER_ESTIMATOR = {"cadft_estimator": "zscore", "cadft_token_power": 1.0}
+EARLIER_ESTIMATOR = {"cadft_estimator": "ema", "cadft_token_power": 0.5}
 
 _PAPER = {"loss_type": "cadft", **PAPER_ESTIMATOR}
 _PAPER_REWRITING = {"rewrite": True, "rewrite_preset": "paper"}  # the library's default procedure
@@ -57,11 +57,11 @@ METHODS = {
                                                          "rewrite_preset": "verified", "rewrite_verifier": "exact"}),
     # Issue #28: the token losses of ASFT and EAFT (the library's defaults: KL 0.1; full entropy, K 20,
     # alpha 1), bare and with the paper's weights (decision_rule_token_losses.md reads them)
-    "asft": Method("ASFT", {"loss_type": "asft", "cadft_normalization": "none"}),
-    "asft_z": Method("ASFT + paper's weights (b=1)", {"loss_type": "asft", "cadft_normalization": "zscore",
+    "asft": Method("ASFT", {"loss_type": "asft", "cadft_estimator": "none"}),
+    "asft_z": Method("ASFT + paper's weights (b=1)", {"loss_type": "asft", "cadft_estimator": "zscore",
                                                        "cadft_beta": 1.0}),
-    "eaft": Method("EAFT", {"loss_type": "eaft", "cadft_normalization": "none"}),
-    "eaft_z": Method("EAFT + paper's weights (b=1)", {"loss_type": "eaft", "cadft_normalization": "zscore",
+    "eaft": Method("EAFT", {"loss_type": "eaft", "cadft_estimator": "none"}),
+    "eaft_z": Method("EAFT + paper's weights (b=1)", {"loss_type": "eaft", "cadft_estimator": "zscore",
                                                        "cadft_beta": 1.0}),
     # The real-model study's: the library's defaults as they are at run time (nothing pinned)
     "cadft_defaults": Method("CADFT", {"loss_type": "cadft"}, studies=("real",)),

@@ -12,7 +12,7 @@ from experiments.methods import Method, methods
 __all__ = ["ARMS", "LABELS", "REFERENCE", "COMPARED_WITH", "REWRITING", "WEIGHTS_ON", "run_fields"]
 
 # CADFTConfig field -> RunConfig field (the names a run's record carries)
-_RUN_FIELDS = {"cadft_normalization": "normalization", "cadft_token_power": "token_power", "cadft_beta": "beta",
+_RUN_FIELDS = {"cadft_estimator": "normalization", "cadft_token_power": "token_power", "cadft_beta": "beta",
                "cadft_w_max": "w_max", "rewrite_preset": "rewrite"}
 
 

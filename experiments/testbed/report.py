@@ -92,7 +92,7 @@ def _testbed(record: dict, summary: dict) -> str:
              f"seeds {', '.join(map(str, args['val_seeds']))} (best mean validation accuracy; ties to the smaller rate)")
     return f"""## The testbed
 
-A tiny Llama (hidden {base['config']['hidden_size']}, {base['config']['num_layers']} layers, character tokenizer, `cadft.tiny`) is
+A tiny Llama (hidden {base['config']['hidden_size']}, {base['config']['num_layers']} layers, character tokenizer, `cadft.model.tiny`) is
 pre-trained from scratch for {base['config']['steps']} steps (AdamW, learning rate {base['config']['lr']:g}, batch {base['config']['batch_size']}) on native-style problems whose number of operations is drawn
 as {weights}: long problems are rare, so the fine-tuning skill exists but is unreliable. {base['config']['hint_frac']:.0%} of its
 rows also teach it to restate a reference solution in its own style (what the verified rewriting's prompt asks of it).
@@ -111,7 +111,7 @@ corrupted number. Every run trains {args['steps']} steps of batch {args['batch_s
 `cadft.CADFTTrainer`, AdamW, cosine schedule; test seeds {', '.join(map(str, summary['seeds']))} (each seed: its own
 fine-tuning set, order and initialisation, shared by every arm). Learning rates: {tuned}.
 
-The arms (`experiments/methods.py`; fields of `testbed.RunConfig`):
+The arms (`experiments/methods.py`; fields of `experiments.testbed.training.RunConfig`):
 
 {arms}
 

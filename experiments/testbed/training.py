@@ -176,7 +176,7 @@ def quiet() -> None:
 
 
 def _tokenizer():
-    from cadft.tiny import tiny_tokenizer
+    from cadft.model.tiny import tiny_tokenizer
 
     return tiny_tokenizer()
 
@@ -207,8 +207,8 @@ def clean_rows(n: int) -> list[dict]:
 
 def accuracy(model, tokenizer, probs) -> float:
     """Greedy generation, then the final answer (last `#### x`, else the last number) vs the truth."""
-    from cadft.generation import generate
-    from cadft.verifiers import extract_answer
+    from cadft.evaluation.verifiers import extract_answer
+    from cadft.model.generation import generate
 
     outputs = generate(
         model, tokenizer, [chat_prompt(p.question) for p in probs], max_new_tokens=MAX_NEW_TOKENS,
@@ -221,7 +221,7 @@ def accuracy(model, tokenizer, probs) -> float:
 
 
 def _encode(tokenizer, rows):
-    from cadft.scoring import tokenize_demonstration
+    from cadft.model.scoring import tokenize_demonstration
 
     return [tokenize_demonstration(tokenizer, row) for row in rows]
 
@@ -244,7 +244,7 @@ def ensure_base(cfg: BaseConfig, cache_dir: str) -> str:
         return path
     from transformers import get_cosine_schedule_with_warmup
 
-    from cadft.tiny import tiny_llama
+    from cadft.model.tiny import tiny_llama
 
     tok = _tokenizer()
     model = tiny_llama(tok, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
@@ -320,7 +320,7 @@ def _label_logprobs(model, input_ids, labels, attention_mask=None, *, loss_type:
     KL(pi_ref || pi_theta) with its graph (`reference_kl` from both backbones' last hidden
     states; `reference` is the trainer's `ReferenceModel`, the model as training started)."""
     from cadft.losses import reference_kl, topk_entropy
-    from cadft.token_inputs import capture_hidden_states
+    from cadft.training.token_inputs import capture_hidden_states
 
     with capture_hidden_states(model) as hidden:
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
@@ -455,7 +455,7 @@ def compat_by_kind(model, tokenizer, encoded, kinds, cfg: RunConfig, *, estimato
     one: clip(c**beta / m)); for an arm without sample weights (SFT, DFT, bare ASFT and EAFT)
     by the library's default CADFT estimator."""
     from cadft.estimators import make_estimator
-    from cadft.scoring import score_rows
+    from cadft.model.scoring import score_rows
 
     scores = score_rows(model, encoded, pad_token_id=tokenizer.pad_token_id, batch_size=64, progress=False)
     s = torch.tensor([r["mean_logprob"] for r in scores], dtype=torch.float64)
@@ -528,7 +528,7 @@ def _trainer_args(cfg: RunConfig, out_dir: str):
 def rewrite_rounds(trainer, rows: list[dict]) -> list[dict]:
     """Per rewriting round: the library's counts (selected, replaced, kept by the draw) and,
     from the replaced rows' true answers, how many replacements are right, by original kind."""
-    from cadft.verifiers import extract_answer
+    from cadft.evaluation.verifiers import extract_answer
 
     logged = [h for h in trainer.state.log_history if "rewrite/round" in h]
     rounds = []
@@ -630,7 +630,7 @@ def grpo(cfg: GRPORunConfig, model_path: str, out_dir: str) -> dict:
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from cadft.verifiers import extract_answer
+    from cadft.evaluation.verifiers import extract_answer
 
     start = time.time()
     tok = _tokenizer()
