@@ -157,8 +157,8 @@ def train_comparison(setup: Setup, raw, cfg: dict, cuda: bool, profiles: dict, r
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     rows = long_rows(setup.tokenizer, raw, cfg["seq_len"], 4 * cfg["batch"] * 4)
-    for checkpointing in (False, True):
-        for accumulation in (1, 4):
+    for checkpointing in cfg["checkpointing"]:
+        for accumulation in cfg["accumulations"]:
             def profiled(name, scoped_step):
                 guard = Guarded(profile(activities=activities))
                 scoped_step(guard)
@@ -349,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="Write the results to this JSON file (after each part).")
     parser.add_argument("--profile", default=None, help="Write the profiled steps' kernel tables to this file.")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="The parts to run.")
+    parser.add_argument("--accumulations", type=int, nargs="+", default=[1, 4], help="train: accumulation steps.")
+    parser.add_argument("--checkpointing", choices=("off", "on"), nargs="+", default=["off", "on"],
+                        help="train: gradient checkpointing off, on or both.")
     parser.add_argument("--budget_minutes", type=float, default=None,
                         help="Skip the parts after training (score, rewrite, recipes) that would start past this.")
     args = parser.parse_args(argv)
     cfg = dict(SMOKE if args.smoke else FULL)
     cfg["rounds"] = args.rounds or cfg["rounds"]
+    cfg["accumulations"], cfg["checkpointing"] = args.accumulations, [c == "on" for c in args.checkpointing]
     cfg["seq_len"] = args.seq_len or cfg["seq_len"]
     cuda = torch.cuda.is_available() and not args.smoke
     if not cuda and not args.smoke:
