@@ -25,19 +25,23 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import sys
 import tempfile
 import time
-from datetime import date
-from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import (DEFAULT_DATA, Baton, _cpu_model, checkpointing_field, embedded_setup,  # noqa: E402
-                        long_rows, read_gsm8k, resident_mib, tiny_setup)
+# run as a script (python benchmarks/...): its own folder is the first import path, train_step beside it
+from train_step import (
+    DEFAULT_DATA,
+    Baton,
+    checkpointing_field,
+    embedded_setup,
+    long_rows,
+    prepare,
+    resident_mib,
+    run_info,
+    tiny_setup,
+)
 
 VARIANTS = ("trl-dft", "cadft-dft", "asft", "eaft", "eaft-topk")
 MODELS = ("tiny", "embedded-lora", "embedded-full")
@@ -141,28 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not Path(args.dataset_path).is_file():
-        parser.error(f"--dataset_path: file not found: {args.dataset_path}")
-    torch.set_num_threads(args.threads)
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    raw = read_gsm8k(Path(args.dataset_path), 256)
+    raw = prepare(parser, args)
     started = time.perf_counter()
     for i, name in enumerate(args.models):
         setup = tiny_setup() if name == "tiny" else embedded_setup(peft=name == "embedded-lora")
         rounds = args.tiny_rounds if name == "tiny" else args.rounds
-        print_table(setup.name, args.seq_len, args.batch, run(setup, raw, args.seq_len, args.batch, args.warmup, rounds),
-                    header=i == 0)
-    import peft
-    import trl
-
-    print(f"\n{date.today().isoformat()} | {_cpu_model()}, nproc={len(os.sched_getaffinity(0))}, {args.threads} torch "
-          f"thread(s) | torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "
-          f"peft {peft.__version__}\npython {' '.join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])} "
-          f"({(time.perf_counter() - started) / 60:.1f} min)")
+        result = run(setup, raw, args.seq_len, args.batch, args.warmup, rounds)
+        print_table(setup.name, args.seq_len, args.batch, result, header=i == 0)
+    run_info(args.threads, argv, started)
     return 0
 
 

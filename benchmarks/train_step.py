@@ -531,9 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def prepare(parser: argparse.ArgumentParser, args) -> list[dict]:
+    """A benchmark's start: check --dataset_path, set torch's threads, quiet the libraries'
+    progress bars; the first 256 GSM8K rows."""
     if not Path(args.dataset_path).is_file():
         parser.error(f"--dataset_path: file not found: {args.dataset_path}")
     torch.set_num_threads(args.threads)
@@ -542,24 +542,37 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
-    raw = read_gsm8k(Path(args.dataset_path), 256)
-    started = time.perf_counter()
-    suites = {"compare": compare_suite, "target": target_suite, "scaling": scaling_suite, "paper": paper_suite}
-    entries = suites[args.suite](args, raw)
+    return read_gsm8k(Path(args.dataset_path), 256)
+
+
+def run_info(threads: int, argv: list[str] | None, started: float) -> dict:
+    """Date, machine, versions, command and minutes of a benchmark run; printed as its last lines."""
     import peft
+    import transformers
     import trl
 
     import cadft
 
     info = {
         "date": date.today().isoformat(),
-        "machine": f"{_cpu_model()}, nproc={len(os.sched_getaffinity(0))}, {args.threads} torch thread(s)",
+        "machine": f"{_cpu_model()}, nproc={len(os.sched_getaffinity(0))}, {threads} torch thread(s)",
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "
                     f"peft {peft.__version__}, cadft {cadft.__version__}",
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
     print(f"\n{info['date']} | {info['machine']} | {info['versions']}\n{info['command']} ({info['minutes']} min)")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    raw = prepare(parser, args)
+    started = time.perf_counter()
+    suites = {"compare": compare_suite, "target": target_suite, "scaling": scaling_suite, "paper": paper_suite}
+    entries = suites[args.suite](args, raw)
+    info = run_info(args.threads, argv, started)
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "entries": entries}, indent=2) + "\n")
     return 0
