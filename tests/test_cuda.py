@@ -22,15 +22,17 @@ import os
 
 import pytest
 import torch
-from helpers import FAST_ARGS, naive_label_logprobs, trainer_args
-from test_paper_estimator import naive_step
-from test_token_losses import naive_asft, naive_eaft, naive_kl, naive_update
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTTrainer
 from cadft import losses as L
 from cadft.model.scoring import ensure_fused_lm_head
 from cadft.model.tiny import tiny_llama
+
+from helpers import FAST_ARGS, naive_label_logprobs, trainer_args
+from test_paper_estimator import naive_step
+from test_token_losses import naive_asft, naive_eaft, naive_kl, naive_update
+from test_trainer import assert_same_update
 
 ON_CPU = os.environ.get("CADFT_CUDA_TESTS_ON_CPU", "") not in ("", "0")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -45,6 +47,7 @@ pytestmark = [
 BF16_UPDATE_TOL = 5e-2  # relative error of the whole update in bf16 autocast
 BF16_WEIGHT_TOL = 2e-2  # absolute error of each sample weight in bf16 autocast
 ON_DEVICE = dict(use_cpu=DEVICE == "cpu")
+FP32_ON_DEVICE = dict(rtol=1e-3, atol=1e-6)  # float32 on the device against a reference (module docstring)
 
 
 def relative_error(a: dict, b: dict) -> float:
@@ -115,8 +118,7 @@ def test_one_step_matches_the_naive_reference(tok, demos, tmp_path, precision, s
     err, w_err = relative_error(ours, expected), abs(h["cadft/weight_mean"] - sum(w) / len(w))
     print(f"{DEVICE} {precision} {mb}x{acc}: update relative error {err:.2e}, weight_mean error {w_err:.2e}")
     if precision == "fp32":
-        for k in expected:
-            torch.testing.assert_close(ours[k], expected[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+        assert_same_update({k: ours[k] for k in expected}, expected, **FP32_ON_DEVICE)
         assert h["cadft/weight_min"] == pytest.approx(min(w), rel=1e-3)
     else:
         assert err <= BF16_UPDATE_TOL
@@ -137,8 +139,7 @@ def test_beta_zero_is_trl_dft(tok, demos, tmp_path, precision):
     err = relative_error(ours, theirs)
     print(f"{DEVICE} {precision}: beta 0 against TRL dft, update relative error {err:.2e}")
     if precision == "fp32":
-        for k in theirs:
-            torch.testing.assert_close(ours[k], theirs[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+        assert_same_update({k: ours[k] for k in theirs}, theirs, **FP32_ON_DEVICE)
     else:
         assert err <= BF16_UPDATE_TOL
     assert any(v.abs().max() > 0 for v in ours.values())
@@ -167,8 +168,7 @@ def test_packed_equals_padded(tok, demos, tmp_path, attn):
     print(f"{DEVICE} {attn} ({precision}): packed into {len(trainer.train_dataset)} rows against 8 padded, "
           f"update relative error {err:.2e}")
     if precision == "fp32":
-        for k in padded:
-            torch.testing.assert_close(packed[k], padded[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+        assert_same_update({k: packed[k] for k in padded}, padded, **FP32_ON_DEVICE)
     else:
         assert err <= BF16_UPDATE_TOL
     assert any(v.abs().max() > 0 for v in packed.values())
@@ -207,5 +207,4 @@ def test_token_losses_train_like_the_naive_reference(tok, demos, tmp_path, name,
     ours, trainer = train_delta(tok, demos.select(range(8)), None, args=args)
     expected = naive_update(tok, trainer, per_token, steps=3, lr=0.5)
     print(f"{DEVICE} {name}: 3 steps, update relative error {relative_error(ours, expected):.2e}")
-    for k in expected:
-        torch.testing.assert_close(ours[k], expected[k], rtol=1e-3, atol=1e-6, msg=lambda m: f"{k}: {m}")
+    assert_same_update({k: ours[k] for k in expected}, expected, **FP32_ON_DEVICE)
