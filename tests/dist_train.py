@@ -11,13 +11,14 @@ from __future__ import annotations
 import sys
 
 import torch
-from helpers import trainer_args
 from transformers import TrainerCallback
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
 from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.training.teardown import exit_if_torchrun
+
+from helpers import trainer_args
 
 
 class CalibratedNormalizer(TrainerCallback):

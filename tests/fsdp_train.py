@@ -24,13 +24,14 @@ import sys
 
 import torch
 import torch.distributed as dist
-from helpers import trainer_args
 
 from cadft import CADFTTrainer
 from cadft.cli.train import _score
 from cadft.data import mixed_quality_demos
 from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting.store import PROVENANCE_FILE
+
+from helpers import trainer_args
 
 FSDP_CONFIG = {"version": 2, "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"], "reshard_after_forward": True}
 

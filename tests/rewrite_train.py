@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
 from transformers import LlamaForCausalLM, TrainerCallback
 
 from cadft import CADFTTrainer
@@ -28,6 +27,8 @@ from cadft.data import mixed_quality_demos
 from cadft.model.tiny import tiny_tokenizer
 from cadft.rewriting import make_generator
 from cadft.training.teardown import exit_if_torchrun
+
+from helpers import trainer_args  # tests/ is on sys.path: pytest's rootdir, or this script's folder
 
 # 16 demonstrations, a global batch of 4: one epoch is 4 optimizer steps
 DATA = dict(n=16, seed=3, frac_foreign=0.25, frac_wrong=0.25)

@@ -13,7 +13,6 @@ import sys
 import time
 
 import torch.distributed as dist
-from helpers import trainer_args
 
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
@@ -21,6 +20,8 @@ from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting.generators import Candidate
 from cadft.rewriting.store import PROVENANCE_FILE
 from cadft.training.teardown import exit_if_torchrun
+
+from helpers import trainer_args
 
 
 class SlowGenerator:

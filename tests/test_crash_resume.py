@@ -21,6 +21,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from transformers import TrainerCallback
+
+from cadft import CADFTTrainer
+from cadft.cli.main import main as cadft_main
+from cadft.model.tiny import save_tiny, tiny_llama
+from cadft.rewriting.store import ORPHANED_FILE, PROVENANCE_FILE
+from cadft.training.state_io import read_state
+
 from crash_train import CRASH_ENV, crash_trainer
 from helpers import trainer_args
 from rewrite_train import rewriting_state
@@ -34,13 +42,6 @@ from test_rewriting_e2e import (  # noqa: F401  (fixtures are found by name)
     read_jsonl,
     server,
 )
-from transformers import TrainerCallback
-
-from cadft import CADFTTrainer
-from cadft.cli.main import main as cadft_main
-from cadft.model.tiny import save_tiny, tiny_llama
-from cadft.rewriting.store import ORPHANED_FILE, PROVENANCE_FILE
-from cadft.training.state_io import read_state
 
 HERE = Path(__file__).parent
 

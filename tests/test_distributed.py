@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import torchrun
 
 HERE = Path(__file__).parent

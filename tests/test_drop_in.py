@@ -23,7 +23,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from helpers import FAST_ARGS
 from peft import LoraConfig
 from transformers import TrainerCallback, TrainingArguments
 from trl import SFTConfig, SFTTrainer
@@ -31,6 +30,8 @@ from trl import SFTConfig, SFTTrainer
 from cadft import CADFTConfig, CADFTTrainer
 from cadft.config import SFT_DIFFERENCES
 from cadft.model.tiny import CHAT_TEMPLATE, save_tiny, tiny_llama, tiny_tokenizer
+
+from helpers import FAST_ARGS
 
 # Both trainers get these; a feature adds or overrides its own
 BASE = dict(FAST_ARGS, max_steps=3, max_length=128)

@@ -10,14 +10,15 @@ import math
 
 import pytest
 import torch
-from helpers import naive_label_logprobs, trainer_args
-from test_trainer import assert_same_update, params, train_and_delta
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTTrainer
 from cadft.estimators.normalizer import RunningNormalizer, log_mean_exp
 from cadft.losses import batch_kappa, cadft_loss, dft_loss, sample_weights, sft_loss
 from cadft.model.tiny import tiny_llama
+
+from helpers import naive_label_logprobs, trainer_args
+from test_trainer import assert_same_update, params, train_and_delta
 
 
 def random_batch(B=6, T=9, seed=0):

@@ -7,7 +7,6 @@ from pathlib import Path
 import cadft.evaluate
 import pytest
 from cadft.evaluate import evaluate_math, math_problems, pass_at_k, wilson_interval
-from math_rows import MATH_ROWS, gsm8k_answer, gsm8k_rows, write_jsonl
 
 import cadft.evaluation.evaluate
 from cadft.cli.common import CommandError
@@ -15,6 +14,8 @@ from cadft.cli.eval import BACKENDS, main
 from cadft.data.loading import DataFormatError
 from cadft.model.generation import generate
 from cadft.model.tiny import save_tiny, tiny_llama, tiny_tokenizer
+
+from math_rows import MATH_ROWS, gsm8k_answer, gsm8k_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")

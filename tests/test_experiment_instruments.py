@@ -52,7 +52,6 @@ def test_the_probes_asft_kl_and_eaft_entropy_equal_the_full_softmax():
 
     from cadft.model.tiny import tiny_llama, tiny_tokenizer
     from cadft.training.token_inputs import ReferenceModel
-
     from experiments.testbed.training import _label_logprobs
 
     tok = tiny_tokenizer()

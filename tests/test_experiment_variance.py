@@ -6,8 +6,15 @@ import math
 import torch
 
 from cadft.losses import zscore_weights
-from experiments.variance import (batch_coefficients, estimator_moments, gram, mean_batch_z, moments, norm_vs_z,
-                                  random_batches)
+from experiments.variance import (
+    batch_coefficients,
+    estimator_moments,
+    gram,
+    mean_batch_z,
+    moments,
+    norm_vs_z,
+    random_batches,
+)
 
 
 def _pool(n=24, p=30, seed=0):

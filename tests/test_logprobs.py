@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import naive_label_logprobs
 from peft import LoraConfig, get_peft_model
 
 from cadft import compatibility
 from cadft.model.scoring import ensure_fused_lm_head, score_rows, tokenize_demonstration
 from cadft.model.tiny import tiny_llama
+
+from helpers import naive_label_logprobs
 
 
 def batch_from(tok, demos, n=6):

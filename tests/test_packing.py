@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import trainer_args
-from test_trainer import assert_same_update, params
 
 from cadft import CADFTTrainer
 from cadft.data.collate import SAMPLE_ID, TOKEN_SAMPLE_IDS, split_packed
 from cadft.data.packing import segment_of_labels, unpack_rows
 from cadft.model.tiny import tiny_llama
+
+from helpers import trainer_args
+from test_trainer import assert_same_update, params
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 

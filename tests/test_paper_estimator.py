@@ -12,13 +12,14 @@ import math
 
 import pytest
 import torch
-from helpers import naive_label_logprobs, trainer_args
-from test_trainer import assert_same_update, params, train_and_delta
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTConfig, CADFTTrainer
 from cadft.losses import ZSCORE_EPS, batch_moments, length_normalized_nll, weighted_loss, zscore_weights, zscores
 from cadft.model.tiny import tiny_llama
+
+from helpers import naive_label_logprobs, trainer_args
+from test_trainer import assert_same_update, params, train_and_delta
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 

@@ -115,6 +115,7 @@ def _distinct_batches(n, batch_size, n_batches, seed=0):
 
 def test_paper_coefficients_equal_the_variance_module_and_beta_zero_is_dft(pool):
     import torch
+
     from experiments import variance
 
     u, tokens = -pool["s"], pool["tokens"]

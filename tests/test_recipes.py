@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helpers import require_deepspeed
 
 ROOT = Path(__file__).resolve().parents[1]

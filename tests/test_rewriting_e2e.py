@@ -29,13 +29,14 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import load_dataset
-from helpers import torchrun
-from rewrite_train import PAPER, RESUMABLE, demos, make_trainer, rewriting_state
 
 from cadft.data import mixed_quality_demos
 from cadft.model.scoring import tokenize_demonstration
 from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting.store import DATASET_FILE, ORPHANED_FILE, PROVENANCE_FILE
+
+from helpers import torchrun
+from rewrite_train import PAPER, RESUMABLE, demos, make_trainer, rewriting_state
 
 HERE = Path(__file__).parent
 RUN_TIMEOUT_S = 180  # per subprocess run; a healthy one takes about 10 s

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
-from helpers import trainer_args
-from test_generators import SECRET, ChatServer
 
 from cadft import CADFTTrainer
 from cadft.cli.main import main as cadft_main
 from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting.round import STORED_REPLY_CHARS
 from cadft.rewriting.store import DATASET_FILE, PROVENANCE_FILE
+
+from helpers import trainer_args
+from test_generators import SECRET, ChatServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:verifier 'none'")
 

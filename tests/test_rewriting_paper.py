@@ -17,7 +17,6 @@ import logging
 import pytest
 import torch
 from datasets import Dataset
-from helpers import trainer_args
 
 from cadft import CADFTConfig, CADFTTrainer
 from cadft.data import mixed_quality_demos
@@ -30,6 +29,8 @@ from cadft.rewriting.round import LOST_DRAW, UNVERIFIED, RewriteItem, run_round
 from cadft.rewriting.schedule import resolve_steps, round_due, select_highest_u
 from cadft.rewriting.store import PROVENANCE_FILE
 from cadft.rewriting.tracker import CompatibilityTracker, raw_compatibility
+
+from helpers import trainer_args
 
 # ------------------------------------------------------------------------------ schedule
 
@@ -470,9 +471,9 @@ def test_paper_defaults_scaled_down_on_the_embedded_model(tmp_path):
 
 
 def test_an_openai_generator_sends_a_plain_text_prompt_as_one_user_turn():
-    from test_generators import ChatServer
-
     from cadft.rewriting import OpenAIChatGenerator
+
+    from test_generators import ChatServer
 
     server = ChatServer()
     try:

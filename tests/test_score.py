@@ -11,8 +11,6 @@ import sys
 import pytest
 import torch
 from datasets import load_dataset
-from helpers import naive_label_logprobs
-from math_rows import gsm8k_rows, write_jsonl
 
 from cadft import CADFTConfig
 from cadft.cli import rewrite as rewrite_cli
@@ -23,6 +21,9 @@ from cadft.losses import sample_weights
 from cadft.model.loading import load_model_and_tokenizer
 from cadft.model.scoring import MAX_PADDING, _length_batches, score_rows, tokenize_demonstration
 from cadft.model.tiny import save_tiny, tiny_llama, tiny_tokenizer
+
+from helpers import naive_label_logprobs
+from math_rows import gsm8k_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,16 @@ import math
 
 import pytest
 import torch
-from helpers import naive_label_logprobs, trainer_args
 from peft import LoraConfig
-from test_trainer import assert_same_update, params, train_and_delta
 
 from cadft import CADFTConfig, CADFTTrainer, defaults
 from cadft import losses as L
 from cadft.estimators import BatchNormalized, RunningNormalized, Unweighted, ZScore, make_estimator
 from cadft.losses.token_loss import ASFTLoss, EAFTLoss, PowerLoss
 from cadft.model.tiny import tiny_llama
+
+from helpers import naive_label_logprobs, trainer_args
+from test_trainer import assert_same_update, params, train_and_delta
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}
 

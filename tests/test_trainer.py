@@ -8,12 +8,13 @@ import logging
 import pytest
 import torch
 from datasets import Dataset
-from helpers import trainer_args
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
 from cadft import CADFTTrainer
 from cadft.model.tiny import tiny_llama
+
+from helpers import trainer_args
 
 pytestmark = pytest.mark.min_deps  # also run on the lowest supported versions (.ci/run)
 

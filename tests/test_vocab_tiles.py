@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import trainer_args
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -15,6 +14,8 @@ from trl.trainer import utils as trl_utils
 from cadft import CADFTTrainer
 from cadft.data import mixed_quality_demos
 from cadft.model.vocab_tiles import CPU_VOCAB_TILE, cpu_vocab_tiles
+
+from helpers import trainer_args
 
 VOCAB = 131_072  # four of TRL's 32,768-wide tiles, sixteen of cadft's
 

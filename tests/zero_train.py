@@ -31,13 +31,14 @@ import sys
 
 import torch
 import torch.distributed as dist
-from helpers import trainer_args
 
 from cadft import CADFTTrainer
 from cadft.cli.train import _score
 from cadft.data import mixed_quality_demos
 from cadft.model.tiny import tiny_llama, tiny_tokenizer
 from cadft.rewriting.store import PROVENANCE_FILE
+
+from helpers import trainer_args
 
 GLOBAL_BATCH = 8
 
